@@ -1,0 +1,53 @@
+//! Argument parsing and dispatch. Exit codes: 0 success, 1 a negative answer (mismatch,
+//! refused sign-in), 2 an error, with one line on stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod hash;
+mod stdin;
+
+#[derive(Parser)]
+#[command(
+    name = "phsync",
+    version,
+    about = "Password Hash Synchronization: AD NT hashes to cloud digests, byte-exact with Entra Connect",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// NT hashes and PHS digests (passwords are read from stdin, never from arguments)
+    Hash {
+        #[command(subcommand)]
+        command: hash::HashCommand,
+    },
+}
+
+/// A command's outcome: success, or a "no" that is not an error (exit 1).
+pub enum Outcome {
+    Success,
+    Negative,
+}
+
+pub type CliResult = Result<Outcome, String>;
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash { command } => hash::run(command),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Negative) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("phsync: error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! NT hash and the Password Hash Synchronization digest, byte-exact with Microsoft's
+//! `OrgIdHashGenerator` (see `shared/docs/phs-spec.md` §1).
+//!
+//! This module depends on nothing else in the crate: it is the piece every other layer
+//! (replication, tenant, engine, C ABI) trusts to agree with Microsoft bit for bit.
+
+mod digest;
+mod error;
+mod nt;
+
+pub use digest::{
+    random_salt, verify_nt_hash, verify_password, verify_password_utf16, PhsDigest,
+    DEFAULT_ITERATIONS, DIGEST_STRING_MAX_LEN, KEY_LEN, MAX_ITERATIONS, MIN_ITERATIONS, SALT_LEN,
+};
+pub use error::{DigestParseError, HashError};
+pub use nt::{NtHash, MAX_PASSWORD_UTF16_UNITS, NT_HASH_LEN};

@@ -1,0 +1,7 @@
+//! The `phsync` command line: a thin front door over the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}
