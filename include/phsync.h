@@ -33,6 +33,16 @@
 #define PHS_SALT_LEN 10
 
 /**
+ * `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
+ */
+#define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
+
+/**
+ * An open tenant. Safe to use from several threads at once; free with `phs_cloud_free`.
+ */
+typedef struct phs_cloud phs_cloud;
+
+/**
  * Result of every fallible export: `PHS_OK` or a negative `PHS_E_*` code.
  */
 typedef int32_t phs_status;
@@ -75,6 +85,31 @@ typedef int32_t phs_status;
 #define PHS_E_RANDOM -7
 
 /**
+ * No such user (or, for synced credentials, no user with that source anchor yet).
+ */
+#define PHS_E_NOT_FOUND -10
+
+/**
+ * The password does not meet the cloud password policy; the message lists why.
+ */
+#define PHS_E_PASSWORD_POLICY -11
+
+/**
+ * A user principal name or source anchor is already taken.
+ */
+#define PHS_E_CONFLICT -12
+
+/**
+ * The tenant's storage failed (file unreadable, disk full, ...).
+ */
+#define PHS_E_STORAGE -13
+
+/**
+ * A password cannot be used (e.g. an unpaired surrogate in a cloud password).
+ */
+#define PHS_E_INVALID_PASSWORD -14
+
+/**
  * A bug in phsync (a caught panic); the message says where.
  */
 #define PHS_E_INTERNAL -99
@@ -82,6 +117,14 @@ typedef int32_t phs_status;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Free a string phsync returned (`out_json` results). NULL is a no-op.
+ *
+ * # Safety
+ * `s` must be NULL or a string from phsync not yet freed.
+ */
+void phs_string_free(char *s);
 
 /**
  * Version of the C ABI this library implements (`PHS_ABI_VERSION`).
@@ -102,6 +145,75 @@ size_t phs_last_error_message(char *buf, size_t capacity);
  * A static, NUL-terminated name for a status code ("PHS_OK", "PHS_E_NULL_ARGUMENT", ...).
  */
 const char *phs_status_name(phs_status status);
+
+/**
+ * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600).
+ *
+ * # Safety
+ * `target` must be NUL-terminated; `out` writable.
+ */
+phs_status phs_cloud_open(const char *target, struct phs_cloud **out);
+
+/**
+ * Close a tenant. NULL is a no-op.
+ *
+ * # Safety
+ * `cloud` must be NULL or from `phs_cloud_open`, not yet freed.
+ */
+void phs_cloud_free(struct phs_cloud *cloud);
+
+/**
+ * Administrator password reset (cloud policy applies). `password`: `len` UTF-16 units.
+ * `flags`: 0 or `PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN`. On success `*out_json` is
+ * `{"user_principal_name","result":"applied","changed_at","force_change_at_next_sign_in","password_expires_at"}`.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_set_cloud_password(struct phs_cloud *cloud,
+                                  const char *upn,
+                                  const uint16_t *password,
+                                  size_t len,
+                                  uint32_t flags,
+                                  char **out_json);
+
+/**
+ * Sign in. A refusal is `PHS_OK` too: read `"result"` in `*out_json`
+ * (`success`, `invalid_credentials`, `must_change_password`, `password_expired`,
+ * `account_disabled`, `locked_out`); `"session_token"` is set on success.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_sign_in(struct phs_cloud *cloud,
+                             const char *upn,
+                             const uint16_t *password,
+                             size_t len,
+                             char **out_json);
+
+/**
+ * A user's own password change (old and new as UTF-16). Result JSON as for sign-in;
+ * `"result":"success"` means the password was changed.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_change_password(struct phs_cloud *cloud,
+                                     const char *upn,
+                                     const uint16_t *old_password,
+                                     size_t old_len,
+                                     const uint16_t *new_password,
+                                     size_t new_len,
+                                     char **out_json);
+
+/**
+ * One user as JSON (`user_principal_name`, `source_anchor`, `display_name`, `enabled`,
+ * `origin`, `created_at`, `password`, `locked_until`); `PHS_E_NOT_FOUND` if absent.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
 
 /**
  * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cloud;
 mod hash;
 mod stdin;
 
@@ -27,6 +28,8 @@ enum Command {
         #[command(subcommand)]
         command: hash::HashCommand,
     },
+    /// The cloud tenant: users, password resets, sign-ins, audit, policy
+    Cloud(cloud::CloudArgs),
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -41,6 +44,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash { command } => hash::run(command),
+        Command::Cloud(args) => cloud::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -7,9 +7,14 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
+use crate::cloud::CloudError;
 use crate::hash::HashError;
 
+mod cloud;
 mod hash;
+
+pub use cloud::*;
+pub use hash::*;
 
 /// Result of every fallible export: `PHS_OK` or a negative `PHS_E_*` code.
 #[allow(non_camel_case_types)]
@@ -33,6 +38,16 @@ pub const PHS_E_PASSWORD_TOO_LONG: phs_status = -5;
 pub const PHS_E_INVALID_ARGUMENT: phs_status = -6;
 /// The operating system's random number generator failed.
 pub const PHS_E_RANDOM: phs_status = -7;
+/// No such user (or, for synced credentials, no user with that source anchor yet).
+pub const PHS_E_NOT_FOUND: phs_status = -10;
+/// The password does not meet the cloud password policy; the message lists why.
+pub const PHS_E_PASSWORD_POLICY: phs_status = -11;
+/// A user principal name or source anchor is already taken.
+pub const PHS_E_CONFLICT: phs_status = -12;
+/// The tenant's storage failed (file unreadable, disk full, ...).
+pub const PHS_E_STORAGE: phs_status = -13;
+/// A password cannot be used (e.g. an unpaired surrogate in a cloud password).
+pub const PHS_E_INVALID_PASSWORD: phs_status = -14;
 /// A bug in phsync (a caught panic); the message says where.
 pub const PHS_E_INTERNAL: phs_status = -99;
 
@@ -72,6 +87,24 @@ impl From<HashError> for FfiError {
             | HashError::MalformedNtHash
             | HashError::MalformedSalt => PHS_E_INVALID_ARGUMENT,
             HashError::Random(_) => PHS_E_RANDOM,
+        };
+        FfiError::new(status, e.to_string())
+    }
+}
+
+impl From<CloudError> for FfiError {
+    fn from(e: CloudError) -> Self {
+        let status = match &e {
+            CloudError::UserNotFound(_) | CloudError::AnchorNotFound(_) => PHS_E_NOT_FOUND,
+            CloudError::UpnConflict(_) | CloudError::AnchorConflict(_) => PHS_E_CONFLICT,
+            CloudError::PolicyViolation(_) => PHS_E_PASSWORD_POLICY,
+            CloudError::MalformedDigest(_) => PHS_E_MALFORMED_DIGEST,
+            CloudError::PasswordTooLong { .. } => PHS_E_PASSWORD_TOO_LONG,
+            CloudError::InvalidPassword(_) => PHS_E_INVALID_PASSWORD,
+            CloudError::InvalidUpn(..)
+            | CloudError::InvalidArgument(_)
+            | CloudError::UnsupportedTarget(_) => PHS_E_INVALID_ARGUMENT,
+            CloudError::Storage(_) | CloudError::TenantFile { .. } => PHS_E_STORAGE,
         };
         FfiError::new(status, e.to_string())
     }
@@ -170,6 +203,33 @@ pub(crate) unsafe fn write_c_string(
     Ok(())
 }
 
+/// Hand a JSON result to C: a NUL-terminated string the caller frees with `phs_string_free`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+pub(crate) unsafe fn write_json<T: serde::Serialize>(
+    value: &T,
+    out: *mut *mut c_char,
+) -> Result<(), FfiError> {
+    if out.is_null() {
+        return Err(FfiError::null("out_json"));
+    }
+    let text = serde_json::to_string(value).expect("results serialize");
+    *out = CString::new(text).expect("JSON has no NUL").into_raw();
+    Ok(())
+}
+
+/// Free a string phsync returned (`out_json` results). NULL is a no-op.
+///
+/// # Safety
+/// `s` must be NULL or a string from phsync not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn phs_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        let _ = std::panic::catch_unwind(|| drop(CString::from_raw(s)));
+    }
+}
+
 /// Version of the C ABI this library implements (`PHS_ABI_VERSION`).
 #[no_mangle]
 pub extern "C" fn phs_abi_version() -> u32 {
@@ -214,6 +274,11 @@ pub extern "C" fn phs_status_name(status: phs_status) -> *const c_char {
         PHS_E_PASSWORD_TOO_LONG => c"PHS_E_PASSWORD_TOO_LONG",
         PHS_E_INVALID_ARGUMENT => c"PHS_E_INVALID_ARGUMENT",
         PHS_E_RANDOM => c"PHS_E_RANDOM",
+        PHS_E_NOT_FOUND => c"PHS_E_NOT_FOUND",
+        PHS_E_PASSWORD_POLICY => c"PHS_E_PASSWORD_POLICY",
+        PHS_E_CONFLICT => c"PHS_E_CONFLICT",
+        PHS_E_STORAGE => c"PHS_E_STORAGE",
+        PHS_E_INVALID_PASSWORD => c"PHS_E_INVALID_PASSWORD",
         PHS_E_INTERNAL => c"PHS_E_INTERNAL",
         _ => c"PHS_E_UNKNOWN",
     };

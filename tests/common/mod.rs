@@ -1,1 +1,2 @@
+pub mod tenant;
 pub mod vectors;

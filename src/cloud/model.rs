@@ -1,0 +1,156 @@
+//! What callers see of the tenant. Field names are part of the JSON contract of the CLI
+//! and the C ABI: change them only with a new ABI version.
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Provisioned by a sync agent from on-prem AD; has a source anchor.
+    Synced,
+    /// Created in the cloud; always under the cloud password policy.
+    Cloud,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Synced => "synced",
+            Origin::Cloud => "cloud",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSource {
+    /// A PHS digest from on-prem AD.
+    Synced,
+    /// Set in the cloud: administrator reset or a user's own change.
+    Cloud,
+}
+
+/// The state of a user's current password, without the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordInfo {
+    pub source: PasswordSource,
+    /// On-prem change time for synced passwords, cloud time for cloud-set ones.
+    pub changed_at: Timestamp,
+    pub applied_at: Timestamp,
+    pub force_change_at_next_sign_in: bool,
+    /// `null`: never expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub user_principal_name: String,
+    /// base64 objectGUID: the immutable link to the on-prem object.
+    pub source_anchor: Option<String>,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub origin: Origin,
+    pub created_at: Timestamp,
+    pub password: Option<PasswordInfo>,
+    /// Set while smart lockout refuses sign-ins.
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A synced user as the agent sees it on-prem.
+#[derive(Debug, Clone)]
+pub struct SyncedUserSpec {
+    pub source_anchor: String,
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// A PHS digest on its way to the tenant, with the on-prem time of the password change.
+pub struct SyncedCredential {
+    pub source_anchor: String,
+    pub digest: Zeroizing<String>,
+    pub changed_at: Timestamp,
+    pub force_change_at_next_sign_in: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CredentialOutcome {
+    Applied,
+    /// Not newer than the credential the tenant holds; nothing changed.
+    Stale {
+        current_changed_at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetPasswordResult {
+    pub user_principal_name: String,
+    pub result: &'static str,
+    pub changed_at: Timestamp,
+    pub force_change_at_next_sign_in: bool,
+    pub password_expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInStatus {
+    Success,
+    /// Unknown user or wrong password: deliberately indistinguishable.
+    InvalidCredentials,
+    MustChangePassword,
+    PasswordExpired,
+    AccountDisabled,
+    LockedOut,
+}
+
+impl SignInStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInStatus::Success => "success",
+            SignInStatus::InvalidCredentials => "invalid_credentials",
+            SignInStatus::MustChangePassword => "must_change_password",
+            SignInStatus::PasswordExpired => "password_expired",
+            SignInStatus::AccountDisabled => "account_disabled",
+            SignInStatus::LockedOut => "locked_out",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInResult {
+    pub user_principal_name: String,
+    pub result: SignInStatus,
+    /// Bearer token of the new session, on success only.
+    pub session_token: Option<String>,
+    pub session_expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub user_principal_name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub user_principal_name: Option<String>,
+    pub source_anchor: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}

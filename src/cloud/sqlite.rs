@@ -1,0 +1,492 @@
+//! The embedded tenant: one SQLite file (WAL, mode 0600). Write transactions are
+//! `BEGIN IMMEDIATE`, so writers in other processes queue behind the busy timeout instead
+//! of failing or interleaving.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use zeroize::Zeroizing;
+
+use super::store::{
+    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreTx, TenantStore, UserKey,
+    UserRow,
+};
+use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY,
+    upn           TEXT NOT NULL,
+    upn_key       TEXT NOT NULL UNIQUE,
+    source_anchor TEXT UNIQUE,
+    display_name  TEXT,
+    enabled       INTEGER NOT NULL,
+    origin        TEXT NOT NULL CHECK (origin IN ('synced', 'cloud')),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    user_id      INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    source       TEXT NOT NULL CHECK (source IN ('synced', 'cloud')),
+    secret       TEXT NOT NULL,
+    changed_at   INTEGER NOT NULL,
+    applied_at   INTEGER NOT NULL,
+    force_change INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lockouts (
+    upn_key      TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    locked_until INTEGER,
+    salt         BLOB NOT NULL,
+    recent       BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash BLOB PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at            INTEGER NOT NULL,
+    actor         TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    upn           TEXT,
+    source_anchor TEXT,
+    outcome       TEXT NOT NULL,
+    detail        TEXT
+);
+";
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn file_error(path: &Path, message: impl std::fmt::Display) -> CloudError {
+    CloudError::TenantFile {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Create the file 0600 before SQLite touches it (SQLite gives its -wal and -shm files the
+/// database file's mode), and tighten an existing file that is more open than that.
+fn prepare_file(path: &Path) -> CloudResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+                if !meta.is_file() {
+                    return Err(file_error(path, "not a regular file"));
+                }
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| {
+                            file_error(path, format!("cannot restrict to mode 0600: {e}"))
+                        })?;
+                }
+            }
+            Err(e) => return Err(file_error(path, format!("cannot create: {e}"))),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if !path.exists() {
+            std::fs::File::create(path)
+                .map_err(|e| file_error(path, format!("cannot create: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Open (creating on first use) the tenant file at `path`.
+    pub fn open(path: &Path) -> CloudResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(file_error(
+                    path,
+                    format!("directory {} does not exist", parent.display()),
+                ));
+            }
+        }
+        prepare_file(path)?;
+        let conn = Connection::open(path).map_err(|e| file_error(path, e))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| file_error(path, format!("not a tenant file ({e})")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(file_error(
+                path,
+                format!("cannot enable WAL (journal mode {mode})"),
+            ));
+        }
+        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let migrated = (|| -> CloudResult<()> {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(file_error(
+                    path,
+                    format!("written by a newer phsync (schema {version}, this one knows {SCHEMA_VERSION})"),
+                ));
+            }
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+            Ok(())
+        })();
+        match migrated {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                conn.execute_batch("ROLLBACK").ok();
+                return Err(e);
+            }
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl TenantStore for SqliteStore {
+    fn write(&self) -> CloudResult<Box<dyn StoreTx + '_>> {
+        let conn = self.conn.lock().map_err(|_| {
+            CloudError::Storage("tenant connection poisoned by an earlier panic".into())
+        })?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Box::new(SqliteTx { conn, done: false }))
+    }
+}
+
+struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    done: bool,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn origin_from(s: &str) -> Origin {
+    if s == "cloud" {
+        Origin::Cloud
+    } else {
+        Origin::Synced
+    }
+}
+
+fn source_str(s: PasswordSource) -> &'static str {
+    match s {
+        PasswordSource::Synced => "synced",
+        PasswordSource::Cloud => "cloud",
+    }
+}
+
+const USER_COLUMNS: &str =
+    "id, upn, source_anchor, display_name, enabled, origin, created_at, updated_at";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        upn: r.get(1)?,
+        source_anchor: r.get(2)?,
+        display_name: r.get(3)?,
+        enabled: r.get(4)?,
+        origin: origin_from(&r.get::<_, String>(5)?),
+        created_at: Timestamp::from_unix_micros(r.get(6)?),
+        updated_at: Timestamp::from_unix_micros(r.get(7)?),
+    })
+}
+
+fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        at: Timestamp::from_unix_micros(r.get(0)?),
+        actor: r.get(1)?,
+        action: r.get(2)?,
+        upn: r.get(3)?,
+        source_anchor: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+    })
+}
+
+/// Unique-constraint failures become the conflict the caller can act on.
+fn map_unique(e: rusqlite::Error, upn: &str, anchor: Option<&str>) -> CloudError {
+    let text = e.to_string();
+    if text.contains("UNIQUE") && text.contains("source_anchor") {
+        CloudError::AnchorConflict(anchor.unwrap_or_default().to_string())
+    } else if text.contains("UNIQUE") && text.contains("upn_key") {
+        CloudError::UpnConflict(upn.to_string())
+    } else {
+        CloudError::Storage(text)
+    }
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn user(&mut self, key: UserKey<'_>) -> CloudResult<Option<UserRow>> {
+        let (column, value): (&str, rusqlite::types::Value) = match key {
+            UserKey::Id(id) => ("id", id.into()),
+            UserKey::Upn(k) => ("upn_key", k.to_string().into()),
+            UserKey::Anchor(a) => ("source_anchor", a.to_string().into()),
+        };
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, [value], user_from_row)
+            .optional()?)
+    }
+
+    fn users(&mut self) -> CloudResult<Vec<UserRow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY upn_key"
+        ))?;
+        let rows = stmt.query_map([], user_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn insert_user(&mut self, u: &NewUser<'_>) -> CloudResult<UserRow> {
+        self.conn
+            .execute(
+                "INSERT INTO users (upn, upn_key, source_anchor, display_name, enabled, origin, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    u.upn,
+                    upn_key(u.upn),
+                    u.source_anchor,
+                    u.display_name,
+                    u.enabled,
+                    u.origin.as_str(),
+                    u.now.unix_micros()
+                ],
+            )
+            .map_err(|e| map_unique(e, u.upn, u.source_anchor))?;
+        let id = self.conn.last_insert_rowid();
+        self.user(UserKey::Id(id))?
+            .ok_or_else(|| CloudError::Storage("inserted user vanished".into()))
+    }
+
+    fn update_user(&mut self, u: &UserRow) -> CloudResult<()> {
+        self.conn
+            .execute(
+                "UPDATE users SET upn = ?2, upn_key = ?3, source_anchor = ?4, display_name = ?5,
+                 enabled = ?6, origin = ?7, updated_at = ?8 WHERE id = ?1",
+                params![
+                    u.id,
+                    u.upn,
+                    upn_key(&u.upn),
+                    u.source_anchor,
+                    u.display_name,
+                    u.enabled,
+                    u.origin.as_str(),
+                    u.updated_at.unix_micros()
+                ],
+            )
+            .map_err(|e| map_unique(e, &u.upn, u.source_anchor.as_deref()))?;
+        Ok(())
+    }
+
+    fn credential(&mut self, user_id: i64) -> CloudResult<Option<CredentialRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT source, secret, changed_at, applied_at, force_change FROM credentials WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    Ok(CredentialRow {
+                        source: if r.get::<_, String>(0)? == "cloud" {
+                            PasswordSource::Cloud
+                        } else {
+                            PasswordSource::Synced
+                        },
+                        secret: Zeroizing::new(r.get(1)?),
+                        changed_at: Timestamp::from_unix_micros(r.get(2)?),
+                        applied_at: Timestamp::from_unix_micros(r.get(3)?),
+                        force_change: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_credential(&mut self, user_id: i64, c: &CredentialRow) -> CloudResult<()> {
+        self.conn.execute(
+            "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
+               changed_at = excluded.changed_at, applied_at = excluded.applied_at,
+               force_change = excluded.force_change",
+            params![
+                user_id,
+                source_str(c.source),
+                c.secret.as_str(),
+                c.changed_at.unix_micros(),
+                c.applied_at.unix_micros(),
+                c.force_change
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn lockout(&mut self, key: &str) -> CloudResult<Option<LockoutRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT failures, window_start, locked_until, salt, recent FROM lockouts WHERE upn_key = ?1",
+                [key],
+                |r| {
+                    let salt: Vec<u8> = r.get(3)?;
+                    let recent: Vec<u8> = r.get(4)?;
+                    Ok(LockoutRow {
+                        upn_key: key.to_string(),
+                        failures: r.get(0)?,
+                        window_start: Timestamp::from_unix_micros(r.get(1)?),
+                        locked_until: r.get::<_, Option<i64>>(2)?.map(Timestamp::from_unix_micros),
+                        salt: salt.try_into().unwrap_or([0; 10]),
+                        recent: recent
+                            .chunks_exact(32)
+                            .map(|c| c.try_into().expect("32-byte chunk"))
+                            .collect(),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_lockout(&mut self, row: &LockoutRow) -> CloudResult<()> {
+        let recent: Vec<u8> = row.recent.iter().flatten().copied().collect();
+        self.conn.execute(
+            "INSERT INTO lockouts (upn_key, failures, window_start, locked_until, salt, recent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(upn_key) DO UPDATE SET failures = excluded.failures,
+               window_start = excluded.window_start, locked_until = excluded.locked_until,
+               salt = excluded.salt, recent = excluded.recent",
+            params![
+                row.upn_key,
+                row.failures,
+                row.window_start.unix_micros(),
+                row.locked_until.map(Timestamp::unix_micros),
+                row.salt.as_slice(),
+                recent
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_lockout(&mut self, key: &str) -> CloudResult<()> {
+        self.conn
+            .execute("DELETE FROM lockouts WHERE upn_key = ?1", [key])?;
+        Ok(())
+    }
+
+    fn insert_session(&mut self, s: &SessionRow) -> CloudResult<()> {
+        self.conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                s.token_hash.as_slice(),
+                s.user_id,
+                s.created_at.unix_micros(),
+                s.expires_at.unix_micros()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session(&mut self, token_hash: &[u8; 32]) -> CloudResult<Option<SessionRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?1",
+                [token_hash.as_slice()],
+                |r| {
+                    Ok(SessionRow {
+                        token_hash: *token_hash,
+                        user_id: r.get(0)?,
+                        created_at: Timestamp::from_unix_micros(r.get(1)?),
+                        expires_at: Timestamp::from_unix_micros(r.get(2)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn append_audit(&mut self, a: &AuditRow) -> CloudResult<()> {
+        self.conn.execute(
+            "INSERT INTO audit (at, actor, action, upn, source_anchor, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                a.at.unix_micros(),
+                a.actor,
+                a.action,
+                a.upn,
+                a.source_anchor,
+                a.outcome,
+                a.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&mut self, limit: usize) -> CloudResult<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, actor, action, upn, source_anchor, outcome, detail FROM audit
+             ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], audit_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn settings(&mut self) -> CloudResult<TenantSettings> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'settings'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match json {
+            None => Ok(TenantSettings::default()),
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| CloudError::Storage(format!("stored settings are unreadable: {e}"))),
+        }
+    }
+
+    fn put_settings(&mut self, settings: &TenantSettings) -> CloudResult<()> {
+        let json = serde_json::to_string(settings).expect("settings serialize");
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('settings', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [json],
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> CloudResult<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.done = true;
+        Ok(())
+    }
+}

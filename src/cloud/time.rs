@@ -1,0 +1,115 @@
+//! Timestamps: microseconds since the Unix epoch (UTC), RFC 3339 on the wire.
+
+use serde::{Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A UTC instant with microsecond precision. On-prem change times (AD FILETIMEs) and cloud
+/// times share this type so "newest wins" compares like with like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+const FILETIME_UNIX_EPOCH_100NS: i64 = 116_444_736_000_000_000;
+
+impl Timestamp {
+    pub const fn from_unix_micros(us: i64) -> Self {
+        Timestamp(us)
+    }
+
+    pub fn unix_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn now() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Timestamp((now.unix_timestamp_nanos() / 1000) as i64)
+    }
+
+    /// From an AD FILETIME (100 ns since 1601), e.g. pwdLastSet. `None` for 0 and
+    /// "never" (i64::MAX), which are not instants.
+    pub fn from_filetime(filetime: i64) -> Option<Self> {
+        if filetime <= 0 || filetime == i64::MAX {
+            return None;
+        }
+        Some(Timestamp((filetime - FILETIME_UNIX_EPOCH_100NS) / 10))
+    }
+
+    pub fn plus_seconds(self, seconds: i64) -> Self {
+        Timestamp(self.0.saturating_add(seconds.saturating_mul(1_000_000)))
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
+        let dt =
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("invalid time {s:?}: {e}"))?;
+        Ok(Timestamp((dt.unix_timestamp_nanos() / 1000) as i64))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
+            .ok()
+            .and_then(|dt| dt.format(&Rfc3339).ok())
+            .unwrap_or_else(|| format!("@{}us", self.0))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// Where "now" comes from; tests move it by hand to cross expiry and lockout windows.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that only moves when told to (shared between threads).
+#[derive(Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(start.0))
+    }
+
+    pub fn advance_seconds(&self, seconds: i64) {
+        self.0
+            .fetch_add(seconds * 1_000_000, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetime_conversion() {
+        // 2021-01-01T00:00:00Z
+        let ft = 132_539_328_000_000_000;
+        let t = Timestamp::from_filetime(ft).unwrap();
+        assert_eq!(t.to_rfc3339(), "2021-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_filetime(0), None);
+        assert_eq!(Timestamp::from_filetime(i64::MAX), None);
+        assert_eq!(Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(), t);
+    }
+}
