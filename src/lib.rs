@@ -4,6 +4,7 @@
 //! Layers (data flows one way): [`hash`] is the digest core everything trusts; the C ABI in
 //! `ffi` and the `phsync` CLI are thin front doors over it.
 
+pub mod bench;
 pub mod cloud;
 pub mod hash;
 

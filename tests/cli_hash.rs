@@ -164,3 +164,38 @@ fn secrets_never_reach_stderr() {
     );
     assert!(!stderr(&o).contains("Sup3rSecret"));
 }
+
+#[test]
+fn bench_digest_reports_every_path_and_the_reference() {
+    let o = phsync(
+        &[
+            "bench",
+            "digest",
+            "--seconds",
+            "0.05",
+            "--iterations",
+            "10",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths: Vec<&str> = v["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"scalar portable"), "{paths:?}");
+    assert!(v["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["digests_per_second"].as_f64().unwrap() > 0.0));
+    // python3 is on every machine this project runs CI on; its keys are cross-checked.
+    assert!(
+        v["reference"]["digests_per_second"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+}

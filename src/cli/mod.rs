@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cloud;
 mod hash;
 mod stdin;
@@ -30,6 +31,11 @@ enum Command {
     },
     /// The cloud tenant: users, password resets, sign-ins, audit, policy
     Cloud(cloud::CloudArgs),
+    /// Throughput benchmarks, each with a reference measured in the same run
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -45,6 +51,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Hash { command } => hash::run(command),
         Command::Cloud(args) => cloud::run(args),
+        Command::Bench { command } => bench::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

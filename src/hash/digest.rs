@@ -1,5 +1,3 @@
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -53,29 +51,8 @@ fn check_iterations(iterations: u32) -> Result<(), HashError> {
     }
 }
 
-/// PBKDF2-HMAC-SHA256 over UTF-16LE(upper hex NT), one 32-byte block. The HMAC key schedule
-/// is computed once and cloned per iteration; messages are fixed 32-byte blocks.
 fn derive_key(nt: &NtHash, salt: &[u8; SALT_LEN], iterations: u32) -> [u8; KEY_LEN] {
-    let hex = nt.to_upper_hex();
-    let mut password = Zeroizing::new([0u8; 4 * crate::hash::NT_HASH_LEN]);
-    for (i, b) in hex.bytes().enumerate() {
-        password[2 * i] = b;
-    }
-    let keyed = Hmac::<Sha256>::new_from_slice(password.as_slice()).expect("HMAC takes any key");
-    let mut mac = keyed.clone();
-    mac.update(salt);
-    mac.update(&1u32.to_be_bytes());
-    let mut u: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(mac.finalize().into_bytes().into());
-    let mut t = *u;
-    for _ in 1..iterations {
-        let mut mac = keyed.clone();
-        mac.update(u.as_slice());
-        u.copy_from_slice(&mac.finalize().into_bytes());
-        for (acc, x) in t.iter_mut().zip(u.iter()) {
-            *acc ^= x;
-        }
-    }
-    t
+    super::pbkdf2::derive_key_scalar(nt, salt, iterations)
 }
 
 impl PhsDigest {

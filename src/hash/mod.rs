@@ -6,11 +6,14 @@
 
 mod digest;
 mod error;
+mod lanes;
 mod nt;
+mod pbkdf2;
 
 pub use digest::{
     random_salt, verify_nt_hash, verify_password, verify_password_utf16, PhsDigest,
     DEFAULT_ITERATIONS, DIGEST_STRING_MAX_LEN, KEY_LEN, MAX_ITERATIONS, MIN_ITERATIONS, SALT_LEN,
 };
 pub use error::{DigestParseError, HashError};
+pub use lanes::{derive_keys, derive_keys_with, new_random_digests, verify_nt_hashes, Isa, KeyJob};
 pub use nt::{NtHash, MAX_PASSWORD_UTF16_UNITS, NT_HASH_LEN};
