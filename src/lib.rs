@@ -7,5 +7,7 @@
 pub mod bench;
 pub mod cloud;
 pub mod hash;
+pub mod private_file;
+pub mod sync;
 
 pub mod ffi;

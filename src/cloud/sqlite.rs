@@ -77,41 +77,10 @@ fn file_error(path: &Path, message: impl std::fmt::Display) -> CloudError {
 }
 
 /// Create the file 0600 before SQLite touches it (SQLite gives its -wal and -shm files the
-/// database file's mode), and tighten an existing file that is more open than that.
+/// database file's mode).
 fn prepare_file(path: &Path) -> CloudResult<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
-                if !meta.is_file() {
-                    return Err(file_error(path, "not a regular file"));
-                }
-                if meta.permissions().mode() & 0o077 != 0 {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| {
-                            file_error(path, format!("cannot restrict to mode 0600: {e}"))
-                        })?;
-                }
-            }
-            Err(e) => return Err(file_error(path, format!("cannot create: {e}"))),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if !path.exists() {
-            std::fs::File::create(path)
-                .map_err(|e| file_error(path, format!("cannot create: {e}")))?;
-        }
-    }
-    Ok(())
+    crate::private_file::ensure_private_file(path)
+        .map_err(|e| file_error(path, format!("cannot create a private (0600) file: {e}")))
 }
 
 impl SqliteStore {
