@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod directory;
 mod hash;
 mod stdin;
 
@@ -27,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: hash::HashCommand,
     },
+    /// The AD directory over LDAP: in-scope users, one user, the DC's RootDSE
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
+    },
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -41,6 +47,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash { command } => hash::run(command),
+        Command::Directory { command } => directory::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,1 +1,2 @@
+pub mod lab;
 pub mod vectors;
