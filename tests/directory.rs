@@ -500,6 +500,34 @@ fn unreachable_dc() {
 }
 
 #[test]
+fn silent_address_times_out_as_unreachable() {
+    // TEST-NET-1 (RFC 5737): packets go nowhere (or the network is unreachable); either way
+    // the connect must give up within the configured timeout, naming the URL.
+    let lab = Lab::load();
+    let url = "ldaps://192.0.2.1";
+    let text = config_text(
+        &lab,
+        url,
+        &lab.ca_file,
+        &lab.admin_upn,
+        &lab.admin_password_file,
+        "",
+        "",
+    )
+    .replace("timeout_seconds = 10", "timeout_seconds = 1");
+    let config = Config::parse(&text, Path::new("/")).unwrap();
+    let started = std::time::Instant::now();
+    let err = connect(&config).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, DirectoryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(url), "{err}");
+}
+
+#[test]
 fn untrusted_certificate_is_a_tls_error() {
     let lab = Lab::load();
     let dir = tempfile::tempdir().unwrap();
