@@ -153,6 +153,23 @@ fn default_scope() {
 }
 
 #[test]
+fn paging_returns_every_page() {
+    // With 2 entries a page, the listing needs many pages and must still be complete.
+    let lab = Lab::load();
+    let config = admin_config(&lab, "include_disabled = true");
+    let (small, default) = block_on(async {
+        let mut dir = Directory::connect(&config.source).await.unwrap();
+        let scope = UserScope::from(&config.sync);
+        let default = dir.users(&scope).await.unwrap();
+        dir.set_page_size(2);
+        let small = dir.users(&scope).await.unwrap();
+        (small, default)
+    });
+    assert!(default.len() >= 11, "{}", default.len());
+    assert_eq!(small, default);
+}
+
+#[test]
 fn include_disabled_adds_erin_only() {
     let lab = Lab::load();
     assert_eq!(

@@ -22,6 +22,7 @@ pub struct Directory {
     pub(crate) realm: String,
     pub(crate) netbios_domain: String,
     pub(crate) root_dse: RootDse,
+    pub(crate) page_size: i32,
 }
 
 impl std::fmt::Debug for Directory {
@@ -151,6 +152,7 @@ impl Directory {
             realm: source.realm.trim().to_string(),
             netbios_domain: source.netbios_domain.trim().to_string(),
             root_dse: RootDse::default(),
+            page_size: super::scope::PAGE_SIZE,
         };
         dir.root_dse = dir.read_root_dse().await?;
         Ok(dir)
@@ -159,6 +161,12 @@ impl Directory {
     /// The RootDSE read at connect time.
     pub fn root_dse(&self) -> &RootDse {
         &self.root_dse
+    }
+
+    /// Page size of the paged searches (default [`PAGE_SIZE`](super::scope::PAGE_SIZE), 500;
+    /// AD's MaxPageSize is 1000). Small sizes are for tests of the paging itself.
+    pub fn set_page_size(&mut self, page_size: u16) {
+        self.page_size = i32::from(page_size.max(1));
     }
 
     /// The URL this connection uses.

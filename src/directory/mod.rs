@@ -17,5 +17,5 @@ pub use connect::Directory;
 pub use error::{AccountProblem, DirectoryError};
 pub use filter::escape_filter_value;
 pub use rootdse::RootDse;
-pub use scope::UserScope;
+pub use scope::{UserScope, PAGE_SIZE};
 pub use users::{filetime_to_unix, DirectoryUser, GeneralizedTime, Guid, Sid, UAC_ACCOUNTDISABLE};

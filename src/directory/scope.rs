@@ -120,7 +120,7 @@ impl Directory {
         let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(PAGE_SIZE)),
+            Box::new(PagedResults::new(self.page_size)),
         ];
         let url = self.url.clone();
         let timeout = self.timeout;
