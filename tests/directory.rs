@@ -490,6 +490,43 @@ fn unusable_bind_accounts() {
 }
 
 #[test]
+fn expired_bind_account() {
+    // An extra account of our own (prefix dirtest-), created if missing, expired now.
+    let lab = Lab::load();
+    let (sam, password) = ("dirtest-expired", "Dirtest-Expired-1");
+    let smb_conf = lab.vars["PHSYNC_LAB_SMB_CONF"].clone();
+    let samba_tool = |args: &[&str]| {
+        std::process::Command::new("samba-tool")
+            .args(args)
+            .args(["-s", &smb_conf])
+            .output()
+            .expect("samba-tool (installed by scripts/ad-lab/lab.sh) must be on PATH")
+    };
+    let created = samba_tool(&["user", "create", sam, password]);
+    let out = String::from_utf8_lossy(&created.stderr).to_string()
+        + &String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success() || out.contains("already exists"),
+        "{out}"
+    );
+    let expired = samba_tool(&["user", "setexpiry", sam, "--days=0"]);
+    assert!(
+        expired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&expired.stderr)
+    );
+    let (_d, pw) = password_file(password);
+    let text = config_text(&lab, &lab.ldaps_url, &lab.ca_file, sam, &pw, "", "");
+    let err = connect(&Config::parse(&text, Path::new("/")).unwrap()).unwrap_err();
+    match &err {
+        DirectoryError::AccountUnusable { problem, .. } => {
+            assert_eq!(*problem, AccountProblem::AccountExpired)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn unreachable_dc() {
     let lab = Lab::load();
     for url in [
