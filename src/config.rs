@@ -5,8 +5,9 @@
 //! silently falls back to a default. Relative paths are relative to the config file's directory.
 //!
 //! The bind password is never stored in the file: `password_file` (read at use time; refused if
-//! it is readable by "others", like ssh refuses a world-readable key) or `password_env` (the name
-//! of an environment variable), exactly one of the two.
+//! it is world-readable, like ssh refuses a world-readable key) or `password_env` (the name
+//! of an environment variable), exactly one of the two. A world-readable password file is an
+//! error (group-readable is allowed, for a service group).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,7 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("password file {path} is readable by other users (mode {mode:o}); chmod 600 it")]
+    #[error("password file {path} is world-readable (mode {mode:o}); chmod 600 it")]
     PasswordFileMode { path: PathBuf, mode: u32 },
     #[error("environment variable {name} (source.password_env) is not set or not UTF-8")]
     PasswordEnv { name: String },
@@ -307,7 +308,7 @@ impl SourceConfig {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o007 != 0 {
+            if mode & 0o004 != 0 {
                 return Err(ConfigError::PasswordFileMode {
                     path: path.clone(),
                     mode,
@@ -460,7 +461,12 @@ password_file = "secret/pw"
         assert_eq!(c.source.password().unwrap().as_str(), "s3cret-Value");
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = c.source.password().unwrap_err().to_string();
-        assert!(err.contains("readable by other users"), "{err}");
+        assert!(err.contains("world-readable"), "{err}");
+        // Group-readable is the operator's call (e.g. a service group); only "others" is refused.
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(c.source.password().unwrap().as_str(), "s3cret-Value");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o604)).unwrap();
+        assert!(c.source.password().is_err());
         assert!(!err.contains("s3cret"), "{err}");
         // Debug output of the config holds no secret: it never holds the password at all.
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
