@@ -626,6 +626,18 @@ fn untrusted_certificate_is_a_tls_error() {
         let msg = err.to_string();
         assert!(msg.contains("other-ca.pem") && msg.contains(&url), "{msg}");
     }
+    // The right CA, but a name the certificate does not carry (SANs: 127.0.0.1, dc1.phs.test).
+    let text = config_text(
+        &lab,
+        "ldaps://localhost",
+        &lab.ca_file,
+        &lab.admin_upn,
+        &lab.admin_password_file,
+        "",
+        "",
+    );
+    let err = connect(&Config::parse(&text, Path::new("/")).unwrap()).unwrap_err();
+    assert!(matches!(err, DirectoryError::Tls { .. }), "{err:?}");
     // A CA file that is not PEM.
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
