@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod cloud;
+mod directory;
 mod hash;
 mod stdin;
 
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// The AD directory over LDAP: in-scope users, one user, the DC's RootDSE
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
+    },
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -52,6 +58,7 @@ pub fn run() -> ExitCode {
         Command::Hash { command } => hash::run(command),
         Command::Cloud(args) => cloud::run(args),
         Command::Bench { command } => bench::run(command),
+        Command::Directory { command } => directory::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
