@@ -6,4 +6,6 @@
 
 pub mod hash;
 
+pub mod drsr;
+
 pub mod ffi;

@@ -1,1 +1,2 @@
 pub mod vectors;
+pub mod drsr_lab;
