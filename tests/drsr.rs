@@ -32,7 +32,7 @@ fn kerberos(lab: &Lab, user: &str, password: &str) -> DrsrConfig {
             kdc: format!("{DC}:88"),
             user: user.to_owned(),
             password: Zeroizing::new(password.to_owned()),
-            spn: Some(format!("ldap/{DC_FQDN}")),
+            spn: Some(format!("host/{DC_FQDN}")),
         },
     )
 }
@@ -85,7 +85,12 @@ async fn ntlm_single_user_hashes_match_seed() {
         assert!(!a.is_deleted);
         assert!(a.has_class("user"), "{}: {:?}", acct.sam, a.object_classes);
         let uac = a.user_account_control.expect("userAccountControl");
-        assert_eq!(uac & 2 != 0, acct.has_flag("disabled"), "{} uac {uac:#x}", acct.sam);
+        assert_eq!(
+            uac & 2 != 0,
+            acct.has_flag("disabled"),
+            "{} uac {uac:#x}",
+            acct.sam
+        );
         if acct.has_flag("computer") {
             assert!(a.has_class("computer"));
             assert_ne!(uac & 0x1000, 0);
@@ -94,7 +99,12 @@ async fn ntlm_single_user_hashes_match_seed() {
             assert!(a.has_class("inetOrgPerson"));
         }
         let pls = a.pwd_last_set.expect("pwdLastSet");
-        assert_eq!(pls == 0, acct.has_flag("must-change"), "{} pwdLastSet {pls}", acct.sam);
+        assert_eq!(
+            pls == 0,
+            acct.has_flag("must-change"),
+            "{} pwdLastSet {pls}",
+            acct.sam
+        );
         let meta = a.password_metadata.expect("unicodePwd metadata");
         assert!(meta.version >= 1);
         // Set by the lab after 2020.
@@ -153,7 +163,9 @@ async fn ntlm_whole_domain_hashes_match_seed() {
     assert!(batches > 2, "expected several batches, got {batches}");
     check_seed_in(&lab, &all);
     // krbtgt has a hash; nothing non-account slipped in.
-    assert!(all.iter().any(|a| a.sam_account_name.as_deref() == Some("krbtgt")));
+    assert!(all
+        .iter()
+        .any(|a| a.sam_account_name.as_deref() == Some("krbtgt")));
     assert!(all.iter().all(|a| a.has_class("user")));
     let mut guids: Vec<_> = all.iter().map(|a| a.guid).collect();
     guids.sort_by_key(|g| g.0);
@@ -161,7 +173,9 @@ async fn ntlm_whole_domain_hashes_match_seed() {
     assert_eq!(guids.len(), all.len(), "an object came twice");
     assert!(cursor.usn_vector.high_obj_update > 0);
     assert!(!cursor.invocation_id.is_zero());
-    assert!(cursor.naming_context.eq_ignore_ascii_case(lab.var("PHSYNC_LAB_BASE_DN")));
+    assert!(cursor
+        .naming_context
+        .eq_ignore_ascii_case(lab.var("PHSYNC_LAB_BASE_DN")));
     // Default batch size gives the same accounts.
     let (again, _) = c.replicate_domain(None, 1000).await.unwrap();
     check_seed_in(&lab, &again);
@@ -177,14 +191,21 @@ fn samba_tool(lab: &Lab, args: &[&str]) -> std::process::Output {
 }
 
 fn random_password(tag: &str) -> String {
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("Drsr-{tag}-{:x}-Aa1!", n ^ (std::process::id() as u128) << 20)
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "Drsr-{tag}-{:x}-Aa1!",
+        n ^ (std::process::id() as u128) << 20
+    )
 }
 
 fn ensure_user(lab: &Lab, name: &str) {
     let pw = random_password("init");
     let out = samba_tool(lab, &["user", "create", name, &pw]);
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() || text.contains("already exists"),
         "samba-tool user create {name}: {text}"
@@ -192,7 +213,10 @@ fn ensure_user(lab: &Lab, name: &str) {
 }
 
 fn set_password(lab: &Lab, name: &str, pw: &str) {
-    let out = samba_tool(lab, &["user", "setpassword", name, &format!("--newpassword={pw}")]);
+    let out = samba_tool(
+        lab,
+        &["user", "setpassword", name, &format!("--newpassword={pw}")],
+    );
     assert!(
         out.status.success(),
         "samba-tool user setpassword {name}: {}",
@@ -221,7 +245,12 @@ fn set_description(lab: &Lab, name: &str, text: &str) {
         .spawn()
         .expect("run ldapmodify");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ldif.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -256,17 +285,26 @@ async fn incremental_returns_only_password_changes_since_cursor() {
     for (u, pw) in &new_pw {
         let a = inc
             .iter()
-            .find(|a| a.sam_account_name.as_deref() == Some(*u) || a.password_replicated && a.nt_hash.as_ref() == Some(&expected(pw)))
+            .find(|a| {
+                a.sam_account_name.as_deref() == Some(*u)
+                    || a.password_replicated && a.nt_hash.as_ref() == Some(&expected(pw))
+            })
             .unwrap_or_else(|| panic!("{u} missing from the incremental run: {inc:#?}"));
         assert!(a.password_replicated, "{u}");
-        assert!(a.nt_hash.as_ref() == Some(&expected(pw)), "{u}: new hash expected");
+        assert!(
+            a.nt_hash.as_ref() == Some(&expected(pw)),
+            "{u}: new hash expected"
+        );
         assert!(a.rid.is_some());
         let meta = a.password_metadata.expect("unicodePwd metadata");
         assert!(meta.version >= 2, "{u}: {meta:?}");
     }
     let d_guid = c.resolve_account(untouched_pw).await.unwrap();
     if let Some(d) = inc.iter().find(|a| a.guid == d_guid) {
-        assert!(!d.password_replicated, "description change reported as a password change");
+        assert!(
+            !d.password_replicated,
+            "description change reported as a password change"
+        );
         assert!(d.nt_hash.is_none());
     }
     // Seeded accounts did not change.
@@ -283,7 +321,10 @@ async fn incremental_returns_only_password_changes_since_cursor() {
     let (again, _) = c.replicate_domain(Some(&next), 1000).await.unwrap();
     for (u, _) in &new_pw {
         let g = c.resolve_account(u).await.unwrap();
-        assert!(!again.iter().any(|a| a.guid == g && a.password_replicated), "{u} again");
+        assert!(
+            !again.iter().any(|a| a.guid == g && a.password_replicated),
+            "{u} again"
+        );
     }
     c.close().await.unwrap();
 }
@@ -296,10 +337,16 @@ async fn account_without_rights_gets_missing_rights_error() {
         .await
         .expect("norights can still bind");
     let err = c.replicate_user("alice").await.unwrap_err();
-    assert!(matches!(err, DrsrError::MissingReplicationRights { .. }), "{err:?}");
+    assert!(
+        matches!(err, DrsrError::MissingReplicationRights { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("Replicating Directory Changes"));
     let err = c.replicate_domain(None, 100).await.unwrap_err();
-    assert!(matches!(err, DrsrError::MissingReplicationRights { .. }), "{err:?}");
+    assert!(
+        matches!(err, DrsrError::MissingReplicationRights { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -309,12 +356,18 @@ async fn wrong_password_is_a_credentials_error() {
     let err = DrsrClient::connect(&ntlm(&lab, &r.sam, "not-the-password-1!"))
         .await
         .unwrap_err();
-    assert!(matches!(err, DrsrError::InvalidCredentials { .. }), "{err:?}");
+    assert!(
+        matches!(err, DrsrError::InvalidCredentials { .. }),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains("not-the-password"));
     let err = DrsrClient::connect(&kerberos(&lab, &r.sam, "not-the-password-1!"))
         .await
         .unwrap_err();
-    assert!(matches!(err, DrsrError::InvalidCredentials { .. }), "{err:?}");
+    assert!(
+        matches!(err, DrsrError::InvalidCredentials { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ pub(crate) struct Step {
 
 /// KDC error names that mean "these credentials are not good".
 const KDC_CREDENTIAL_ERRORS: &[&str] = &[
+    "pre-authentication information was invalid",
     "KDC_ERR_PREAUTH_FAILED",
     "KDC_ERR_C_PRINCIPAL_UNKNOWN",
     "KDC_ERR_CLIENT_REVOKED",
@@ -77,11 +78,15 @@ const KDC_CREDENTIAL_ERRORS: &[&str] = &[
 
 fn map_sspi(stage: &'static str, e: sspi::Error) -> DrsrError {
     match e.error_type {
+        _ if e.description.contains("server not found") => DrsrError::Auth {
+            stage,
+            detail: "the KDC does not know the service principal name (try host/<dc-fqdn>)".into(),
+        },
         ErrorKind::LogonDenied
         | ErrorKind::NoCredentials
         | ErrorKind::UnknownCredentials
         | ErrorKind::IncompleteCredentials => DrsrError::InvalidCredentials {
-            detail: format!("{:?}", e.error_type),
+            detail: format!("{:?}: {}", e.error_type, sanitize(&e.description)),
         },
         _ if KDC_CREDENTIAL_ERRORS
             .iter()
@@ -100,9 +105,15 @@ fn map_sspi(stage: &'static str, e: sspi::Error) -> DrsrError {
             stage,
             // sspi's descriptions name error kinds and protocol states; they carry no
             // secrets (credentials are only ever in its buffers).
-            detail: format!("{:?}: {}", e.error_type, e.description),
+            detail: format!("{:?}: {}", e.error_type, sanitize(&e.description)),
         },
     }
+}
+
+/// sspi descriptions can append raw KDC error data (salts, hex blobs): keep the words.
+fn sanitize(d: &str) -> String {
+    let d = d.split(". Additional error data").next().unwrap_or(d);
+    d.chars().take(200).collect()
 }
 
 fn requirements() -> ClientRequestFlags {
@@ -188,13 +199,12 @@ impl SecurityContext {
                 password,
                 spn,
             } => {
-                let config = KerberosConfig::new_with_kdc_url(
-                    &format!("tcp://{kdc}"),
-                    "phsync".to_owned(),
+                let config =
+                    KerberosConfig::new_with_kdc_url(&format!("tcp://{kdc}"), "phsync".to_owned());
+                let mut ctx = Box::new(
+                    Kerberos::new_client_from_config(config)
+                        .map_err(|e| map_sspi("creating the Kerberos context", e))?,
                 );
-                let mut ctx = Box::new(Kerberos::new_client_from_config(config).map_err(|e| {
-                    map_sspi("creating the Kerberos context", e)
-                })?);
                 let identity = AuthIdentity {
                     username: Username::new_upn(&user, &realm.to_ascii_lowercase()).map_err(
                         |e| DrsrError::InvalidArgument(format!("user name {user:?}: {e}")),
@@ -238,9 +248,11 @@ impl SecurityContext {
     pub fn step(&mut self, input: Option<&[u8]>) -> Result<Step> {
         let target = self.target.clone();
         quiet(|| {
-            let mut input_bufs = input
-                .map(|t| vec![SecurityBuffer::new(t.to_vec(), BufferType::Token)])
-                .unwrap_or_default();
+            // Kerberos wants an input buffer even on the first call (empty then).
+            let mut input_bufs = vec![SecurityBuffer::new(
+                input.map(<[u8]>::to_vec).unwrap_or_default(),
+                BufferType::Token,
+            )];
             let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
             let status = match &mut self.inner {
                 Inner::Ntlm { ctx, creds } => {
@@ -279,9 +291,7 @@ impl SecurityContext {
                         .with_context_requirements(requirements())
                         .with_target_data_representation(DataRepresentation::Native)
                         .with_target_name(spn);
-                    if input.is_some() {
-                        b = b.with_input(&mut input_bufs);
-                    }
+                    b = b.with_input(&mut input_bufs);
                     let mut b = b.with_output(&mut output);
                     let mut generator = ctx
                         .initialize_security_context_impl(&mut b)
@@ -356,9 +366,7 @@ impl SecurityContext {
                 SecurityBufferRef::token_buf(&mut token),
             ];
             match &mut self.inner {
-                Inner::Ntlm { ctx, .. } => {
-                    ctx.encrypt_message(EncryptionFlags::empty(), &mut bufs)
-                }
+                Inner::Ntlm { ctx, .. } => ctx.encrypt_message(EncryptionFlags::empty(), &mut bufs),
                 Inner::Kerberos { ctx, .. } => {
                     ctx.encrypt_message(EncryptionFlags::empty(), &mut bufs)
                 }
@@ -400,8 +408,9 @@ impl SecurityContext {
             };
             match r {
                 Ok(_) => {}
-                Err(e) if e.error_type == ErrorKind::MessageAltered
-                    || e.error_type == ErrorKind::DecryptFailure =>
+                Err(e)
+                    if e.error_type == ErrorKind::MessageAltered
+                        || e.error_type == ErrorKind::DecryptFailure =>
                 {
                     return Err(DrsrError::SignatureFailure { what: "response" })
                 }

@@ -38,7 +38,8 @@ pub enum Auth {
         nt_hash: NtHash,
     },
     /// Kerberos with a password. `kdc` is `host:port`; `spn` defaults to
-    /// `ldap/<dc_host>`.
+    /// `host/<dc_host>` (always registered on a DC; give the DC's FQDN as `dc_host` or
+    /// set `spn` when connecting by address).
     Kerberos {
         realm: String,
         kdc: String,
@@ -167,7 +168,11 @@ async fn drsuapi_port(cfg: &DrsrConfig) -> Result<u16> {
     .await?;
     let mut epm = RpcConnection::bind_plain(t, EPM_SYNTAX).await?;
     let stub = epm
-        .call(EPT_MAP_OPNUM, &encode_ept_map(&DRSUAPI_SYNTAX, &NDR_SYNTAX), "ept_map")
+        .call(
+            EPT_MAP_OPNUM,
+            &encode_ept_map(&DRSUAPI_SYNTAX, &NDR_SYNTAX),
+            "ept_map",
+        )
         .await?;
     let port = decode_ept_map(&stub)?;
     tracing::debug!(port, "DRSUAPI endpoint");
@@ -223,7 +228,7 @@ impl DrsrClient {
                     password: password.clone(),
                     spn: spn
                         .clone()
-                        .unwrap_or_else(|| format!("ldap/{}", cfg.dc_host)),
+                        .unwrap_or_else(|| format!("host/{}", cfg.dc_host)),
                 },
                 None,
                 Some(realm.to_ascii_lowercase()),
@@ -250,10 +255,13 @@ impl DrsrClient {
                 .await
             {
                 Ok(s) => s,
-                // NTLM: AUTH3 has no reply, so bad credentials surface on the first call.
+                // NTLM: AUTH3 has no reply, so bad credentials surface on the first call:
+                // Windows faults it with access denied, Samba with nca_s_proto_error.
                 Err(DrsrError::RpcFault { status, .. })
-                    if status == codes::RPC_ACCESS_DENIED
-                        || status == codes::SEC_E_LOGON_DENIED =>
+                    if attempt == 0
+                        && (status == codes::RPC_ACCESS_DENIED
+                            || status == codes::SEC_E_LOGON_DENIED
+                            || status == codes::NCA_PROTO_ERROR) =>
                 {
                     return Err(DrsrError::InvalidCredentials {
                         detail: format!("first call refused with RPC fault 0x{status:08x}"),
@@ -586,7 +594,11 @@ impl DrsrClient {
         Ok(relevant.then_some(acct))
     }
 
-    fn account_from(&self, reply: &GetNcChangesReply, obj: &RawObject) -> Result<ReplicatedAccount> {
+    fn account_from(
+        &self,
+        reply: &GetNcChangesReply,
+        obj: &RawObject,
+    ) -> Result<ReplicatedAccount> {
         let mut a = ReplicatedAccount::default();
         if let Some(n) = &obj.name {
             a.guid = n.guid;
@@ -607,7 +619,10 @@ impl DrsrClient {
                 originating_usn: m.originating_usn,
             });
             if let Some(m) = &meta {
-                a.usn = Some(a.usn.map_or(m.originating_usn, |u| u.max(m.originating_usn)));
+                a.usn = Some(
+                    a.usn
+                        .map_or(m.originating_usn, |u| u.max(m.originating_usn)),
+                );
             }
             let Some(oid) = reply.prefix_table.oid_of(attr.attid) else {
                 continue;
@@ -678,7 +693,10 @@ impl DrsrClient {
         if let Some(blob) = history {
             if !blob.is_empty() {
                 let rid = a.rid.ok_or_else(|| {
-                    DrsrError::protocol("replicated account", "an objectSid to decrypt ntPwdHistory")
+                    DrsrError::protocol(
+                        "replicated account",
+                        "an objectSid to decrypt ntPwdHistory",
+                    )
                 })?;
                 a.nt_hash_history = decrypt_history(&self.keys, rid, blob, "ntPwdHistory")?;
             }
@@ -730,8 +748,12 @@ mod tests {
         }
     }
 
-    fn lab() -> (std::collections::HashMap<String, String>, Vec<(String, String)>) {
-        let dir = std::env::var("PHSYNC_LAB_DIR").unwrap_or_else(|_| "/var/tmp/phsync-ad-lab".into());
+    fn lab() -> (
+        std::collections::HashMap<String, String>,
+        Vec<(String, String)>,
+    ) {
+        let dir =
+            std::env::var("PHSYNC_LAB_DIR").unwrap_or_else(|_| "/var/tmp/phsync-ad-lab".into());
         let env_text = std::fs::read_to_string(format!("{dir}/lab.env")).unwrap_or_else(|e| {
             panic!("the Samba AD lab is not set up ({dir}/lab.env: {e}); run `sudo scripts/ad-lab/lab.sh up`")
         });
@@ -827,7 +849,10 @@ mod tests {
             }
         }
         for pw in accounts.iter().map(|a| &a.1).chain([&env["REPL_PASSWORD"]]) {
-            assert!(!log.contains(pw.as_str()), "a password appears in the trace output");
+            assert!(
+                !log.contains(pw.as_str()),
+                "a password appears in the trace output"
+            );
         }
     }
 }

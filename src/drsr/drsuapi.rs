@@ -260,7 +260,7 @@ fn decode_dsname(r: &mut NdrReader<'_>) -> Result<DsName> {
     let guid = r.guid("DSNAME Guid")?;
     let sid_bytes = r.take(28, "DSNAME Sid")?;
     let name_len = r.u32("DSNAME NameLen")? as usize;
-    if sid_len > 28 || name_len >= max.max(1) + 1 {
+    if sid_len > 28 || name_len >= max {
         return Err(DrsrError::protocol(
             "DSNAME",
             "SidLen <= 28 and NameLen < conformance",
@@ -445,7 +445,10 @@ fn decode_attr_block(r: &mut NdrReader<'_>, attr_count: u32) -> Result<Vec<RawAt
         if p {
             let vmax = r.count("ATTRVALBLOCK conformance", 8)?;
             if vmax < n as usize {
-                return Err(DrsrError::protocol("ATTRVALBLOCK", "conformance >= valCount"));
+                return Err(DrsrError::protocol(
+                    "ATTRVALBLOCK",
+                    "conformance >= valCount",
+                ));
             }
             let mut vheads = Vec::with_capacity(vmax);
             for _ in 0..vmax {
@@ -458,7 +461,10 @@ fn decode_attr_block(r: &mut NdrReader<'_>, attr_count: u32) -> Result<Vec<RawAt
                 if vp {
                     let b = r.conformant_bytes("ATTRVAL pVal")?;
                     if b.len() != len as usize {
-                        return Err(DrsrError::protocol("ATTRVAL", "valLen equal to the conformance"));
+                        return Err(DrsrError::protocol(
+                            "ATTRVAL",
+                            "valLen equal to the conformance",
+                        ));
                     }
                     values.push(b.to_vec());
                 } else {
@@ -544,7 +550,10 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
         let n = r.u32("UTD cNumCursors")? as usize;
         let _res2 = r.u32("UTD reserved2")?;
         if n != max {
-            return Err(DrsrError::protocol("UPTODATE_VECTOR_V2", "cNumCursors equal to the conformance"));
+            return Err(DrsrError::protocol(
+                "UPTODATE_VECTOR_V2",
+                "cNumCursors equal to the conformance",
+            ));
         }
         for _ in 0..n {
             r.align(8)?;
@@ -557,7 +566,10 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
     if has_prefix {
         let max = r.count("PrefixTableEntry conformance", 12)?;
         if max < prefix_count as usize {
-            return Err(DrsrError::protocol("SCHEMA_PREFIX_TABLE", "conformance >= PrefixCount"));
+            return Err(DrsrError::protocol(
+                "SCHEMA_PREFIX_TABLE",
+                "conformance >= PrefixCount",
+            ));
         }
         let mut heads = Vec::with_capacity(max);
         for _ in 0..max {
@@ -570,7 +582,10 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
             let prefix = if p {
                 let b = r.conformant_bytes("OID_t elements")?;
                 if b.len() != len as usize {
-                    return Err(DrsrError::protocol("OID_t", "length equal to the conformance"));
+                    return Err(DrsrError::protocol(
+                        "OID_t",
+                        "length equal to the conformance",
+                    ));
                 }
                 b.to_vec()
             } else {
@@ -911,10 +926,7 @@ pub(crate) mod tests {
         assert_eq!(rep.usn_to.high_obj_update, 10);
         assert_eq!(rep.up_to_dateness.len(), 1);
         assert_eq!(rep.prefix_table, sample_prefix());
-        assert_eq!(
-            rep.naming_context.unwrap().dn,
-            "DC=phs,DC=test".to_string()
-        );
+        assert_eq!(rep.naming_context.unwrap().dn, "DC=phs,DC=test".to_string());
     }
 
     #[test]
@@ -967,7 +979,10 @@ pub(crate) mod tests {
         assert_eq!(&b[20..28], &[8, 0, 0, 0, 8, 0, 0, 0]);
         assert_eq!(&b[32..48], &NTDSAPI_CLIENT_GUID.0);
         // The DSNAME referent follows the fixed part; it carries the DN in UTF-16.
-        let dn: Vec<u8> = "DC=phs".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let dn: Vec<u8> = "DC=phs"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
         assert!(b.windows(dn.len()).any(|w| w == dn.as_slice()));
         // Ends with the schemaInfo prefix entry: conformance 21, 0xFF, zeros.
         let tail = &b[b.len() - 25..];

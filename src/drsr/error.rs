@@ -19,6 +19,8 @@ pub mod codes {
     pub const RPC_ACCESS_DENIED: u32 = 5;
     /// nca_s_op_rng_error
     pub const NCA_OP_RNG_ERROR: u32 = 0x1c01_0002;
+    /// nca_s_proto_error: Samba's answer to the first call after a failed NTLM AUTH3.
+    pub const NCA_PROTO_ERROR: u32 = 0x1c01_000b;
     /// RPC_S_SEC_PKG_ERROR / SEC_E_LOGON_DENIED-style bind failures
     pub const SEC_E_LOGON_DENIED: u32 = 0x8009_030c;
 }

@@ -424,12 +424,7 @@ pub fn split_response_body<'a>(frag: &Fragment<'a>) -> Result<(u32, u16, &'a [u8
 }
 
 /// Request PDU without auth (used for the endpoint mapper).
-pub fn encode_request_plain(
-    call_id: u32,
-    ctx_id: u16,
-    opnum: u16,
-    stub: &[u8],
-) -> Result<Vec<u8>> {
+pub fn encode_request_plain(call_id: u32, ctx_id: u16, opnum: u16, stub: &[u8]) -> Result<Vec<u8>> {
     let mut body = Vec::with_capacity(REQUEST_HEADER_LEN + stub.len());
     body.extend_from_slice(&(stub.len() as u32).to_le_bytes());
     body.extend_from_slice(&ctx_id.to_le_bytes());

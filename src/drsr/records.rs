@@ -110,7 +110,9 @@ pub struct ReplicatedAccount {
 
 impl ReplicatedAccount {
     pub fn has_class(&self, name: &str) -> bool {
-        self.object_classes.iter().any(|c| c.eq_ignore_ascii_case(name))
+        self.object_classes
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(name))
     }
 }
 
@@ -171,7 +173,10 @@ mod tests {
     fn sid_parses_and_prints() {
         let b = hex::decode("010500000000000515000000a065cf7e784b9b5fe77c8770f4010000").unwrap();
         let s = Sid::from_bytes(&b).unwrap();
-        assert_eq!(s.to_string(), "S-1-5-21-2127521184-1604012920-1887927527-500");
+        assert_eq!(
+            s.to_string(),
+            "S-1-5-21-2127521184-1604012920-1887927527-500"
+        );
         assert_eq!(s.rid(), Some(500));
         assert!(Sid::from_bytes(&b[..20]).is_none());
         assert!(Sid::from_bytes(&[1, 200, 0, 0, 0, 0, 0, 5]).is_none());

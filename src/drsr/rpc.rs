@@ -216,7 +216,10 @@ impl RpcConnection {
 
     async fn send_sealed(&mut self, call_id: u32, opnum: u16, stub: &[u8]) -> Result<()> {
         let Some(sec) = self.auth.as_mut() else {
-            return Err(DrsrError::protocol("request", "an authenticated connection"));
+            return Err(DrsrError::protocol(
+                "request",
+                "an authenticated connection",
+            ));
         };
         let sig_len = sec.trailer_len()?;
         let overhead = HEADER_LEN + REQUEST_HEADER_LEN + SEC_TRAILER_LEN + sig_len;
@@ -298,7 +301,10 @@ impl RpcConnection {
                 return Err(DrsrError::RpcFault { op, status });
             }
             if first && frag.header.flags & PFC_FIRST_FRAG == 0 {
-                return Err(DrsrError::protocol("response", "PFC_FIRST_FRAG on the first fragment"));
+                return Err(DrsrError::protocol(
+                    "response",
+                    "PFC_FIRST_FRAG on the first fragment",
+                ));
             }
             first = false;
             let (_hint, _ctx, _) = split_response_body(&frag)?;
@@ -329,7 +335,13 @@ impl RpcConnection {
                     let head = &raw[..HEADER_LEN + RESPONSE_HEADER_LEN];
                     let mut data = raw[HEADER_LEN + RESPONSE_HEADER_LEN..t_off].to_vec();
                     let trailer_bytes = &raw[t_off..t_off + SEC_TRAILER_LEN];
-                    sec.unseal(head, &mut data, trailer_bytes, frag.auth_value, self.sign_header)?;
+                    sec.unseal(
+                        head,
+                        &mut data,
+                        trailer_bytes,
+                        frag.auth_value,
+                        self.sign_header,
+                    )?;
                     let pad = trailer.pad_len as usize;
                     if pad > data.len() {
                         return Err(DrsrError::protocol(

@@ -234,10 +234,9 @@ mod tests {
     #[test]
     fn lm_hash_vector_rid_35093() {
         let k = keys("7dfee67fc2476e6bc1b68563e5ee7614");
-        let blob = hex::decode(
-            "fd2db3a4edba8fb08cf372b701449c1c28ddb6fcd70226fa571d490f9798f30efe6454fc",
-        )
-        .unwrap();
+        let blob =
+            hex::decode("fd2db3a4edba8fb08cf372b701449c1c28ddb6fcd70226fa571d490f9798f30efe6454fc")
+                .unwrap();
         let h = decrypt_hash(&k, 35093, &blob, "dBCSPwd").unwrap().unwrap();
         assert_eq!(upper(&h), "727E3576618FA1754A3B108F3FA6CB6D");
     }
@@ -263,7 +262,15 @@ mod tests {
     fn all_zero_session_key_fails_crc() {
         let k = keys("00000000000000000000000000000000");
         let err = decrypt_hash(&k, 500, &hex::decode(BLOB1).unwrap(), "unicodePwd").unwrap_err();
-        assert!(matches!(err, DrsrError::CrcMismatch { attribute: "unicodePwd" }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DrsrError::CrcMismatch {
+                    attribute: "unicodePwd"
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

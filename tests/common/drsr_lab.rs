@@ -94,7 +94,11 @@ impl Lab {
             )
         });
         let seed = parse_seed(&seed_text);
-        assert!(!seed.is_empty(), "{} lists no accounts", seed_path.display());
+        assert!(
+            !seed.is_empty(),
+            "{} lists no accounts",
+            seed_path.display()
+        );
         Lab { env, seed }
     }
 

@@ -1,2 +1,2 @@
-pub mod vectors;
 pub mod drsr_lab;
+pub mod vectors;
