@@ -442,7 +442,6 @@ impl DrsrClient {
             .objects
             .iter()
             .find(|o| o.name.as_ref().map(|n| n.guid) == Some(guid))
-            .or(reply.objects.first())
             .ok_or_else(|| DrsrError::NameNotFound {
                 name: account.to_owned(),
                 status: reply.extended_ret,
