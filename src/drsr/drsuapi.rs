@@ -13,7 +13,7 @@ use super::prefix::{PrefixEntry, PrefixTable};
 use super::records::{UsnVector, UtdEntry};
 
 /// DRSUAPI interface e3514235-4b06-11d1-ab04-00c04fc2dcd2 v4.0.
-pub const DRSUAPI_SYNTAX: (Guid, u16, u16) = (
+pub(crate) const DRSUAPI_SYNTAX: (Guid, u16, u16) = (
     Guid([
         0x35, 0x42, 0x51, 0xe3, 0x06, 0x4b, 0xd1, 0x11, 0xab, 0x04, 0x00, 0xc0, 0x4f, 0xc2, 0xdc,
         0xd2,
@@ -22,30 +22,30 @@ pub const DRSUAPI_SYNTAX: (Guid, u16, u16) = (
     0,
 );
 
-pub const OP_BIND: u16 = 0;
-pub const OP_UNBIND: u16 = 1;
-pub const OP_GET_NC_CHANGES: u16 = 3;
-pub const OP_CRACK_NAMES: u16 = 12;
+pub(crate) const OP_BIND: u16 = 0;
+pub(crate) const OP_UNBIND: u16 = 1;
+pub(crate) const OP_GET_NC_CHANGES: u16 = 3;
+pub(crate) const OP_CRACK_NAMES: u16 = 12;
 
 /// The well-known client DSA GUID for DRSBind (MS-DRSR NTDSAPI_CLIENT_GUID).
-pub const NTDSAPI_CLIENT_GUID: Guid = Guid([
+pub(crate) const NTDSAPI_CLIENT_GUID: Guid = Guid([
     0x1a, 0x20, 0x4d, 0xe2, 0xd6, 0x4f, 0xd1, 0x11, 0xa3, 0xda, 0x00, 0x00, 0xf8, 0x75, 0xae, 0x0d,
 ]);
 
 // DRS_EXTENSIONS_INT dwFlags.
-pub const DRS_EXT_BASE: u32 = 0x0000_0001;
-pub const DRS_EXT_RESTORE_USN_OPTIMIZATION: u32 = 0x0000_0040;
-pub const DRS_EXT_INSTANCE_TYPE_NOT_REQ_ON_MOD: u32 = 0x0000_1000;
-pub const DRS_EXT_STRONG_ENCRYPTION: u32 = 0x0000_8000;
-pub const DRS_EXT_POST_BETA3: u32 = 0x0008_0000;
-pub const DRS_EXT_GETCHGREQ_V5: u32 = 0x0010_0000;
-pub const DRS_EXT_GETCHGREQ_V6: u32 = 0x0040_0000;
-pub const DRS_EXT_GETCHGREQ_V8: u32 = 0x0100_0000;
-pub const DRS_EXT_GETCHGREPLY_V5: u32 = 0x0200_0000;
-pub const DRS_EXT_GETCHGREPLY_V6: u32 = 0x0400_0000;
+pub(crate) const DRS_EXT_BASE: u32 = 0x0000_0001;
+pub(crate) const DRS_EXT_RESTORE_USN_OPTIMIZATION: u32 = 0x0000_0040;
+pub(crate) const DRS_EXT_INSTANCE_TYPE_NOT_REQ_ON_MOD: u32 = 0x0000_1000;
+pub(crate) const DRS_EXT_STRONG_ENCRYPTION: u32 = 0x0000_8000;
+pub(crate) const DRS_EXT_POST_BETA3: u32 = 0x0008_0000;
+pub(crate) const DRS_EXT_GETCHGREQ_V5: u32 = 0x0010_0000;
+pub(crate) const DRS_EXT_GETCHGREQ_V6: u32 = 0x0040_0000;
+pub(crate) const DRS_EXT_GETCHGREQ_V8: u32 = 0x0100_0000;
+pub(crate) const DRS_EXT_GETCHGREPLY_V5: u32 = 0x0200_0000;
+pub(crate) const DRS_EXT_GETCHGREPLY_V6: u32 = 0x0400_0000;
 
 /// What we advertise: V8 requests / V6 replies, strong encryption, no compression.
-pub const CLIENT_EXTENSIONS: u32 = DRS_EXT_BASE
+pub(crate) const CLIENT_EXTENSIONS: u32 = DRS_EXT_BASE
     | DRS_EXT_RESTORE_USN_OPTIMIZATION
     | DRS_EXT_INSTANCE_TYPE_NOT_REQ_ON_MOD
     | DRS_EXT_STRONG_ENCRYPTION
@@ -57,18 +57,18 @@ pub const CLIENT_EXTENSIONS: u32 = DRS_EXT_BASE
     | DRS_EXT_GETCHGREPLY_V6;
 
 // DRS_OPTIONS.
-pub const DRS_WRIT_REP: u32 = 0x0000_0010;
-pub const DRS_INIT_SYNC: u32 = 0x0000_0020;
-pub const DRS_NEVER_SYNCED: u32 = 0x0020_0000;
+pub(crate) const DRS_WRIT_REP: u32 = 0x0000_0010;
+pub(crate) const DRS_INIT_SYNC: u32 = 0x0000_0020;
+pub(crate) const DRS_NEVER_SYNCED: u32 = 0x0020_0000;
 
-pub const EXOP_NONE: u32 = 0;
-pub const EXOP_REPL_OBJ: u32 = 6;
+pub(crate) const EXOP_NONE: u32 = 0;
+pub(crate) const EXOP_REPL_OBJ: u32 = 6;
 
 // DS_NAME_FORMAT.
-pub const DS_FQDN_1779_NAME: u32 = 1;
-pub const DS_NT4_ACCOUNT_NAME: u32 = 2;
-pub const DS_UNIQUE_ID_NAME: u32 = 6;
-pub const DS_USER_PRINCIPAL_NAME: u32 = 8;
+pub(crate) const DS_FQDN_1779_NAME: u32 = 1;
+pub(crate) const DS_NT4_ACCOUNT_NAME: u32 = 2;
+pub(crate) const DS_UNIQUE_ID_NAME: u32 = 6;
+pub(crate) const DS_USER_PRINCIPAL_NAME: u32 = 8;
 
 /// Policy handle returned by DRSBind.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use super::error::{DrsrError, Result};
 use super::ndr::{Guid, NdrReader, NdrWriter};
 
 /// EPM interface e1af8308-5d1f-11c9-91a4-08002b14a0fa v3.0.
-pub const EPM_SYNTAX: (Guid, u16, u16) = (
+pub(crate) const EPM_SYNTAX: (Guid, u16, u16) = (
     Guid([
         0x08, 0x83, 0xaf, 0xe1, 0x1f, 0x5d, 0xc9, 0x11, 0x91, 0xa4, 0x08, 0x00, 0x2b, 0x14, 0xa0,
         0xfa,
@@ -14,7 +14,7 @@ pub const EPM_SYNTAX: (Guid, u16, u16) = (
     0,
 );
 
-pub const EPT_MAP_OPNUM: u16 = 3;
+pub(crate) const EPT_MAP_OPNUM: u16 = 3;
 
 const PROTO_UUID: u8 = 0x0d;
 const PROTO_NCACN: u8 = 0x0b;

@@ -4,25 +4,21 @@
 use std::io;
 
 /// Win32 / DRS status codes the client recognises.
-pub mod codes {
+pub(crate) mod codes {
     /// ERROR_ACCESS_DENIED
-    pub const ERROR_ACCESS_DENIED: u32 = 5;
+    pub(crate) const ERROR_ACCESS_DENIED: u32 = 5;
     /// ERROR_DS_DRA_BAD_DN: Windows and Samba also use it for "access denied".
-    pub const ERROR_DS_DRA_BAD_DN: u32 = 8439;
+    pub(crate) const ERROR_DS_DRA_BAD_DN: u32 = 8439;
     /// ERROR_DS_DRA_ACCESS_DENIED
-    pub const ERROR_DS_DRA_ACCESS_DENIED: u32 = 8453;
+    pub(crate) const ERROR_DS_DRA_ACCESS_DENIED: u32 = 8453;
     /// ERROR_DS_DRA_SOURCE_DISABLED: outbound replication disabled on the DC.
-    pub const ERROR_DS_DRA_SOURCE_DISABLED: u32 = 8456;
-    /// ERROR_DS_DRA_BAD_NC
-    pub const ERROR_DS_DRA_BAD_NC: u32 = 8440;
+    pub(crate) const ERROR_DS_DRA_SOURCE_DISABLED: u32 = 8456;
     /// nca_s_fault_access_denied / ERROR_ACCESS_DENIED in an RPC fault
-    pub const RPC_ACCESS_DENIED: u32 = 5;
-    /// nca_s_op_rng_error
-    pub const NCA_OP_RNG_ERROR: u32 = 0x1c01_0002;
+    pub(crate) const RPC_ACCESS_DENIED: u32 = 5;
     /// nca_s_proto_error: Samba's answer to the first call after a failed NTLM AUTH3.
-    pub const NCA_PROTO_ERROR: u32 = 0x1c01_000b;
+    pub(crate) const NCA_PROTO_ERROR: u32 = 0x1c01_000b;
     /// RPC_S_SEC_PKG_ERROR / SEC_E_LOGON_DENIED-style bind failures
-    pub const SEC_E_LOGON_DENIED: u32 = 0x8009_030c;
+    pub(crate) const SEC_E_LOGON_DENIED: u32 = 0x8009_030c;
 }
 
 #[derive(Debug, thiserror::Error)]

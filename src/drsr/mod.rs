@@ -24,7 +24,7 @@ pub mod secrets;
 mod transport;
 
 pub use client::{Auth, DrsrClient, DrsrConfig};
-pub use error::{codes, DrsrError, Result};
+pub use error::{DrsrError, Result};
 pub use ndr::Guid;
 pub use records::{
     AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector, UtdEntry,

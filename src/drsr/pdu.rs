@@ -8,47 +8,34 @@
 use super::error::{DrsrError, Result};
 use super::ndr::Guid;
 
-pub const HEADER_LEN: usize = 16;
-pub const SEC_TRAILER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 16;
+pub(crate) const SEC_TRAILER_LEN: usize = 8;
 /// Request body header: alloc_hint, p_cont_id, opnum.
-pub const REQUEST_HEADER_LEN: usize = 8;
+pub(crate) const REQUEST_HEADER_LEN: usize = 8;
 /// Response body header: alloc_hint, p_cont_id, cancel_count, reserved.
-pub const RESPONSE_HEADER_LEN: usize = 8;
+pub(crate) const RESPONSE_HEADER_LEN: usize = 8;
 /// Largest fragment we send or accept.
-pub const MAX_FRAG_LEN: usize = 65_535;
+pub(crate) const MAX_FRAG_LEN: usize = 65_535;
 /// Fragment size we offer in bind (Windows and Samba use 5840 / 4280; any up to 64 KiB).
-pub const OFFERED_FRAG_LEN: u16 = 5840;
+pub(crate) const OFFERED_FRAG_LEN: u16 = 5840;
 /// Stub padding boundary for sealed PDUs.
-pub const AUTH_PAD_ALIGN: usize = 16;
+pub(crate) const AUTH_PAD_ALIGN: usize = 16;
 
-pub const PFC_FIRST_FRAG: u8 = 0x01;
-pub const PFC_LAST_FRAG: u8 = 0x02;
-pub const PFC_SUPPORT_HEADER_SIGN: u8 = 0x04;
-pub const PFC_CONC_MPX: u8 = 0x10;
-pub const PFC_OBJECT_UUID: u8 = 0x80;
+pub(crate) const PFC_FIRST_FRAG: u8 = 0x01;
+pub(crate) const PFC_LAST_FRAG: u8 = 0x02;
+pub(crate) const PFC_SUPPORT_HEADER_SIGN: u8 = 0x04;
 
-pub const RPC_C_AUTHN_LEVEL_PKT_PRIVACY: u8 = 6;
-pub const RPC_C_AUTHN_GSS_NEGOTIATE: u8 = 9;
-pub const RPC_C_AUTHN_WINNT: u8 = 10;
-pub const RPC_C_AUTHN_GSS_KERBEROS: u8 = 16;
+pub(crate) const RPC_C_AUTHN_LEVEL_PKT_PRIVACY: u8 = 6;
+pub(crate) const RPC_C_AUTHN_WINNT: u8 = 10;
+pub(crate) const RPC_C_AUTHN_GSS_KERBEROS: u8 = 16;
 
 /// NDR 2.0 transfer syntax.
-pub const NDR_SYNTAX: (Guid, u16, u16) = (
+pub(crate) const NDR_SYNTAX: (Guid, u16, u16) = (
     Guid([
         0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48,
         0x60,
     ]),
     2,
-    0,
-);
-
-/// Bind time feature negotiation syntax (MS-RPCE 3.3.1.5.3): 6cb71c2c-9812-4540-0300-...
-pub const BIND_TIME_FEATURES: (Guid, u16, u16) = (
-    Guid([
-        0x2c, 0x1c, 0xb7, 0x6c, 0x12, 0x98, 0x40, 0x45, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00,
-    ]),
-    1,
     0,
 );
 

@@ -14,7 +14,7 @@ use super::secrets::SessionKey;
 use super::transport::Transport;
 
 /// Largest reassembled response stub accepted.
-pub const MAX_STUB_LEN: usize = 64 << 20;
+pub(crate) const MAX_STUB_LEN: usize = 64 << 20;
 const AUTH_CONTEXT_ID: u32 = 0;
 
 pub(crate) struct RpcConnection {
