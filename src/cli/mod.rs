@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod drsr;
 mod hash;
 mod stdin;
 
@@ -27,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: hash::HashCommand,
     },
+    /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
+    Drsr {
+        #[command(subcommand)]
+        command: drsr::DrsrCommand,
+    },
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -41,6 +47,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash { command } => hash::run(command),
+        Command::Drsr { command } => drsr::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
