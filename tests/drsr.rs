@@ -421,3 +421,27 @@ async fn unreachable_dc_is_reported() {
     assert!(matches!(err, DrsrError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains("endpoint mapper"));
 }
+
+#[test]
+fn client_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let cfg = DrsrConfig::new(
+        DC,
+        Auth::Ntlm {
+            domain: "D".into(),
+            user: "u".into(),
+            password: Zeroizing::new("p".into()),
+        },
+    );
+    let fut = DrsrClient::connect(&cfg);
+    is_send(&fut);
+    async fn use_client(mut c: DrsrClient) {
+        let _ = c.replicate_user("alice").await;
+        let _ = c.replicate_domain(None, 10).await;
+        let _ = c.close().await;
+    }
+    fn check(c: DrsrClient) {
+        is_send(&use_client(c));
+    }
+    let _ = check;
+}

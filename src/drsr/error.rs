@@ -108,3 +108,32 @@ impl DrsrError {
 }
 
 pub type Result<T, E = DrsrError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drs_status_maps_to_actionable_errors() {
+        for code in [8453, 8439, 5] {
+            let e = DrsrError::from_drs_status("DRSGetNCChanges", code);
+            assert!(
+                matches!(e, DrsrError::MissingReplicationRights { .. }),
+                "{code}"
+            );
+            assert!(e.to_string().contains("Replicating Directory Changes All"));
+        }
+        let e = DrsrError::from_drs_status("DRSGetNCChanges", 8456);
+        assert!(matches!(e, DrsrError::ReplicationDisabled));
+        assert!(e.to_string().contains("8456"));
+        assert!(matches!(
+            DrsrError::from_drs_status("DRSGetNCChanges", 1),
+            DrsrError::DrsStatus { code: 1, .. }
+        ));
+        let e = DrsrError::protocol("REPLENTINFLIST", "at most 3 entries");
+        assert_eq!(
+            e.to_string(),
+            "protocol violation in REPLENTINFLIST: expected at most 3 entries"
+        );
+    }
+}
