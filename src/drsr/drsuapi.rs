@@ -598,7 +598,7 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
         // Scalars of the whole chain first.
         let mut items: Vec<ItemScalars> = Vec::new();
         loop {
-            if items.len() > object_count as usize || r.remaining() < 28 {
+            if items.len() >= object_count as usize || r.remaining() < 28 {
                 return Err(DrsrError::protocol(
                     "REPLENTINFLIST",
                     format!("at most cNumObjects ({object_count}) entries"),
