@@ -13,6 +13,11 @@
 #include <stdint.h>
 
 /**
+ * `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
+ */
+#define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
+
+/**
  * Bumped on any incompatible change to the C ABI.
  */
 #define PHS_ABI_VERSION 1
@@ -31,11 +36,6 @@
  * Bytes in a digest salt.
  */
 #define PHS_SALT_LEN 10
-
-/**
- * `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
- */
-#define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
 
 /**
  * An open tenant. Safe to use from several threads at once; free with `phs_cloud_free`.
@@ -117,6 +117,135 @@ typedef int32_t phs_status;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600).
+ *
+ * # Safety
+ * `target` must be NUL-terminated; `out` writable.
+ */
+phs_status phs_cloud_open(const char *target, struct phs_cloud **out);
+
+/**
+ * Close a tenant. NULL is a no-op.
+ *
+ * # Safety
+ * `cloud` must be NULL or from `phs_cloud_open`, not yet freed.
+ */
+void phs_cloud_free(struct phs_cloud *cloud);
+
+/**
+ * Administrator password reset (cloud policy applies). `password`: `len` UTF-16 units.
+ * `flags`: 0 or `PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN`. On success `*out_json` is
+ * `{"user_principal_name","result":"applied","changed_at","force_change_at_next_sign_in","password_expires_at"}`.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_set_cloud_password(struct phs_cloud *cloud,
+                                  const char *upn,
+                                  const uint16_t *password,
+                                  size_t len,
+                                  uint32_t flags,
+                                  char **out_json);
+
+/**
+ * Sign in. A refusal is `PHS_OK` too: read `"result"` in `*out_json`
+ * (`success`, `invalid_credentials`, `must_change_password`, `password_expired`,
+ * `account_disabled`, `locked_out`); `"session_token"` is set on success.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_sign_in(struct phs_cloud *cloud,
+                             const char *upn,
+                             const uint16_t *password,
+                             size_t len,
+                             char **out_json);
+
+/**
+ * A user's own password change (old and new as UTF-16). Result JSON as for sign-in;
+ * `"result":"success"` means the password was changed.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_change_password(struct phs_cloud *cloud,
+                                     const char *upn,
+                                     const uint16_t *old_password,
+                                     size_t old_len,
+                                     const uint16_t *new_password,
+                                     size_t new_len,
+                                     char **out_json);
+
+/**
+ * One user as JSON (`user_principal_name`, `source_anchor`, `display_name`, `enabled`,
+ * `origin`, `created_at`, `password`, `locked_until`); `PHS_E_NOT_FOUND` if absent.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
+
+/**
+ * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
+ *
+ * # Safety
+ * `password` must be valid for `len` reads, `out_hash` for 16 writes.
+ */
+phs_status phs_nt_hash_utf8(const char *password, size_t len, uint8_t *out_hash);
+
+/**
+ * NT hash (16 bytes) of `len` UTF-16 code units; lone surrogates are hashed as they are.
+ *
+ * # Safety
+ * `password` must be valid for `len` reads of `uint16_t`, `out_hash` for 16 writes.
+ */
+phs_status phs_nt_hash_utf16(const uint16_t *password, size_t len, uint8_t *out_hash);
+
+/**
+ * Write the PHS digest string of a 16-byte NT hash, NUL-terminated, into `out`.
+ * `salt`: 10 bytes, or NULL for a fresh random salt. `iterations`: 0 means 1000.
+ * `PHS_DIGEST_STRING_CAPACITY` bytes are always enough.
+ *
+ * # Safety
+ * `nt_hash` must be valid for 16 reads, `salt` NULL or valid for 10 reads, `out` for
+ * `out_capacity` writes.
+ */
+phs_status phs_digest_from_nt_hash(const uint8_t *nt_hash,
+                                   const uint8_t *salt,
+                                   uint32_t iterations,
+                                   char *out,
+                                   size_t out_capacity);
+
+/**
+ * Verify a UTF-8 password of `len` bytes against a NUL-terminated digest string.
+ * A wrong password is `PHS_OK` with `*out_match == false`.
+ *
+ * # Safety
+ * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
+ */
+phs_status phs_verify_utf8(const char *digest, const char *password, size_t len, bool *out_match);
+
+/**
+ * Verify `len` UTF-16 code units against a NUL-terminated digest string.
+ * A wrong password is `PHS_OK` with `*out_match == false`.
+ *
+ * # Safety
+ * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
+ */
+phs_status phs_verify_utf16(const char *digest,
+                            const uint16_t *password,
+                            size_t len,
+                            bool *out_match);
+
+/**
+ * Verify a 16-byte NT hash against a NUL-terminated digest string.
+ *
+ * # Safety
+ * `digest` must be NUL-terminated, `nt_hash` valid for 16 reads, `out_match` writable.
+ */
+phs_status phs_verify_nt_hash(const char *digest, const uint8_t *nt_hash, bool *out_match);
 
 /**
  * Free a string phsync returned (`out_json` results). NULL is a no-op.

@@ -14,4 +14,6 @@ pub mod sync;
 pub mod config;
 pub mod directory;
 
+pub mod drsr;
+
 pub mod ffi;

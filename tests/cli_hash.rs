@@ -15,8 +15,7 @@ fn phsync(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A command that fails on its arguments exits without reading stdin: the write may then
-    // hit a closed pipe, which is not the test's concern (the exit code and stderr are).
+    // The child may exit (usage error) before reading stdin: a broken pipe is not a failure.
     if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
     }

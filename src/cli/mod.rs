@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod cloud;
 mod directory;
+mod drsr;
 mod hash;
 mod stdin;
 
@@ -42,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
+    Drsr {
+        #[command(subcommand)]
+        command: drsr::DrsrCommand,
+    },
 }
 
 /// A command's outcome: success, or a "no" that is not an error (exit 1).
@@ -59,6 +65,7 @@ pub fn run() -> ExitCode {
         Command::Cloud(args) => cloud::run(args),
         Command::Bench { command } => bench::run(command),
         Command::Directory { command } => directory::run(command),
+        Command::Drsr { command } => drsr::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
