@@ -18,6 +18,11 @@
 #define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
 
 /**
+ * `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
+ */
+#define PHS_SYNC_FULL 1
+
+/**
  * Bumped on any incompatible change to the C ABI.
  */
 #define PHS_ABI_VERSION 1
@@ -43,9 +48,45 @@
 typedef struct phs_cloud phs_cloud;
 
 /**
+ * A sync engine opened from a config file. Use from one thread at a time.
+ */
+typedef struct phs_engine phs_engine;
+
+/**
  * Result of every fallible export: `PHS_OK` or a negative `PHS_E_*` code.
  */
 typedef int32_t phs_status;
+
+/**
+ * Progress of a cycle: `stage` ("scope", "replicate", "provision", "credentials"), items
+ * `done` of `total`. Called on the thread that called `phs_sync_cycle`, never after it returns.
+ */
+typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done, uint64_t total);
+
+/**
+ * The config file is missing, unreadable or invalid; the message names the key.
+ */
+#define PHS_E_CONFIG -20
+
+/**
+ * The domain controller's LDAP service failed (unreachable, credentials, TLS, scope).
+ */
+#define PHS_E_DIRECTORY -21
+
+/**
+ * Replication (MS-DRSR) failed: unreachable, credentials, missing rights, protocol.
+ */
+#define PHS_E_REPLICATION -22
+
+/**
+ * The host is in FIPS mode and `allow_non_fips_crypto` is not set.
+ */
+#define PHS_E_FIPS -23
+
+/**
+ * The engine's state directory or event log could not be used.
+ */
+#define PHS_E_STATE -24
 
 #define PHS_OK 0
 
@@ -186,6 +227,58 @@ phs_status phs_cloud_change_password(struct phs_cloud *cloud,
  * Pointers valid as documented; free `*out_json` with `phs_string_free`.
  */
 phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
+
+/**
+ * Open an engine from a phsync config file (TOML).
+ *
+ * # Safety
+ * `config_path` must be NUL-terminated; `out` writable.
+ */
+phs_status phs_engine_open(const char *config_path, struct phs_engine **out);
+
+/**
+ * Close an engine. NULL is a no-op.
+ *
+ * # Safety
+ * `engine` must be NULL or from `phs_engine_open`, not yet freed.
+ */
+void phs_engine_free(struct phs_engine *engine);
+
+/**
+ * Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
+ * `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
+ * `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
+ * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
+ *
+ * # Safety
+ * `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
+ * free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_sync_cycle(struct phs_engine *engine,
+                          uint32_t flags,
+                          phs_progress_fn progress,
+                          void *context,
+                          char **out_json);
+
+/**
+ * Sync one user now (sAMAccountName, `DOMAIN\sam`, UPN, DN or GUID). `*out_json`: the
+ * per-user result (`object_guid`, `sam_account_name`, `user_principal_name`,
+ * `source_anchor`, `last_attempt_at`, `status`, `reason`, `onprem_changed_at`,
+ * `applied_at`, `retry`). `PHS_E_NOT_FOUND` if the directory has no such user.
+ *
+ * # Safety
+ * As `phs_sync_cycle`.
+ */
+phs_status phs_sync_user(struct phs_engine *engine, const char *user, char **out_json);
+
+/**
+ * One user's diagnostics: the per-user result plus `history` (`at`, `status`, `reason`).
+ * `PHS_E_NOT_FOUND` if the engine has no record of the user.
+ *
+ * # Safety
+ * As `phs_sync_cycle`.
+ */
+phs_status phs_user_status(struct phs_engine *engine, const char *user, char **out_json);
 
 /**
  * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
@@ -343,6 +436,58 @@ phs_status phs_cloud_change_password(struct phs_cloud *cloud,
  * Pointers valid as documented; free `*out_json` with `phs_string_free`.
  */
 phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
+
+/**
+ * Open an engine from a phsync config file (TOML).
+ *
+ * # Safety
+ * `config_path` must be NUL-terminated; `out` writable.
+ */
+phs_status phs_engine_open(const char *config_path, struct phs_engine **out);
+
+/**
+ * Close an engine. NULL is a no-op.
+ *
+ * # Safety
+ * `engine` must be NULL or from `phs_engine_open`, not yet freed.
+ */
+void phs_engine_free(struct phs_engine *engine);
+
+/**
+ * Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
+ * `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
+ * `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
+ * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
+ *
+ * # Safety
+ * `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
+ * free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_sync_cycle(struct phs_engine *engine,
+                          uint32_t flags,
+                          phs_progress_fn progress,
+                          void *context,
+                          char **out_json);
+
+/**
+ * Sync one user now (sAMAccountName, `DOMAIN\sam`, UPN, DN or GUID). `*out_json`: the
+ * per-user result (`object_guid`, `sam_account_name`, `user_principal_name`,
+ * `source_anchor`, `last_attempt_at`, `status`, `reason`, `onprem_changed_at`,
+ * `applied_at`, `retry`). `PHS_E_NOT_FOUND` if the directory has no such user.
+ *
+ * # Safety
+ * As `phs_sync_cycle`.
+ */
+phs_status phs_sync_user(struct phs_engine *engine, const char *user, char **out_json);
+
+/**
+ * One user's diagnostics: the per-user result plus `history` (`at`, `status`, `reason`).
+ * `PHS_E_NOT_FOUND` if the engine has no record of the user.
+ *
+ * # Safety
+ * As `phs_sync_cycle`.
+ */
+phs_status phs_user_status(struct phs_engine *engine, const char *user, char **out_json);
 
 /**
  * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).

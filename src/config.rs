@@ -44,13 +44,43 @@ pub enum ConfigError {
     EmptyPassword { origin: String },
 }
 
-/// The whole configuration file. New sections (`[cloud]`, `[state]`) are added as fields here.
+/// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub source: SourceConfig,
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Where digests go; required by the sync engine, not by `phsync directory`.
+    #[serde(default)]
+    pub cloud: Option<CloudConfig>,
+    /// Where the engine keeps its cursor, retry queue, diagnostics and event log.
+    #[serde(default)]
+    pub state: Option<StateConfig>,
+}
+
+/// `[cloud]`: the tenant that receives the digests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// A tenant file path (relative to the config file's directory).
+    pub tenant: String,
+}
+
+/// `[state]`: the engine's state directory (created 0700).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+/// How the replication client authenticates to the DC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    #[default]
+    Ntlm,
+    Kerberos,
 }
 
 /// `[source]`: the domain controller and how to bind to it.
@@ -85,10 +115,23 @@ pub struct SourceConfig {
     /// Connect and per-operation timeout in seconds.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Replication (MS-DRSR) authentication: `ntlm` (default) or `kerberos`.
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// Kerberos KDC `host:port`; default: the domain controller, port 88.
+    #[serde(default)]
+    pub kdc: Option<String>,
+    /// Kerberos service principal of the DC; default `host/<domain_controller>`. Set it
+    /// (e.g. `host/dc1.example.com`) when `domain_controller` is an address.
+    #[serde(default)]
+    pub spn: Option<String>,
+    /// DRSUAPI TCP port, skipping the endpoint mapper (TCP 135). Default: ask the mapper.
+    #[serde(default)]
+    pub rpc_port: Option<u16>,
 }
 
 /// `[sync]`: which users are in scope.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// Include disabled accounts (userAccountControl bit 2). Default false.
@@ -101,6 +144,45 @@ pub struct SyncConfig {
     /// With both OUs and groups, a user must be in one of the OUs AND in one of the groups.
     #[serde(default)]
     pub scope_groups: Vec<String>,
+    /// Seconds between cycles in `phsync run` (Microsoft: 120).
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    /// Microsoft's ForcePasswordChangeOnLogOn: sync "must change at next logon" passwords
+    /// with a force-change flag instead of filtering them. Default false.
+    #[serde(default)]
+    pub sync_temporary_passwords: bool,
+    /// Microsoft's CloudPasswordPolicyForPasswordSyncedUsersEnabled, set on the tenant.
+    #[serde(default)]
+    pub apply_cloud_password_policy: bool,
+    /// Allow MD4/MD5/RC4 on a FIPS-mode host (Entra Connect's enforceFIPSPolicy="false").
+    #[serde(default)]
+    pub allow_non_fips_crypto: bool,
+    /// Objects per GetNCChanges batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            include_disabled: false,
+            scope_ous: Vec::new(),
+            scope_groups: Vec::new(),
+            interval_seconds: default_interval(),
+            sync_temporary_passwords: false,
+            apply_cloud_password_policy: false,
+            allow_non_fips_crypto: false,
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+fn default_interval() -> u64 {
+    120
+}
+
+fn default_batch_size() -> u32 {
+    1000
 }
 
 fn default_true() -> bool {
@@ -148,12 +230,28 @@ impl Config {
             message: one_line(&e.to_string()),
         })?;
         config.source.resolve_paths(base_dir);
+        if let Some(cloud) = &mut config.cloud {
+            if !cloud.tenant.contains("://") && Path::new(&cloud.tenant).is_relative() {
+                cloud.tenant = base_dir.join(&cloud.tenant).display().to_string();
+            }
+        }
+        if let Some(state) = &mut config.state {
+            if state.dir.is_relative() {
+                state.dir = base_dir.join(&state.dir);
+            }
+        }
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.source.validate()?;
+        if !(1..=86_400).contains(&self.sync.interval_seconds) {
+            return Err(ConfigError::Invalid("sync.interval_seconds must be 1..=86400".into()));
+        }
+        if !(1..=10_000).contains(&self.sync.batch_size) {
+            return Err(ConfigError::Invalid("sync.batch_size must be 1..=10000".into()));
+        }
         for ou in &self.sync.scope_ous {
             if !ou.contains('=') {
                 return Err(ConfigError::Invalid(format!(

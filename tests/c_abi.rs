@@ -45,7 +45,7 @@ fn c_program_checks_vectors_and_error_codes() {
     let lib_dir = target_dir();
     assert!(
         lib_dir.join("libphsync.so").exists() || lib_dir.join("libphsync.dylib").exists(),
-        "cdylib not found in {}",
+        "cdylib not found in {} (build it first: cargo build --lib; scripts/test does)",
         lib_dir.display()
     );
     let work = std::env::temp_dir().join(format!("phsync-c-abi-{}", std::process::id()));

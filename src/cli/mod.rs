@@ -11,6 +11,7 @@ mod directory;
 mod drsr;
 mod hash;
 mod stdin;
+mod sync;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,12 @@ enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// Run one sync cycle (or sync the named users) and exit: for scheduled jobs
+    Sync(sync::SyncArgs),
+    /// Sync every interval until SIGTERM or Ctrl-C
+    Run(sync::RunArgs),
+    /// Cycle state, or one user's diagnostics
+    Status(sync::StatusArgs),
     /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
     Drsr {
         #[command(subcommand)]
@@ -66,6 +73,9 @@ pub fn run() -> ExitCode {
         Command::Bench { command } => bench::run(command),
         Command::Directory { command } => directory::run(command),
         Command::Drsr { command } => drsr::run(command),
+        Command::Sync(args) => sync::sync(args),
+        Command::Run(args) => sync::run(args),
+        Command::Status(args) => sync::status(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -11,9 +11,11 @@ use crate::cloud::CloudError;
 use crate::hash::HashError;
 
 mod cloud;
+mod engine;
 mod hash;
 
 pub use cloud::*;
+pub use engine::*;
 pub use hash::*;
 
 /// Result of every fallible export: `PHS_OK` or a negative `PHS_E_*` code.
@@ -92,9 +94,9 @@ impl From<HashError> for FfiError {
     }
 }
 
-impl From<CloudError> for FfiError {
-    fn from(e: CloudError) -> Self {
-        let status = match &e {
+impl FfiError {
+    pub(crate) fn from_cloud_status(e: &CloudError) -> phs_status {
+        match e {
             CloudError::UserNotFound(_) | CloudError::AnchorNotFound(_) => PHS_E_NOT_FOUND,
             CloudError::UpnConflict(_) | CloudError::AnchorConflict(_) => PHS_E_CONFLICT,
             CloudError::PolicyViolation(_) => PHS_E_PASSWORD_POLICY,
@@ -105,8 +107,13 @@ impl From<CloudError> for FfiError {
             | CloudError::InvalidArgument(_)
             | CloudError::UnsupportedTarget(_) => PHS_E_INVALID_ARGUMENT,
             CloudError::Storage(_) | CloudError::TenantFile { .. } => PHS_E_STORAGE,
-        };
-        FfiError::new(status, e.to_string())
+        }
+    }
+}
+
+impl From<CloudError> for FfiError {
+    fn from(e: CloudError) -> Self {
+        FfiError::new(FfiError::from_cloud_status(&e), e.to_string())
     }
 }
 
@@ -279,6 +286,11 @@ pub extern "C" fn phs_status_name(status: phs_status) -> *const c_char {
         PHS_E_CONFLICT => c"PHS_E_CONFLICT",
         PHS_E_STORAGE => c"PHS_E_STORAGE",
         PHS_E_INVALID_PASSWORD => c"PHS_E_INVALID_PASSWORD",
+        PHS_E_CONFIG => c"PHS_E_CONFIG",
+        PHS_E_DIRECTORY => c"PHS_E_DIRECTORY",
+        PHS_E_REPLICATION => c"PHS_E_REPLICATION",
+        PHS_E_FIPS => c"PHS_E_FIPS",
+        PHS_E_STATE => c"PHS_E_STATE",
         PHS_E_INTERNAL => c"PHS_E_INTERNAL",
         _ => c"PHS_E_UNKNOWN",
     };

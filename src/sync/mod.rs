@@ -4,3 +4,8 @@
 pub mod events;
 pub mod fips;
 pub mod state;
+mod engine;
+mod error;
+
+pub use engine::{CycleReport, Engine, ProgressFn, UserStatus};
+pub use error::SyncError;

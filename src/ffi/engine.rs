@@ -1,0 +1,158 @@
+//! C exports of the sync engine. Each handle owns its engine (and its async runtime); calls
+//! block. Results are JSON with the field names of `crate::sync` (see the README).
+
+use std::ffi::{c_char, c_void, CString};
+use std::path::Path;
+
+use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
+use super::{PHS_E_NOT_FOUND, PHS_E_INVALID_ARGUMENT};
+use crate::sync::{Engine, SyncError};
+
+/// A sync engine opened from a config file. Use from one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct phs_engine {
+    engine: Engine,
+}
+
+/// Progress of a cycle: `stage` ("scope", "replicate", "provision", "credentials"), items
+/// `done` of `total`. Called on the thread that called `phs_sync_cycle`, never after it returns.
+#[allow(non_camel_case_types)]
+pub type phs_progress_fn =
+    Option<unsafe extern "C" fn(context: *mut c_void, stage: *const c_char, done: u64, total: u64)>;
+
+/// `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
+pub const PHS_SYNC_FULL: u32 = 1;
+
+/// The config file is missing, unreadable or invalid; the message names the key.
+pub const PHS_E_CONFIG: phs_status = -20;
+/// The domain controller's LDAP service failed (unreachable, credentials, TLS, scope).
+pub const PHS_E_DIRECTORY: phs_status = -21;
+/// Replication (MS-DRSR) failed: unreachable, credentials, missing rights, protocol.
+pub const PHS_E_REPLICATION: phs_status = -22;
+/// The host is in FIPS mode and `allow_non_fips_crypto` is not set.
+pub const PHS_E_FIPS: phs_status = -23;
+/// The engine's state directory or event log could not be used.
+pub const PHS_E_STATE: phs_status = -24;
+
+impl From<SyncError> for FfiError {
+    fn from(e: SyncError) -> Self {
+        let status = match &e {
+            SyncError::Config(_) | SyncError::Setup(_) => PHS_E_CONFIG,
+            SyncError::Fips => PHS_E_FIPS,
+            SyncError::Directory(_) => PHS_E_DIRECTORY,
+            SyncError::Replication(_) | SyncError::Interrupted => PHS_E_REPLICATION,
+            SyncError::Tenant(c) => return FfiError::new(FfiError::from_cloud_status(c), e.to_string()),
+            SyncError::State(_) => PHS_E_STATE,
+            SyncError::UserNotFound(_) => PHS_E_NOT_FOUND,
+        };
+        FfiError::new(status, e.to_string())
+    }
+}
+
+/// Open an engine from a phsync config file (TOML).
+///
+/// # Safety
+/// `config_path` must be NUL-terminated; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn phs_engine_open(config_path: *const c_char, out: *mut *mut phs_engine) -> phs_status {
+    ffi_boundary!({
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        *out = std::ptr::null_mut();
+        let path = str_arg(config_path, "config_path")?;
+        let engine = Engine::open(Path::new(path))?;
+        *out = Box::into_raw(Box::new(phs_engine { engine }));
+        Ok(())
+    })
+}
+
+/// Close an engine. NULL is a no-op.
+///
+/// # Safety
+/// `engine` must be NULL or from `phs_engine_open`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn phs_engine_free(engine: *mut phs_engine) {
+    if !engine.is_null() {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(engine))));
+    }
+}
+
+unsafe fn engine_mut<'a>(engine: *mut phs_engine) -> Result<&'a mut Engine, FfiError> {
+    engine.as_mut().map(|e| &mut e.engine).ok_or_else(|| FfiError::null("engine"))
+}
+
+/// Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
+/// `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
+/// `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
+/// `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
+///
+/// # Safety
+/// `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
+/// free `*out_json` with `phs_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_sync_cycle(
+    engine: *mut phs_engine,
+    flags: u32,
+    progress: phs_progress_fn,
+    context: *mut c_void,
+    out_json: *mut *mut c_char,
+) -> phs_status {
+    ffi_boundary!({
+        let engine = engine_mut(engine)?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        if flags & !PHS_SYNC_FULL != 0 {
+            return Err(FfiError::new(PHS_E_INVALID_ARGUMENT, format!("unknown flags 0x{flags:x}")));
+        }
+        let mut report_progress = |stage: &str, done: u64, total: u64| {
+            if let Some(f) = progress {
+                let stage = CString::new(stage).unwrap_or_default();
+                f(context, stage.as_ptr(), done, total);
+            }
+        };
+        let report = engine.cycle(flags & PHS_SYNC_FULL != 0, &mut report_progress)?;
+        write_json(&report, out_json)
+    })
+}
+
+/// Sync one user now (sAMAccountName, `DOMAIN\sam`, UPN, DN or GUID). `*out_json`: the
+/// per-user result (`object_guid`, `sam_account_name`, `user_principal_name`,
+/// `source_anchor`, `last_attempt_at`, `status`, `reason`, `onprem_changed_at`,
+/// `applied_at`, `retry`). `PHS_E_NOT_FOUND` if the directory has no such user.
+///
+/// # Safety
+/// As `phs_sync_cycle`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_sync_user(engine: *mut phs_engine, user: *const c_char, out_json: *mut *mut c_char) -> phs_status {
+    ffi_boundary!({
+        let engine = engine_mut(engine)?;
+        let user = str_arg(user, "user")?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        let result = engine.sync_user(user)?;
+        write_json(&result, out_json)
+    })
+}
+
+/// One user's diagnostics: the per-user result plus `history` (`at`, `status`, `reason`).
+/// `PHS_E_NOT_FOUND` if the engine has no record of the user.
+///
+/// # Safety
+/// As `phs_sync_cycle`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_user_status(engine: *mut phs_engine, user: *const c_char, out_json: *mut *mut c_char) -> phs_status {
+    ffi_boundary!({
+        let engine = engine_mut(engine)?;
+        let user = str_arg(user, "user")?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        let status = engine
+            .user_status(user)?
+            .ok_or_else(|| FfiError::new(PHS_E_NOT_FOUND, format!("phsync has no record of {user:?} (not in scope, or never synced)")))?;
+        write_json(&status, out_json)
+    })
+}

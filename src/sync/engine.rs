@@ -1,0 +1,639 @@
+//! One engine, three front doors. A cycle: scope (LDAP) → replicate (MS-DRSR, full or from
+//! the cursor) → provision users → digests (SIMD batch, all cores) → credentials in
+//! chronological order → retries → cursor. The cursor is stored only after every change it
+//! covers is in the tenant or durably in the retry queue, so a crash anywhere loses nothing;
+//! re-sending a change is harmless because the tenant refuses it as not newer.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::events::{id, EventLog, Level};
+use super::state::{HistoryEntry, RetryState, StateStore, SyncStatus, UserDiagnostics};
+use super::{fips, SyncError};
+use crate::cloud::{
+    self, CloudError, CloudTenant, CredentialOutcome, Origin, ProvisionOutcome, SyncedCredential,
+    SyncedUserSpec, Timestamp,
+};
+use crate::config::{AuthMethod, Config};
+use crate::directory::{Directory, DirectoryUser, UserScope};
+use crate::drsr::{Auth, DrsrClient, DrsrConfig, ReplicatedAccount, ReplicationCursor};
+use crate::hash::{new_random_digests, NtHash};
+
+const CURSOR_KEY: &str = "replication_cursor";
+const LAST_CYCLE_KEY: &str = "last_cycle";
+const EVENT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+const EVENT_LOG_FILES: usize = 10;
+
+/// Progress: (stage, done, total). Called on the caller's thread only.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64, u64);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub mode: &'static str,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub in_scope: u64,
+    /// Password changes replicated for in-scope users (plus retries and new users).
+    pub changes: u64,
+    pub applied: u64,
+    pub stale: u64,
+    pub filtered: u64,
+    pub disabled: u64,
+    pub failed: u64,
+    pub retry_queued: u64,
+    pub users: Vec<UserDiagnostics>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserStatus {
+    #[serde(flatten)]
+    pub user: UserDiagnostics,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One password to deliver.
+struct Pending<'a> {
+    user: &'a DirectoryUser,
+    account: ReplicatedAccount,
+    changed_at: Timestamp,
+}
+
+pub struct Engine {
+    config: Config,
+    tenant: Box<dyn CloudTenant>,
+    state: StateStore,
+    events: EventLog,
+    rt: tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+}
+
+fn guid_string(bytes: &[u8; 16]) -> String {
+    crate::drsr::Guid(*bytes).to_string()
+}
+
+/// The on-prem time of a password change, for "newest wins". The replication metadata's
+/// originating time has one-second resolution; its version (bumped by every originating
+/// write) orders changes within one second.
+fn change_time(account: &ReplicatedAccount, user: &DirectoryUser) -> Timestamp {
+    if let Some(meta) = &account.password_metadata {
+        let within_second = i64::from(meta.version.min(999_999));
+        return Timestamp::from_unix_micros(meta.changed_unix * 1_000_000 + within_second);
+    }
+    account
+        .pwd_last_set
+        .and_then(Timestamp::from_filetime)
+        .or_else(|| Timestamp::from_filetime(user.pwd_last_set))
+        .unwrap_or_else(Timestamp::now)
+}
+
+impl Engine {
+    /// Load the config file and open the tenant, the state store and the event log.
+    pub fn open(config_path: &Path) -> Result<Engine, SyncError> {
+        let config = Config::load(config_path)?;
+        Engine::with_config(config)
+    }
+
+    pub fn with_config(config: Config) -> Result<Engine, SyncError> {
+        let cloud_cfg = config
+            .cloud
+            .as_ref()
+            .ok_or_else(|| SyncError::Setup("the config has no [cloud] section (tenant = \"...\")".into()))?;
+        let state_cfg = config
+            .state
+            .as_ref()
+            .ok_or_else(|| SyncError::Setup("the config has no [state] section (dir = \"...\")".into()))?;
+        let state = StateStore::open(&state_cfg.dir)?;
+        let events = EventLog::open(&state_cfg.dir, EVENT_LOG_MAX_BYTES, EVENT_LOG_FILES)
+            .map_err(|e| SyncError::Setup(format!("cannot open the event log in {}: {e}", state_cfg.dir.display())))?;
+        let tenant = cloud::open(&cloud_cfg.tenant, "sync-agent")?;
+        let mut settings = tenant.settings()?;
+        if settings.apply_cloud_password_policy_to_synced != config.sync.apply_cloud_password_policy {
+            settings.apply_cloud_password_policy_to_synced = config.sync.apply_cloud_password_policy;
+            tenant.update_settings(&settings)?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SyncError::Setup(format!("cannot start the async runtime: {e}")))?;
+        Ok(Engine {
+            config,
+            tenant,
+            state,
+            events,
+            rt,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Set from another thread (a signal handler) to stop after the user in flight.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    fn emit(&self, event_id: u16, level: Level, message: impl Into<String>, data: serde_json::Value) {
+        // A full disk must not stop a sync: the failure is already reported via tracing.
+        let _ = self.events.emit(event_id, level, message, data);
+    }
+
+    fn check_fips(&self) -> Result<(), SyncError> {
+        if fips::host_in_fips_mode() && !self.config.sync.allow_non_fips_crypto {
+            self.emit(id::MD5_UNAVAILABLE, Level::Error, fips::FIPS_REFUSAL, serde_json::Value::Null);
+            return Err(SyncError::Fips);
+        }
+        Ok(())
+    }
+
+    fn drsr_config(&self) -> Result<DrsrConfig, SyncError> {
+        let src = &self.config.source;
+        let dc = match (&src.domain_controller, &src.ldap_url) {
+            (Some(dc), _) => dc.clone(),
+            (None, Some(url)) => url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split(['/', ':']).next())
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| SyncError::Setup(format!("cannot take a DC host from ldap_url {url:?}")))?,
+            (None, None) => return Err(SyncError::Setup("[source] needs domain_controller".into())),
+        };
+        let name = src.username.trim();
+        let (domain, user) = match (name.split_once('\\'), name.split_once('@')) {
+            (Some((d, u)), _) => (d.to_string(), u.to_string()),
+            (None, Some((u, _))) => (src.netbios_domain.clone(), u.to_string()),
+            (None, None) => (src.netbios_domain.clone(), name.to_string()),
+        };
+        let password = src.password()?;
+        let auth = match src.auth {
+            AuthMethod::Ntlm => Auth::Ntlm { domain, user, password },
+            AuthMethod::Kerberos => Auth::Kerberos {
+                realm: src.realm.clone(),
+                kdc: src.kdc.clone().unwrap_or_else(|| format!("{dc}:88")),
+                user,
+                password,
+                spn: src.spn.clone(),
+            },
+        };
+        let mut cfg = DrsrConfig::new(dc, auth);
+        cfg.port_override = src.rpc_port;
+        cfg.connect_timeout = std::time::Duration::from_secs(src.timeout_seconds);
+        Ok(cfg)
+    }
+
+    /// A DC or tenant outage: event 611 (and 621 for a full sync), then the error.
+    fn domain_failure(&self, full: bool, error: SyncError) -> SyncError {
+        let domain = &self.config.source.netbios_domain;
+        self.emit(
+            id::DOMAIN_SYNC_ERROR,
+            Level::Error,
+            format!("password hash sync failed for domain {domain}: {error}; the cycle will be retried"),
+            json!({ "domain": domain }),
+        );
+        if full {
+            self.emit(id::FULL_SYNC_FAILED, Level::Error, format!("full password sync failed: {error}"), serde_json::Value::Null);
+        }
+        error
+    }
+
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
+        let scope = UserScope::from(&self.config.sync);
+        self.rt.block_on(async {
+            let mut dir = Directory::connect(&self.config.source).await?;
+            let users = dir.users(&scope).await;
+            dir.close().await;
+            Ok(users?)
+        })
+    }
+
+    /// Run one cycle: full on the first run or when `full`, incremental otherwise.
+    pub fn cycle(&mut self, full: bool, progress: ProgressFn<'_>) -> Result<CycleReport, SyncError> {
+        self.check_fips()?;
+        let started_at = Timestamp::now();
+        let cursor: Option<ReplicationCursor> = if full {
+            None
+        } else {
+            match self.state.get(CURSOR_KEY)? {
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                    SyncError::Setup(format!("the stored replication cursor is unreadable ({e}); run a full sync"))
+                })?),
+                None => None,
+            }
+        };
+        let is_full = cursor.is_none();
+        let mode = if is_full { "full" } else { "incremental" };
+        let domain = self.config.source.netbios_domain.clone();
+        if is_full {
+            self.emit(id::FULL_SYNC_STARTED, Level::Info, "full password sync started", serde_json::Value::Null);
+            self.emit(id::FULL_SYNC_STARTED_DOMAIN, Level::Info, format!("full password sync started for domain {domain}"), json!({ "domain": domain }));
+        } else {
+            self.emit(id::BATCH_START, Level::Info, format!("password sync cycle started for domain {domain}"), json!({ "domain": domain }));
+        }
+
+        progress("scope", 0, 1);
+        let in_scope = self.scope_users().map_err(|e| self.domain_failure(is_full, e))?;
+        progress("scope", in_scope.len() as u64, in_scope.len() as u64);
+        let by_guid: HashMap<[u8; 16], &DirectoryUser> = in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
+
+        progress("replicate", 0, 1);
+        let drsr_cfg = self.drsr_config()?;
+        let batch = self.config.sync.batch_size;
+        let replicated = self.rt.block_on(async {
+            let mut client = DrsrClient::connect(&drsr_cfg).await?;
+            let result = client.replicate_domain(cursor.as_ref(), batch).await;
+            let _ = client.close().await;
+            result
+        });
+        let (accounts, next_cursor) = replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
+        progress("replicate", accounts.len() as u64, accounts.len() as u64);
+
+        let mut report = CycleReport {
+            mode,
+            started_at,
+            finished_at: started_at,
+            in_scope: in_scope.len() as u64,
+            changes: 0,
+            applied: 0,
+            stale: 0,
+            filtered: 0,
+            disabled: 0,
+            failed: 0,
+            retry_queued: 0,
+            users: Vec::new(),
+            ok: true,
+        };
+
+        // Users first, so every credential finds its user.
+        let mut created = HashSet::new();
+        for (i, user) in in_scope.iter().enumerate() {
+            let outcome = self
+                .tenant
+                .provision_synced_user(&SyncedUserSpec {
+                    source_anchor: user.source_anchor(),
+                    user_principal_name: user.user_principal_name.clone(),
+                    display_name: user.display_name.clone(),
+                    enabled: user.enabled(),
+                })
+                .map_err(|e| self.domain_failure(is_full, e.into()))?;
+            if outcome == ProvisionOutcome::Created {
+                created.insert(user.object_guid.0);
+            }
+            progress("provision", i as u64 + 1, in_scope.len() as u64);
+        }
+        report.disabled = self.disable_out_of_scope(&in_scope).map_err(|e| self.domain_failure(is_full, e))?;
+
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut seen = HashSet::new();
+        for account in accounts {
+            if let Some(user) = by_guid.get(&account.guid.0) {
+                if account.password_replicated {
+                    seen.insert(account.guid.0);
+                    let changed_at = change_time(&account, user);
+                    pending.push(Pending { user, account, changed_at });
+                }
+            }
+        }
+        // New in scope without a password change in this window (moved into an OU, added to
+        // a group): fetch their current password; due retries likewise.
+        let mut fetch: Vec<[u8; 16]> = created.iter().filter(|g| !seen.contains(*g)).copied().collect();
+        for guid in self.state.due_retries(Timestamp::now())? {
+            if let Some(g) = crate::drsr::Guid::parse(&guid) {
+                if by_guid.contains_key(&g.0) && !seen.contains(&g.0) && !fetch.contains(&g.0) {
+                    fetch.push(g.0);
+                }
+            }
+        }
+        if !fetch.is_empty() {
+            let fetched = self.fetch_users(&drsr_cfg, &fetch);
+            for (guid, result) in fetch.iter().zip(fetched) {
+                let user = by_guid[guid];
+                match result {
+                    Ok(account) => {
+                        let changed_at = change_time(&account, user);
+                        pending.push(Pending { user, account, changed_at });
+                    }
+                    Err(e) => {
+                        let d = self.diagnostics(user, SyncStatus::Error, format!("could not read the password from the DC: {e}"), None, None);
+                        self.fail(&mut report, d)?;
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|p| p.changed_at);
+        report.changes = pending.len() as u64;
+        self.deliver(pending, &mut report, progress)?;
+
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(SyncError::Interrupted);
+        }
+        // Everything the cursor covers is now in the tenant or in the retry queue.
+        let cursor_json = serde_json::to_string(&next_cursor).expect("cursor serializes");
+        if let Err(e) = self.state.put(CURSOR_KEY, &cursor_json) {
+            self.emit(id::CYCLE_STATE_NOT_STORED, Level::Error, format!("the replication cursor could not be stored: {e}"), serde_json::Value::Null);
+            return Err(e.into());
+        }
+        report.finished_at = Timestamp::now();
+        report.ok = report.failed == 0;
+        let summary = json!({
+            "mode": mode, "in_scope": report.in_scope, "changes": report.changes, "applied": report.applied,
+            "stale": report.stale, "filtered": report.filtered, "disabled": report.disabled,
+            "failed": report.failed, "retry_queued": report.retry_queued,
+        });
+        let _ = self.state.put(LAST_CYCLE_KEY, &json!({ "finished_at": report.finished_at, "summary": summary }).to_string());
+        let _ = self.state.prune(report.finished_at);
+        if is_full {
+            self.emit(id::FULL_SYNC_DONE_DOMAIN, Level::Info, format!("full password sync finished for domain {domain}"), summary.clone());
+            self.emit(id::FULL_SYNC_DONE, Level::Info, "full password sync finished", summary);
+        } else {
+            self.emit(id::BATCH_END, Level::Info, format!("password sync cycle finished for domain {domain}"), summary);
+        }
+        Ok(report)
+    }
+
+    /// Synced users the tenant still lets sign in although they left the scope (disabled,
+    /// moved, deleted, or no longer a plain user): disable them.
+    fn disable_out_of_scope(&self, in_scope: &[DirectoryUser]) -> Result<u64, SyncError> {
+        let anchors: HashSet<String> = in_scope.iter().map(|u| u.source_anchor()).collect();
+        let mut disabled = 0;
+        for user in self.tenant.users()? {
+            let Some(anchor) = &user.source_anchor else { continue };
+            if user.origin == Origin::Synced && user.enabled && !anchors.contains(anchor) {
+                self.tenant.provision_synced_user(&SyncedUserSpec {
+                    source_anchor: anchor.clone(),
+                    user_principal_name: user.user_principal_name.clone(),
+                    display_name: user.display_name.clone(),
+                    enabled: false,
+                })?;
+                self.emit(
+                    id::SYNC_RESPONSE,
+                    Level::Info,
+                    format!("{} left the sync scope on-prem; disabled in the cloud", user.user_principal_name),
+                    json!({ "user_principal_name": user.user_principal_name, "source_anchor": anchor }),
+                );
+                disabled += 1;
+            }
+        }
+        Ok(disabled)
+    }
+
+    /// Read single users' current passwords (EXOP_REPL_OBJ), one connection for all.
+    fn fetch_users(&self, drsr_cfg: &DrsrConfig, guids: &[[u8; 16]]) -> Vec<Result<ReplicatedAccount, SyncError>> {
+        self.rt.block_on(async {
+            let mut client = match DrsrClient::connect(drsr_cfg).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let msg = e.to_string();
+                    return guids.iter().map(|_| Err(SyncError::Setup(msg.clone()))).collect();
+                }
+            };
+            let mut out = Vec::with_capacity(guids.len());
+            for g in guids {
+                out.push(client.replicate_user(&guid_string(g)).await.map_err(SyncError::from));
+            }
+            let _ = client.close().await;
+            out
+        })
+    }
+
+    fn diagnostics(
+        &self,
+        user: &DirectoryUser,
+        status: SyncStatus,
+        reason: String,
+        changed_at: Option<Timestamp>,
+        applied_at: Option<Timestamp>,
+    ) -> UserDiagnostics {
+        UserDiagnostics {
+            object_guid: guid_string(&user.object_guid.0),
+            sam_account_name: user.sam_account_name.clone(),
+            user_principal_name: user.user_principal_name.clone(),
+            source_anchor: user.source_anchor(),
+            last_attempt_at: Timestamp::now(),
+            status,
+            reason,
+            onprem_changed_at: changed_at,
+            applied_at,
+            retry: RetryState::None,
+        }
+    }
+
+    fn succeed(&self, report: &mut CycleReport, d: UserDiagnostics) -> Result<(), SyncError> {
+        let was_queued = !matches!(self.state.user(&d.object_guid)?.map(|x| x.retry), None | Some(RetryState::None));
+        self.state.record(&d)?;
+        if was_queued {
+            self.emit(id::RETRY_QUEUE_REMOVE, Level::Info, format!("{} removed from the retry queue", d.sam_account_name), json!({ "user": d.sam_account_name }));
+        }
+        report.users.push(d);
+        Ok(())
+    }
+
+    fn fail(&self, report: &mut CycleReport, mut d: UserDiagnostics) -> Result<(), SyncError> {
+        self.state.record(&d)?;
+        d.retry = self.state.queue_retry(&d.object_guid, Timestamp::now())?;
+        let data = json!({ "user": d.sam_account_name, "status": d.status.as_str(), "reason": d.reason, "retry": d.retry });
+        self.emit(id::OBJECT_FAILED, Level::Warning, format!("password sync failed for {}: {}", d.sam_account_name, d.reason), data.clone());
+        match d.retry {
+            RetryState::Abandoned { attempts } => self.emit(
+                id::NO_RETRY,
+                Level::Error,
+                format!("{} will not be retried after {attempts} attempts; a new on-prem change or a full sync tries again", d.sam_account_name),
+                data,
+            ),
+            _ => {
+                self.emit(id::RETRY_QUEUE_ADD, Level::Warning, format!("{} added to the retry queue", d.sam_account_name), data);
+                report.retry_queued += 1;
+            }
+        }
+        report.failed += 1;
+        report.users.push(d);
+        Ok(())
+    }
+
+    /// Filter, digest (batch) and apply pending passwords in the order given.
+    fn deliver(&self, pending: Vec<Pending>, report: &mut CycleReport, progress: ProgressFn<'_>) -> Result<(), SyncError> {
+        let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
+        for mut p in pending {
+            let must_change = p.user.must_change_password() || p.account.pwd_last_set == Some(0);
+            let Some(nt) = p.account.nt_hash.take() else {
+                let d = self.diagnostics(p.user, SyncStatus::MissingAttribute, "the DC sent no password hash (unicodePwd absent or empty); nothing was synced".into(), Some(p.changed_at), None);
+                self.fail(report, d)?;
+                continue;
+            };
+            if must_change && !self.config.sync.sync_temporary_passwords {
+                let d = self.diagnostics(p.user, SyncStatus::FilteredByTarget, "the user must change the password at next logon; temporary passwords are not synced (sync_temporary_passwords = false)".into(), Some(p.changed_at), None);
+                self.state.record(&d)?;
+                report.filtered += 1;
+                report.users.push(d);
+                continue;
+            }
+            to_send.push((p, nt));
+        }
+        let nts: Vec<&NtHash> = to_send.iter().map(|(_, nt)| nt).collect();
+        let digests = new_random_digests(&nts).map_err(|e| SyncError::Setup(e.to_string()))?;
+        let total = to_send.len() as u64;
+        let apply_delay = std::env::var("PHSYNC_FAULT_APPLY_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        for (i, ((p, _nt), digest)) in to_send.iter().zip(digests).enumerate() {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let must_change = p.user.must_change_password() || p.account.pwd_last_set == Some(0);
+            let cred = SyncedCredential {
+                source_anchor: p.user.source_anchor(),
+                digest: Zeroizing::new(digest.encode().to_string()),
+                changed_at: p.changed_at,
+                force_change_at_next_sign_in: must_change,
+            };
+            match self.tenant.apply_synced_credential(&cred) {
+                Ok(CredentialOutcome::Applied) => {
+                    let reason = if must_change { "synced; the user must change it at next sign-in" } else { "synced" };
+                    tracing::info!(user = %p.user.sam_account_name, changed_at = %p.changed_at, "password synced");
+                    let d = self.diagnostics(p.user, SyncStatus::Success, reason.into(), Some(p.changed_at), Some(Timestamp::now()));
+                    self.succeed(report, d)?;
+                    report.applied += 1;
+                }
+                Ok(CredentialOutcome::Stale { current_changed_at }) => {
+                    let d = self.diagnostics(
+                        p.user,
+                        SyncStatus::Success,
+                        format!("the cloud already has this or a newer password (set {current_changed_at}); not overwritten"),
+                        Some(p.changed_at),
+                        None,
+                    );
+                    self.succeed(report, d)?;
+                    report.stale += 1;
+                }
+                Err(CloudError::AnchorNotFound(_)) => {
+                    let d = self.diagnostics(p.user, SyncStatus::RetryRequestedByTarget, "the cloud user does not exist yet; will retry".into(), Some(p.changed_at), None);
+                    self.fail(report, d)?;
+                }
+                Err(e @ (CloudError::Storage(_) | CloudError::TenantFile { .. })) => {
+                    // The tenant is down: fail the cycle; the cursor stays, nothing is lost.
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let d = self.diagnostics(p.user, SyncStatus::Error, e.to_string(), Some(p.changed_at), None);
+                    self.fail(report, d)?;
+                }
+            }
+            progress("credentials", i as u64 + 1, total);
+            if let Some(ms) = apply_delay {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sync one user now (by sAMAccountName, DOMAIN\sam, UPN, DN or GUID).
+    pub fn sync_user(&mut self, name: &str) -> Result<UserDiagnostics, SyncError> {
+        self.check_fips()?;
+        let scope = UserScope::from(&self.config.sync);
+        let (user, in_scope) = self.rt.block_on(async {
+            let mut dir = Directory::connect(&self.config.source).await?;
+            let user = match dir.resolve_user(name).await {
+                Ok(u) => u,
+                Err(crate::directory::DirectoryError::UserNotFound { .. }) => {
+                    dir.close().await;
+                    return Err(SyncError::UserNotFound(name.to_string()));
+                }
+                Err(e) => {
+                    dir.close().await;
+                    return Err(e.into());
+                }
+            };
+            let users = dir.users(&scope).await;
+            dir.close().await;
+            let in_scope = users?.iter().any(|u| u.object_guid == user.object_guid);
+            Ok::<_, SyncError>((user, in_scope))
+        })?;
+        let mut report = CycleReport {
+            mode: "user",
+            started_at: Timestamp::now(),
+            finished_at: Timestamp::now(),
+            in_scope: u64::from(in_scope),
+            changes: 0,
+            applied: 0,
+            stale: 0,
+            filtered: 0,
+            disabled: 0,
+            failed: 0,
+            retry_queued: 0,
+            users: Vec::new(),
+            ok: true,
+        };
+        if !in_scope {
+            let d = self.diagnostics(&user, SyncStatus::FilteredByTarget, "the user is out of the sync scope (disabled, outside the scoped OUs or groups, or not a plain user object)".into(), None, None);
+            self.state.record(&d)?;
+            if let Some(t) = self.tenant.user_by_anchor(&user.source_anchor())? {
+                if t.enabled && t.origin == Origin::Synced {
+                    self.tenant.provision_synced_user(&SyncedUserSpec {
+                        source_anchor: user.source_anchor(),
+                        user_principal_name: t.user_principal_name,
+                        display_name: t.display_name,
+                        enabled: false,
+                    })?;
+                }
+            }
+            return Ok(d);
+        }
+        self.tenant.provision_synced_user(&SyncedUserSpec {
+            source_anchor: user.source_anchor(),
+            user_principal_name: user.user_principal_name.clone(),
+            display_name: user.display_name.clone(),
+            enabled: user.enabled(),
+        })?;
+        let drsr_cfg = self.drsr_config()?;
+        let account = self.fetch_users(&drsr_cfg, &[user.object_guid.0]).remove(0)?;
+        let changed_at = change_time(&account, &user);
+        self.deliver(vec![Pending { user: &user, account, changed_at }], &mut report, &mut |_, _, _| {})?;
+        report
+            .users
+            .pop()
+            .ok_or_else(|| SyncError::Setup("no result for the user".into()))
+    }
+
+    /// Diagnostics and recent history for one user.
+    pub fn user_status(&self, name: &str) -> Result<Option<UserStatus>, SyncError> {
+        Ok(match self.state.user(name)? {
+            Some(user) => {
+                let history = self.state.history(&user.object_guid, 20)?;
+                Some(UserStatus { user, history })
+            }
+            None => None,
+        })
+    }
+
+    /// Diagnostics of every user the engine has seen.
+    pub fn all_user_status(&self) -> Result<Vec<UserDiagnostics>, SyncError> {
+        Ok(self.state.users()?)
+    }
+
+    /// The last completed cycle's summary, as stored.
+    pub fn last_cycle(&self) -> Result<Option<serde_json::Value>, SyncError> {
+        Ok(self.state.get(LAST_CYCLE_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    pub fn heartbeat(&self) {
+        self.emit(id::HEARTBEAT, Level::Info, "password hash sync is running", serde_json::Value::Null);
+    }
+
+    pub fn started(&self) {
+        self.emit(id::START, Level::Info, "password hash sync started", serde_json::Value::Null);
+    }
+
+    pub fn stopped(&self) {
+        self.emit(id::STOP, Level::Info, "password hash sync stopped", serde_json::Value::Null);
+    }
+}

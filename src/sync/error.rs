@@ -1,0 +1,32 @@
+use thiserror::Error;
+
+use crate::cloud::CloudError;
+use crate::config::ConfigError;
+use crate::directory::DirectoryError;
+use crate::drsr::DrsrError;
+
+use super::state::StateError;
+
+/// Why a cycle (or a one-user sync) could not run. Per-user failures are not errors: they
+/// are statuses in the report and entries in the retry queue.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("config: {0}")]
+    Setup(String),
+    #[error("{}", super::fips::FIPS_REFUSAL)]
+    Fips,
+    #[error("directory (LDAP): {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("replication (MS-DRSR): {0}")]
+    Replication(#[from] DrsrError),
+    #[error("cloud tenant: {0}")]
+    Tenant(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("no user {0:?} in the directory")]
+    UserNotFound(String),
+    #[error("stopped before the cycle finished; the cursor was not advanced")]
+    Interrupted,
+}

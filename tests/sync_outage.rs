@@ -1,0 +1,139 @@
+//! Failures in the middle of a cycle: the DC dies, the phsync process is killed, the host
+//! is in FIPS mode. Nothing may be lost, nothing harmful applied twice.
+//!
+//! This binary stops and restarts the shared lab DC, so it holds its tests to one at a
+//! time; cargo runs test binaries one after another, so no other suite sees the outage.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use common::sync_fixture::SyncFixture;
+use phsync::cloud::SignInStatus;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lab(action: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ad-lab/lab.sh");
+    let out = Command::new("bash").arg(script).arg(action).output().unwrap();
+    assert!(out.status.success(), "lab.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn events(f: &SyncFixture) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(f.dir.0.join("state/events.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_dc_killed_mid_cycle_fails_the_cycle_with_611_and_the_next_cycle_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("dcdown", "");
+    let (a, b) = (f.sam("una"), f.sam("vic"));
+    f.ou.add_user(&a, "Una-OnPrem-1!");
+    f.ou.add_user(&b, "Vic-OnPrem-1!");
+    f.cycle(false);
+    f.ou.set_password(&a, "Una-OnPrem-2!");
+    f.ou.set_password(&b, "Vic-OnPrem-2!");
+
+    // The scope is read, then the DC dies before replication.
+    let mut engine = f.engine();
+    let mut killed = false;
+    let result = engine.cycle(false, &mut |stage, _, _| {
+        if stage == "replicate" && !killed {
+            killed = true;
+            lab("stop");
+        }
+    });
+    lab("up");
+    assert!(killed, "the cycle never reached replication");
+    let err = result.expect_err("a cycle without its DC must fail");
+    assert!(err.to_string().contains("replication"), "{err}");
+    assert!(events(&f).iter().any(|e| e["event_id"] == 611), "no 611 event");
+    assert_eq!(f.sign_in(&a, "Una-OnPrem-2!"), SignInStatus::InvalidCredentials, "nothing applied yet");
+
+    let report = f.cycle(false);
+    assert_eq!(report.applied, 2, "{report:?}");
+    assert_eq!(f.sign_in(&a, "Una-OnPrem-2!"), SignInStatus::Success);
+    assert_eq!(f.sign_in(&b, "Vic-OnPrem-2!"), SignInStatus::Success);
+}
+
+#[test]
+fn killing_phsync_mid_cycle_and_rerunning_converges() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("kill", "");
+    let users: Vec<(String, String)> = (0..6).map(|i| (f.sam(&format!("k{i}x")), format!("Kill-OnPrem-{i}!"))).collect();
+    for (u, pw) in &users {
+        f.ou.add_user(u, pw);
+    }
+    // Slow each credential down so the kill lands in the middle of the cycle.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["sync", "--config"])
+        .arg(&f.config)
+        .env("PHSYNC_FAULT_APPLY_DELAY_MS", "400")
+        .env("PHSYNC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut applied = 0;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains("password synced") {
+            applied += 1;
+            if applied == 2 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(applied, 2);
+    let signed_in = users.iter().filter(|(u, pw)| f.sign_in(u, pw) == SignInStatus::Success).count();
+    assert!((2..users.len()).contains(&signed_in), "killed mid-cycle: {signed_in} of {} applied", users.len());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_phsync")).args(["sync", "--json", "--config"]).arg(&f.config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // No cursor was stored by the killed run: the rerun is full; what was applied is stale.
+    assert_eq!(report["mode"], "full");
+    assert_eq!(report["applied"].as_u64().unwrap() + report["stale"].as_u64().unwrap(), users.len() as u64);
+    assert!(report["stale"].as_u64().unwrap() >= 2);
+    for (u, pw) in &users {
+        assert_eq!(f.sign_in(u, pw), SignInStatus::Success, "{u}");
+    }
+    let tenant_users = f.tenant().users().unwrap();
+    assert_eq!(tenant_users.len(), users.len(), "no duplicate users");
+    // A third run changes nothing.
+    let again = f.cycle(false);
+    assert_eq!(again.applied, 0);
+}
+
+#[test]
+fn fips_mode_is_refused_with_667_unless_allowed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("fips", "");
+    let u = f.sam("fay");
+    f.ou.add_user(&u, "Fay-OnPrem-1!");
+    let fips_file = f.dir.0.join("fips_enabled");
+    std::fs::write(&fips_file, "1\n").unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_phsync"))
+            .args(["sync", "--config"])
+            .arg(&f.config)
+            .env("PHSYNC_FIPS_ENABLED_FILE", &fips_file)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FIPS") && err.contains("allow_non_fips_crypto"), "{err}");
+    assert!(events(&f).iter().any(|e| e["event_id"] == 667));
+    assert_eq!(f.sign_in(&u, "Fay-OnPrem-1!"), SignInStatus::InvalidCredentials);
+
+    f.write_config("allow_non_fips_crypto = true");
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(f.sign_in(&u, "Fay-OnPrem-1!"), SignInStatus::Success);
+}
