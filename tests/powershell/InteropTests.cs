@@ -320,7 +320,9 @@ public static class InteropTests
                 {
                     Status("PHS_E_NULL_ARGUMENT", delegate { cloud.User(null); });
                     Status("PHS_E_NULL_ARGUMENT", delegate { cloud.SignIn(null, Secure(strong)); });
-                    Status("PHS_E_INVALID_ARGUMENT", delegate { cloud.SetPassword("", Secure(strong), false); });
+                    // An empty UPN reaches the library as "" (not NULL): no such user.
+                    PhsyncException e = Status("PHS_E_NOT_FOUND", delegate { cloud.SetPassword("", Secure(strong), false); });
+                    Contains(e.NativeMessage, "\"\"", "message names the empty UPN");
                     Throws<ArgumentNullException>(delegate { cloud.SetPassword(upn, null, false); });
                 });
 
