@@ -2,10 +2,12 @@
 // compiled together with this file, C# 5): every native entry point the cmdlets use, through the
 // same loading code, against the library in a packaged module folder.
 //
-// Usage: mono InteropTests.exe MODULE_DIR PHSYNC_CLI WORK_DIR
-//   MODULE_DIR  the packaged module (with native/<rid>/...)
-//   PHSYNC_CLI  the phsync binary (creates the tenant's users)
-//   WORK_DIR    an empty scratch folder
+// Usage: mono InteropTests.exe MODULE_DIR PHSYNC_CLI WORK_DIR FAKE_ENGINE_DIR
+//   MODULE_DIR       the packaged module (with native/<rid>/...)
+//   PHSYNC_CLI       the phsync binary (creates the tenant's users)
+//   WORK_DIR         an empty scratch folder
+//   FAKE_ENGINE_DIR  a module folder whose native/<rid>/ library is tests/powershell/fake_engine.c,
+//                    a test double with the agreed engine signatures (marshaling tests)
 // Engine tests run when the library exports phs_engine_open; they need PHSYNC_PS_ENGINE_CONFIG
 // (a config file for the AD lab) and PHSYNC_PS_ENGINE_USER (a user in scope of it).
 // Prints `N passed, N failed`; exits 1 on any failure.
@@ -119,11 +121,12 @@ public static class InteropTests
 
     public static int Main(string[] args)
     {
-        if (args.Length != 3)
+        if (args.Length != 4)
         {
-            Console.Error.WriteLine("usage: InteropTests.exe MODULE_DIR PHSYNC_CLI WORK_DIR");
+            Console.Error.WriteLine("usage: InteropTests.exe MODULE_DIR PHSYNC_CLI WORK_DIR FAKE_ENGINE_DIR");
             return 2;
         }
+        string fakeDir = Path.GetFullPath(args[3]);
         string moduleDir = Path.GetFullPath(args[0]);
         string cli = Path.GetFullPath(args[1]);
         string work = Path.GetFullPath(args[2]);
@@ -359,6 +362,8 @@ public static class InteropTests
             True(!lib.HasExport("phs_no_such_export"), "phs_no_such_export");
         });
 
+        RunFakeEngineTests(fakeDir);
+
         if (!lib.HasExport("phs_engine_open"))
         {
             Test("without the engine exports, only the engine calls fail, naming the export", delegate
@@ -378,6 +383,79 @@ public static class InteropTests
 
         Console.WriteLine(string.Format("{0} passed, {1} failed", passed, failed));
         return failed == 0 ? 0 : 1;
+    }
+
+    /// <summary>The engine delegates against the test double (fake_engine.c).</summary>
+    static void RunFakeEngineTests(string fakeDir)
+    {
+        PhsyncLibrary fake = null;
+        Test("fake engine: loads the test double", delegate { fake = PhsyncLibrary.Load(fakeDir); });
+        if (fake == null) return;
+
+        Test("fake engine: open passes the config path as UTF-8; errors carry the status name", delegate
+        {
+            PhsyncException e = Status("PHS_E_CONFIG", delegate { fake.OpenEngine("/etc/ph\u0161sync.ini"); });
+            Contains(e.NativeMessage, "/etc/ph\u0161sync.ini", "message");
+            Status("PHS_E_NULL_ARGUMENT", delegate { fake.OpenEngine(null); });
+        });
+
+        Test("fake engine: a full cycle marshals flags, the progress callback and 64-bit counts", delegate
+        {
+            using (PhsyncEngine engine = fake.OpenEngine("/etc/\u017e/phsync.toml"))
+            {
+                string seen = "";
+                string json = engine.SyncCycle(true, delegate(string stage, ulong done, ulong total)
+                {
+                    seen += stage + "=" + done + "/" + total + ";";
+                });
+                Equal("scope=0/5000000000;replicate=4294967297/5000000000;ov\u011b\u0159en\u00ed=5000000000/5000000000;", seen, "progress calls");
+                Equal("full", Field(json, "mode"), "mode");
+                Equal("true", Field(json, "progress"), "a handler is passed as a function pointer");
+                Equal("true", Field(json, "context_null"), "context");
+                Equal("/etc/\u017e/phsync.toml", Field(json, "config"), "config path round trip");
+            }
+        });
+
+        Test("fake engine: an incremental cycle without a handler passes NULL", delegate
+        {
+            using (PhsyncEngine engine = fake.OpenEngine("a.toml"))
+            {
+                string json = engine.SyncCycle(false, null);
+                Equal("incremental", Field(json, "mode"), "mode");
+                Equal("false", Field(json, "progress"), "no handler is NULL");
+            }
+        });
+
+        Test("fake engine: an exception in the handler stops further calls and surfaces after the cycle", delegate
+        {
+            using (PhsyncEngine engine = fake.OpenEngine("a.toml"))
+            {
+                int calls = 0;
+                InvalidOperationException e = Throws<InvalidOperationException>(delegate
+                {
+                    engine.SyncCycle(true, delegate(string stage, ulong done, ulong total)
+                    {
+                        calls++;
+                        throw new InvalidOperationException("handler boom");
+                    });
+                });
+                Equal("handler boom", e.Message, "message");
+                Equal(1, calls, "handler calls after the first exception");
+            }
+        });
+
+        Test("fake engine: sync one user and user status (UTF-8 both ways, not found, dispose)", delegate
+        {
+            PhsyncEngine engine = fake.OpenEngine("a.toml");
+            Equal("j\u00f6rg", Field(engine.SyncUser("j\u00f6rg"), "sam_account_name"), "sync user");
+            Contains(engine.UserStatus("known"), "\"history\"", "status");
+            PhsyncException e = Status("PHS_E_NOT_FOUND", delegate { engine.UserStatus("n\u00e9mo"); });
+            Contains(e.NativeMessage, "n\u00e9mo", "message");
+            Status("PHS_E_NULL_ARGUMENT", delegate { engine.SyncUser(null); });
+            engine.Dispose();
+            Throws<ObjectDisposedException>(delegate { engine.UserStatus("known"); });
+            engine.Dispose();
+        });
     }
 
     static void RunEngineTests(PhsyncLibrary lib, string work)
