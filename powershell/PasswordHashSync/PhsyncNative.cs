@@ -271,6 +271,11 @@ namespace PasswordHashSync
                     case "Arm": return "arm";
                 }
             }
+            if (!IsWindows && !IsMacOS)
+            {
+                string elf = ElfArchitecture("/proc/self/exe");
+                if (elf != null) return elf;
+            }
             if (IsWindows)
             {
                 string a = Environment.GetEnvironmentVariable("PROCESSOR_ARCHITECTURE");
@@ -278,6 +283,31 @@ namespace PasswordHashSync
                 if (string.Equals(a, "AMD64", StringComparison.OrdinalIgnoreCase)) return "x64";
             }
             return IntPtr.Size == 8 ? "x64" : "x86";
+        }
+
+        /// <summary>The architecture of an ELF file from its e_machine field (x64, arm64, x86, arm), or null.</summary>
+        public static string ElfArchitecture(string file)
+        {
+            try
+            {
+                byte[] header = new byte[20];
+                using (FileStream f = File.OpenRead(file))
+                {
+                    if (f.Read(header, 0, header.Length) != header.Length) return null;
+                }
+                if (header[0] != 0x7f || header[1] != (byte)'E' || header[2] != (byte)'L' || header[3] != (byte)'F') return null;
+                int machine = header[5] == 2 ? (header[18] << 8) | header[19] : header[18] | (header[19] << 8);
+                switch (machine)
+                {
+                    case 0x3E: return "x64";
+                    case 0xB7: return "arm64";
+                    case 0x03: return "x86";
+                    case 0x28: return "arm";
+                }
+                return null;
+            }
+            catch (IOException) { return null; }
+            catch (UnauthorizedAccessException) { return null; }
         }
 
         /// <summary>The runtime identifier of this process: win-x64, linux-arm64, osx-arm64, ...</summary>

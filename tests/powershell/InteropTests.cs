@@ -148,6 +148,14 @@ public static class InteropTests
             return 1;
         }
 
+        Test("the ELF fallback of the architecture agrees with the runtime's", delegate
+        {
+            string rid = PhsyncLibrary.CurrentRid();
+            if (rid.StartsWith("linux-", StringComparison.Ordinal))
+                Equal(rid.Substring("linux-".Length), PhsyncLibrary.ElfArchitecture("/proc/self/exe"), "e_machine of this process");
+            Equal(null, PhsyncLibrary.ElfArchitecture(Path.Combine(moduleDir, "PhsyncNative.cs")), "not an ELF file");
+        });
+
         Test("a missing library is an error naming the expected path and RID", delegate
         {
             string empty = Path.Combine(work, "empty-module");
