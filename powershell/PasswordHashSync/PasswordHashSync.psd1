@@ -11,12 +11,12 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Core', 'Desktop')
     FunctionsToExport    = @(
-        'ConvertTo-NTHash'
-        'ConvertTo-PasswordHashSyncDigest'
-        'Get-PasswordHashSyncStatus'
-        'Invoke-PasswordHashSync'
-        'Register-PasswordHashSyncTask'
-        'Set-CloudPassword'
+        'ConvertTo-NTHash',
+        'ConvertTo-PasswordHashSyncDigest',
+        'Get-PasswordHashSyncStatus',
+        'Invoke-PasswordHashSync',
+        'Register-PasswordHashSyncTask',
+        'Set-CloudPassword',
         'Test-CloudSignIn'
     )
     CmdletsToExport      = @()

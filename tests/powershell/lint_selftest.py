@@ -34,13 +34,13 @@ def mutate(module, name, psd1=None, psm1=None):
 
 CASES = [
     ("a defined function that is not exported",
-     dict(psd1=[("        'Test-CloudSignIn'\n", "")]),
-     "Test-CloudSignIn is defined (public: its name has a dash) but not exported"),
+     dict(psd1=[("        'Set-CloudPassword',\n", "")]),
+     "Set-CloudPassword is defined (public: its name has a dash) but not exported"),
     ("an exported function that is not defined",
-     dict(psd1=[("        'Test-CloudSignIn'\n", "        'Test-CloudSignIn'\n        'Get-Nothing'\n")]),
+     dict(psd1=[("        'Test-CloudSignIn'\n", "        'Test-CloudSignIn',\n        'Get-Nothing'\n")]),
      "Get-Nothing is exported but not defined"),
     ("an exported private helper",
-     dict(psd1=[("        'Test-CloudSignIn'\n", "        'Test-CloudSignIn'\n        'PhsLibrary'\n")]),
+     dict(psd1=[("        'Test-CloudSignIn'\n", "        'Test-CloudSignIn',\n        'PhsLibrary'\n")]),
      "PhsLibrary is exported but is a private helper"),
     ("a wildcard export",
      dict(psd1=[("AliasesToExport      = @()", "AliasesToExport      = @('*')")]),
