@@ -247,10 +247,14 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.source.validate()?;
         if !(1..=86_400).contains(&self.sync.interval_seconds) {
-            return Err(ConfigError::Invalid("sync.interval_seconds must be 1..=86400".into()));
+            return Err(ConfigError::Invalid(
+                "sync.interval_seconds must be 1..=86400".into(),
+            ));
         }
         if !(1..=10_000).contains(&self.sync.batch_size) {
-            return Err(ConfigError::Invalid("sync.batch_size must be 1..=10000".into()));
+            return Err(ConfigError::Invalid(
+                "sync.batch_size must be 1..=10000".into(),
+            ));
         }
         for ou in &self.sync.scope_ous {
             if !ou.contains('=') {

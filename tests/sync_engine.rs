@@ -30,11 +30,31 @@ fn full_sync_lets_exactly_the_in_scope_users_sign_in_and_incremental_sends_only_
     assert_eq!(f.sign_in(&a, "Ann-OnPrem-1!"), SignInStatus::Success);
     assert_eq!(f.sign_in(&b, "Ben-OnPrem-1!"), SignInStatus::Success);
     assert_eq!(f.sign_in(&c, "Cid-OnPrem-1!"), SignInStatus::Success);
-    for (sam, pw) in [(&off, "Off-OnPrem-1!"), (&inet, "Inet-OnPrem-1!"), (&pc, "Pc-OnPrem-1!xyz")] {
-        assert_eq!(f.sign_in(sam, pw), SignInStatus::InvalidCredentials, "{sam} must not sign in");
+    for (sam, pw) in [
+        (&off, "Off-OnPrem-1!"),
+        (&inet, "Inet-OnPrem-1!"),
+        (&pc, "Pc-OnPrem-1!xyz"),
+    ] {
+        assert_eq!(
+            f.sign_in(sam, pw),
+            SignInStatus::InvalidCredentials,
+            "{sam} must not sign in"
+        );
     }
-    let upns: BTreeSet<String> = f.tenant().users().unwrap().into_iter().map(|u| u.user_principal_name).collect();
-    assert_eq!(upns, [&a, &b, &c].iter().map(|s| f.ou.upn(s)).collect::<BTreeSet<_>>());
+    let upns: BTreeSet<String> = f
+        .tenant()
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_principal_name)
+        .collect();
+    assert_eq!(
+        upns,
+        [&a, &b, &c]
+            .iter()
+            .map(|s| f.ou.upn(s))
+            .collect::<BTreeSet<_>>()
+    );
 
     // Two on-prem changes: the next cycle sends exactly those two.
     f.ou.set_password(&a, "Ann-OnPrem-2!");
@@ -42,10 +62,17 @@ fn full_sync_lets_exactly_the_in_scope_users_sign_in_and_incremental_sends_only_
     let report = f.cycle(false);
     assert_eq!(report.mode, "incremental");
     assert_eq!(report.applied, 2, "{report:?}");
-    let changed: BTreeSet<&str> = report.users.iter().map(|u| u.sam_account_name.as_str()).collect();
+    let changed: BTreeSet<&str> = report
+        .users
+        .iter()
+        .map(|u| u.sam_account_name.as_str())
+        .collect();
     assert_eq!(changed, [a.as_str(), c.as_str()].into_iter().collect());
     assert_eq!(f.sign_in(&a, "Ann-OnPrem-2!"), SignInStatus::Success);
-    assert_eq!(f.sign_in(&a, "Ann-OnPrem-1!"), SignInStatus::InvalidCredentials);
+    assert_eq!(
+        f.sign_in(&a, "Ann-OnPrem-1!"),
+        SignInStatus::InvalidCredentials
+    );
     assert_eq!(f.sign_in(&c, "Cid-OnPrem-2!"), SignInStatus::Success);
     assert_eq!(f.sign_in(&b, "Ben-OnPrem-1!"), SignInStatus::Success);
 
@@ -63,7 +90,10 @@ fn an_admin_reset_in_the_cloud_is_overridden_by_the_next_onprem_change() {
     let pw: Vec<u16> = "Cloud-Admin-Set-7".encode_utf16().collect();
     f.tenant().set_password(&f.ou.upn(&u), &pw, false).unwrap();
     assert_eq!(f.sign_in(&u, "Cloud-Admin-Set-7"), SignInStatus::Success);
-    assert_eq!(f.sign_in(&u, "Rita-OnPrem-1!"), SignInStatus::InvalidCredentials);
+    assert_eq!(
+        f.sign_in(&u, "Rita-OnPrem-1!"),
+        SignInStatus::InvalidCredentials
+    );
 
     // A resync of the old on-prem password does not undo the reset...
     let report = f.cycle(true);
@@ -76,7 +106,10 @@ fn an_admin_reset_in_the_cloud_is_overridden_by_the_next_onprem_change() {
     let report = f.cycle(false);
     assert_eq!(report.applied, 1, "{report:?}");
     assert_eq!(f.sign_in(&u, "Rita-OnPrem-2!"), SignInStatus::Success);
-    assert_eq!(f.sign_in(&u, "Cloud-Admin-Set-7"), SignInStatus::InvalidCredentials);
+    assert_eq!(
+        f.sign_in(&u, "Cloud-Admin-Set-7"),
+        SignInStatus::InvalidCredentials
+    );
 }
 
 #[test]
@@ -86,10 +119,17 @@ fn must_change_passwords_are_filtered_unless_temporary_passwords_are_synced() {
     f.ou.add_user(&u, "Mona-Temp-Pass1");
     f.ou.set_must_change(&u);
     let report = f.cycle(false);
-    let d = report.users.iter().find(|d| d.sam_account_name == u).unwrap();
+    let d = report
+        .users
+        .iter()
+        .find(|d| d.sam_account_name == u)
+        .unwrap();
     assert_eq!(d.status, SyncStatus::FilteredByTarget);
     assert_eq!(report.filtered, 1);
-    assert_eq!(f.sign_in(&u, "Mona-Temp-Pass1"), SignInStatus::InvalidCredentials);
+    assert_eq!(
+        f.sign_in(&u, "Mona-Temp-Pass1"),
+        SignInStatus::InvalidCredentials
+    );
     let status = f.engine().user_status(&u).unwrap().unwrap();
     assert_eq!(status.user.status, SyncStatus::FilteredByTarget);
     assert!(status.user.reason.contains("sync_temporary_passwords"));
@@ -97,7 +137,10 @@ fn must_change_passwords_are_filtered_unless_temporary_passwords_are_synced() {
     f.write_config("sync_temporary_passwords = true");
     let d = f.engine().sync_user(&u).unwrap();
     assert_eq!(d.status, SyncStatus::Success, "{d:?}");
-    assert_eq!(f.sign_in(&u, "Mona-Temp-Pass1"), SignInStatus::MustChangePassword);
+    assert_eq!(
+        f.sign_in(&u, "Mona-Temp-Pass1"),
+        SignInStatus::MustChangePassword
+    );
 }
 
 #[test]
@@ -112,7 +155,10 @@ fn disabling_a_user_onprem_disables_them_in_the_tenant() {
     f.ou.set_uac(&u, 514);
     let report = f.cycle(false);
     assert_eq!(report.disabled, 1, "{report:?}");
-    assert_eq!(f.sign_in(&u, "Dora-OnPrem-1!"), SignInStatus::AccountDisabled);
+    assert_eq!(
+        f.sign_in(&u, "Dora-OnPrem-1!"),
+        SignInStatus::AccountDisabled
+    );
     assert!(!f.tenant().user(&f.ou.upn(&u)).unwrap().unwrap().enabled);
     assert_eq!(f.sign_in(&keep, "Kept-OnPrem-1!"), SignInStatus::Success);
     // Re-enabled on-prem: enabled again.
@@ -126,7 +172,10 @@ fn sync_one_user_and_diagnostics() {
     let f = SyncFixture::new("one", "");
     let u = f.sam("olga");
     f.ou.add_user(&u, "Olga-OnPrem-1!");
-    let d = f.engine().sync_user(&format!("{}\\{u}", f.ou.lab.domain)).unwrap();
+    let d = f
+        .engine()
+        .sync_user(&format!("{}\\{u}", f.ou.lab.domain))
+        .unwrap();
     assert_eq!(d.status, SyncStatus::Success);
     assert!(d.applied_at.is_some());
     assert_eq!(f.sign_in(&u, "Olga-OnPrem-1!"), SignInStatus::Success);
@@ -150,9 +199,18 @@ fn the_engine_through_the_c_abi() {
 
     use phsync::ffi::*;
 
-    unsafe extern "C" fn on_progress(context: *mut c_void, stage: *const c_char, done: u64, total: u64) {
+    unsafe extern "C" fn on_progress(
+        context: *mut c_void,
+        stage: *const c_char,
+        done: u64,
+        total: u64,
+    ) {
         let seen = &mut *(context as *mut Vec<(String, u64, u64)>);
-        seen.push((CStr::from_ptr(stage).to_string_lossy().into_owned(), done, total));
+        seen.push((
+            CStr::from_ptr(stage).to_string_lossy().into_owned(),
+            done,
+            total,
+        ));
     }
     unsafe fn take(p: *mut c_char) -> serde_json::Value {
         let v = serde_json::from_str(CStr::from_ptr(p).to_str().unwrap()).unwrap();
@@ -169,7 +227,13 @@ fn the_engine_through_the_c_abi() {
         assert_eq!(phs_engine_open(config.as_ptr(), &mut engine), PHS_OK);
         let mut seen: Vec<(String, u64, u64)> = Vec::new();
         let mut json = ptr::null_mut();
-        let status = phs_sync_cycle(engine, PHS_SYNC_FULL, Some(on_progress), &mut seen as *mut _ as *mut c_void, &mut json);
+        let status = phs_sync_cycle(
+            engine,
+            PHS_SYNC_FULL,
+            Some(on_progress),
+            &mut seen as *mut _ as *mut c_void,
+            &mut json,
+        );
         assert_eq!(status, PHS_OK);
         let report = take(json);
         assert_eq!(report["mode"], "full");
@@ -186,17 +250,32 @@ fn the_engine_through_the_c_abi() {
         assert_eq!(phs_user_status(engine, name.as_ptr(), &mut json), PHS_OK);
         let st = take(json);
         assert_eq!(st["status"], "Success");
-        assert!(st["history"].as_array().unwrap().len() >= 1);
+        assert!(!st["history"].as_array().unwrap().is_empty());
         let mut json = ptr::null_mut();
         assert_eq!(phs_sync_user(engine, name.as_ptr(), &mut json), PHS_OK);
         assert_eq!(take(json)["status"], "Success");
 
         let nobody = CString::new("nobody-at-all").unwrap();
-        assert_eq!(phs_user_status(engine, nobody.as_ptr(), &mut json), PHS_E_NOT_FOUND);
-        assert_eq!(phs_sync_user(engine, nobody.as_ptr(), &mut json), PHS_E_NOT_FOUND);
-        assert_eq!(phs_sync_cycle(engine, 0x40, None, ptr::null_mut(), &mut json), PHS_E_INVALID_ARGUMENT);
-        assert_eq!(phs_sync_cycle(ptr::null_mut(), 0, None, ptr::null_mut(), &mut json), PHS_E_NULL_ARGUMENT);
-        assert_eq!(phs_sync_cycle(engine, 0, None, ptr::null_mut(), ptr::null_mut()), PHS_E_NULL_ARGUMENT);
+        assert_eq!(
+            phs_user_status(engine, nobody.as_ptr(), &mut json),
+            PHS_E_NOT_FOUND
+        );
+        assert_eq!(
+            phs_sync_user(engine, nobody.as_ptr(), &mut json),
+            PHS_E_NOT_FOUND
+        );
+        assert_eq!(
+            phs_sync_cycle(engine, 0x40, None, ptr::null_mut(), &mut json),
+            PHS_E_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            phs_sync_cycle(ptr::null_mut(), 0, None, ptr::null_mut(), &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert_eq!(
+            phs_sync_cycle(engine, 0, None, ptr::null_mut(), ptr::null_mut()),
+            PHS_E_NULL_ARGUMENT
+        );
         phs_engine_free(engine);
         phs_engine_free(ptr::null_mut());
 
@@ -210,6 +289,8 @@ fn the_engine_through_the_c_abi() {
         assert_eq!(phs_engine_open(bad.as_ptr(), &mut other), PHS_E_CONFIG);
         let mut msg = vec![0 as c_char; 512];
         phs_last_error_message(msg.as_mut_ptr(), msg.len());
-        assert!(CStr::from_ptr(msg.as_ptr()).to_string_lossy().contains("relam"));
+        assert!(CStr::from_ptr(msg.as_ptr())
+            .to_string_lossy()
+            .contains("relam"));
     }
 }

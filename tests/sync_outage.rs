@@ -17,13 +17,23 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lab(action: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ad-lab/lab.sh");
-    let out = Command::new("bash").arg(script).arg(action).output().unwrap();
-    assert!(out.status.success(), "lab.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(action)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lab.sh {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn events(f: &SyncFixture) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(f.dir.0.join("state/events.jsonl")).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -50,8 +60,15 @@ fn a_dc_killed_mid_cycle_fails_the_cycle_with_611_and_the_next_cycle_loses_nothi
     assert!(killed, "the cycle never reached replication");
     let err = result.expect_err("a cycle without its DC must fail");
     assert!(err.to_string().contains("replication"), "{err}");
-    assert!(events(&f).iter().any(|e| e["event_id"] == 611), "no 611 event");
-    assert_eq!(f.sign_in(&a, "Una-OnPrem-2!"), SignInStatus::InvalidCredentials, "nothing applied yet");
+    assert!(
+        events(&f).iter().any(|e| e["event_id"] == 611),
+        "no 611 event"
+    );
+    assert_eq!(
+        f.sign_in(&a, "Una-OnPrem-2!"),
+        SignInStatus::InvalidCredentials,
+        "nothing applied yet"
+    );
 
     let report = f.cycle(false);
     assert_eq!(report.applied, 2, "{report:?}");
@@ -63,7 +80,9 @@ fn a_dc_killed_mid_cycle_fails_the_cycle_with_611_and_the_next_cycle_loses_nothi
 fn killing_phsync_mid_cycle_and_rerunning_converges() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let f = SyncFixture::new("kill", "");
-    let users: Vec<(String, String)> = (0..6).map(|i| (f.sam(&format!("k{i}x")), format!("Kill-OnPrem-{i}!"))).collect();
+    let users: Vec<(String, String)> = (0..6)
+        .map(|i| (f.sam(&format!("k{i}x")), format!("Kill-OnPrem-{i}!")))
+        .collect();
     for (u, pw) in &users {
         f.ou.add_user(u, pw);
     }
@@ -89,15 +108,33 @@ fn killing_phsync_mid_cycle_and_rerunning_converges() {
     }
     child.wait().unwrap();
     assert_eq!(applied, 2);
-    let signed_in = users.iter().filter(|(u, pw)| f.sign_in(u, pw) == SignInStatus::Success).count();
-    assert!((2..users.len()).contains(&signed_in), "killed mid-cycle: {signed_in} of {} applied", users.len());
+    let signed_in = users
+        .iter()
+        .filter(|(u, pw)| f.sign_in(u, pw) == SignInStatus::Success)
+        .count();
+    assert!(
+        (2..users.len()).contains(&signed_in),
+        "killed mid-cycle: {signed_in} of {} applied",
+        users.len()
+    );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_phsync")).args(["sync", "--json", "--config"]).arg(&f.config).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["sync", "--json", "--config"])
+        .arg(&f.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // No cursor was stored by the killed run: the rerun is full; what was applied is stale.
     assert_eq!(report["mode"], "full");
-    assert_eq!(report["applied"].as_u64().unwrap() + report["stale"].as_u64().unwrap(), users.len() as u64);
+    assert_eq!(
+        report["applied"].as_u64().unwrap() + report["stale"].as_u64().unwrap(),
+        users.len() as u64
+    );
     assert!(report["stale"].as_u64().unwrap() >= 2);
     for (u, pw) in &users {
         assert_eq!(f.sign_in(u, pw), SignInStatus::Success, "{u}");
@@ -128,12 +165,22 @@ fn fips_mode_is_refused_with_667_unless_allowed() {
     let out = run();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("FIPS") && err.contains("allow_non_fips_crypto"), "{err}");
+    assert!(
+        err.contains("FIPS") && err.contains("allow_non_fips_crypto"),
+        "{err}"
+    );
     assert!(events(&f).iter().any(|e| e["event_id"] == 667));
-    assert_eq!(f.sign_in(&u, "Fay-OnPrem-1!"), SignInStatus::InvalidCredentials);
+    assert_eq!(
+        f.sign_in(&u, "Fay-OnPrem-1!"),
+        SignInStatus::InvalidCredentials
+    );
 
     f.write_config("allow_non_fips_crypto = true");
     let out = run();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(f.sign_in(&u, "Fay-OnPrem-1!"), SignInStatus::Success);
 }

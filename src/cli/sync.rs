@@ -45,7 +45,11 @@ pub struct StatusArgs {
 
 /// Console logging via tracing; `PHSYNC_LOG` = error|warn|info|debug|trace (default info).
 pub fn init_logging() {
-    let level = match std::env::var("PHSYNC_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+    let level = match std::env::var("PHSYNC_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "error" => tracing::Level::ERROR,
         "warn" => tracing::Level::WARN,
         "debug" => tracing::Level::DEBUG,
@@ -79,7 +83,10 @@ fn progress_bar() -> Option<ProgressBar> {
 
 fn print_report(r: &CycleReport, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(r).expect("report serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(r).expect("report serializes")
+        );
         return;
     }
     println!(
@@ -87,7 +94,12 @@ fn print_report(r: &CycleReport, json: bool) {
         r.mode, r.in_scope, r.changes, r.applied, r.stale, r.filtered, r.disabled, r.failed, r.retry_queued
     );
     for u in &r.users {
-        println!("  {:<24} {:<24} {}", u.sam_account_name, u.status.as_str(), u.reason);
+        println!(
+            "  {:<24} {:<24} {}",
+            u.sam_account_name,
+            u.status.as_str(),
+            u.reason
+        );
     }
 }
 
@@ -99,17 +111,33 @@ pub fn sync(args: SyncArgs) -> CliResult {
         let mut all_ok = true;
         for name in &args.user {
             let d = engine.sync_user(name).map_err(|e| e.to_string())?;
-            all_ok &= matches!(d.status, phsync::sync::state::SyncStatus::Success | phsync::sync::state::SyncStatus::FilteredByTarget);
+            all_ok &= matches!(
+                d.status,
+                phsync::sync::state::SyncStatus::Success
+                    | phsync::sync::state::SyncStatus::FilteredByTarget
+            );
             results.push(d);
         }
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&results).expect("serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).expect("serializes")
+            );
         } else {
             for d in &results {
-                println!("{:<24} {:<24} {}", d.sam_account_name, d.status.as_str(), d.reason);
+                println!(
+                    "{:<24} {:<24} {}",
+                    d.sam_account_name,
+                    d.status.as_str(),
+                    d.reason
+                );
             }
         }
-        return Ok(if all_ok { Outcome::Success } else { Outcome::Negative });
+        return Ok(if all_ok {
+            Outcome::Success
+        } else {
+            Outcome::Negative
+        });
     }
     let bar = progress_bar();
     let report = engine
@@ -125,7 +153,11 @@ pub fn sync(args: SyncArgs) -> CliResult {
         b.finish_and_clear();
     }
     print_report(&report, args.json);
-    Ok(if report.ok { Outcome::Success } else { Outcome::Negative })
+    Ok(if report.ok {
+        Outcome::Success
+    } else {
+        Outcome::Negative
+    })
 }
 
 /// Cycles every interval until SIGTERM or Ctrl-C; the user in flight is finished first.
@@ -190,18 +222,39 @@ pub fn status(args: StatusArgs) -> CliResult {
             let status = engine
                 .user_status(&name)
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("phsync has no record of {name:?} (not in scope, or never synced)"))?;
+                .ok_or_else(|| {
+                    format!("phsync has no record of {name:?} (not in scope, or never synced)")
+                })?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status).expect("serializes"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("serializes")
+                );
             } else {
                 let u = &status.user;
-                println!("user:              {} ({})", u.sam_account_name, u.user_principal_name);
+                println!(
+                    "user:              {} ({})",
+                    u.sam_account_name, u.user_principal_name
+                );
                 println!("status:            {}", u.status.as_str());
                 println!("reason:            {}", u.reason);
                 println!("last attempt:      {}", u.last_attempt_at);
-                println!("on-prem change:    {}", u.onprem_changed_at.map(|t| t.to_string()).unwrap_or("-".into()));
-                println!("applied in cloud:  {}", u.applied_at.map(|t| t.to_string()).unwrap_or("never".into()));
-                println!("retry:             {}", serde_json::to_string(&u.retry).expect("serializes"));
+                println!(
+                    "on-prem change:    {}",
+                    u.onprem_changed_at
+                        .map(|t| t.to_string())
+                        .unwrap_or("-".into())
+                );
+                println!(
+                    "applied in cloud:  {}",
+                    u.applied_at
+                        .map(|t| t.to_string())
+                        .unwrap_or("never".into())
+                );
+                println!(
+                    "retry:             {}",
+                    serde_json::to_string(&u.retry).expect("serializes")
+                );
                 for h in &status.history {
                     println!("  {}  {:<24} {}", h.at, h.status.as_str(), h.reason);
                 }
@@ -211,14 +264,25 @@ pub fn status(args: StatusArgs) -> CliResult {
             let users = engine.all_user_status().map_err(|e| e.to_string())?;
             let last = engine.last_cycle().map_err(|e| e.to_string())?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "last_cycle": last, "users": users })).expect("serializes"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "last_cycle": last, "users": users })
+                    )
+                    .expect("serializes")
+                );
             } else {
                 match last {
                     Some(l) => println!("last cycle: {l}"),
                     None => println!("no cycle has completed yet"),
                 }
                 for u in users {
-                    println!("  {:<24} {:<24} {}", u.sam_account_name, u.status.as_str(), u.reason);
+                    println!(
+                        "  {:<24} {:<24} {}",
+                        u.sam_account_name,
+                        u.status.as_str(),
+                        u.reason
+                    );
                 }
             }
         }

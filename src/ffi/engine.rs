@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void, CString};
 use std::path::Path;
 
 use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
-use super::{PHS_E_NOT_FOUND, PHS_E_INVALID_ARGUMENT};
+use super::{PHS_E_INVALID_ARGUMENT, PHS_E_NOT_FOUND};
 use crate::sync::{Engine, SyncError};
 
 /// A sync engine opened from a config file. Use from one thread at a time.
@@ -41,7 +41,9 @@ impl From<SyncError> for FfiError {
             SyncError::Fips => PHS_E_FIPS,
             SyncError::Directory(_) => PHS_E_DIRECTORY,
             SyncError::Replication(_) | SyncError::Interrupted => PHS_E_REPLICATION,
-            SyncError::Tenant(c) => return FfiError::new(FfiError::from_cloud_status(c), e.to_string()),
+            SyncError::Tenant(c) => {
+                return FfiError::new(FfiError::from_cloud_status(c), e.to_string())
+            }
             SyncError::State(_) => PHS_E_STATE,
             SyncError::UserNotFound(_) => PHS_E_NOT_FOUND,
         };
@@ -54,7 +56,10 @@ impl From<SyncError> for FfiError {
 /// # Safety
 /// `config_path` must be NUL-terminated; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn phs_engine_open(config_path: *const c_char, out: *mut *mut phs_engine) -> phs_status {
+pub unsafe extern "C" fn phs_engine_open(
+    config_path: *const c_char,
+    out: *mut *mut phs_engine,
+) -> phs_status {
     ffi_boundary!({
         if out.is_null() {
             return Err(FfiError::null("out"));
@@ -74,12 +79,16 @@ pub unsafe extern "C" fn phs_engine_open(config_path: *const c_char, out: *mut *
 #[no_mangle]
 pub unsafe extern "C" fn phs_engine_free(engine: *mut phs_engine) {
     if !engine.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(engine))));
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(engine))));
     }
 }
 
 unsafe fn engine_mut<'a>(engine: *mut phs_engine) -> Result<&'a mut Engine, FfiError> {
-    engine.as_mut().map(|e| &mut e.engine).ok_or_else(|| FfiError::null("engine"))
+    engine
+        .as_mut()
+        .map(|e| &mut e.engine)
+        .ok_or_else(|| FfiError::null("engine"))
 }
 
 /// Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
@@ -104,7 +113,10 @@ pub unsafe extern "C" fn phs_sync_cycle(
             return Err(FfiError::null("out_json"));
         }
         if flags & !PHS_SYNC_FULL != 0 {
-            return Err(FfiError::new(PHS_E_INVALID_ARGUMENT, format!("unknown flags 0x{flags:x}")));
+            return Err(FfiError::new(
+                PHS_E_INVALID_ARGUMENT,
+                format!("unknown flags 0x{flags:x}"),
+            ));
         }
         let mut report_progress = |stage: &str, done: u64, total: u64| {
             if let Some(f) = progress {
@@ -125,7 +137,11 @@ pub unsafe extern "C" fn phs_sync_cycle(
 /// # Safety
 /// As `phs_sync_cycle`.
 #[no_mangle]
-pub unsafe extern "C" fn phs_sync_user(engine: *mut phs_engine, user: *const c_char, out_json: *mut *mut c_char) -> phs_status {
+pub unsafe extern "C" fn phs_sync_user(
+    engine: *mut phs_engine,
+    user: *const c_char,
+    out_json: *mut *mut c_char,
+) -> phs_status {
     ffi_boundary!({
         let engine = engine_mut(engine)?;
         let user = str_arg(user, "user")?;
@@ -143,16 +159,23 @@ pub unsafe extern "C" fn phs_sync_user(engine: *mut phs_engine, user: *const c_c
 /// # Safety
 /// As `phs_sync_cycle`.
 #[no_mangle]
-pub unsafe extern "C" fn phs_user_status(engine: *mut phs_engine, user: *const c_char, out_json: *mut *mut c_char) -> phs_status {
+pub unsafe extern "C" fn phs_user_status(
+    engine: *mut phs_engine,
+    user: *const c_char,
+    out_json: *mut *mut c_char,
+) -> phs_status {
     ffi_boundary!({
         let engine = engine_mut(engine)?;
         let user = str_arg(user, "user")?;
         if out_json.is_null() {
             return Err(FfiError::null("out_json"));
         }
-        let status = engine
-            .user_status(user)?
-            .ok_or_else(|| FfiError::new(PHS_E_NOT_FOUND, format!("phsync has no record of {user:?} (not in scope, or never synced)")))?;
+        let status = engine.user_status(user)?.ok_or_else(|| {
+            FfiError::new(
+                PHS_E_NOT_FOUND,
+                format!("phsync has no record of {user:?} (not in scope, or never synced)"),
+            )
+        })?;
         write_json(&status, out_json)
     })
 }

@@ -101,21 +101,26 @@ impl Engine {
     }
 
     pub fn with_config(config: Config) -> Result<Engine, SyncError> {
-        let cloud_cfg = config
-            .cloud
-            .as_ref()
-            .ok_or_else(|| SyncError::Setup("the config has no [cloud] section (tenant = \"...\")".into()))?;
-        let state_cfg = config
-            .state
-            .as_ref()
-            .ok_or_else(|| SyncError::Setup("the config has no [state] section (dir = \"...\")".into()))?;
+        let cloud_cfg = config.cloud.as_ref().ok_or_else(|| {
+            SyncError::Setup("the config has no [cloud] section (tenant = \"...\")".into())
+        })?;
+        let state_cfg = config.state.as_ref().ok_or_else(|| {
+            SyncError::Setup("the config has no [state] section (dir = \"...\")".into())
+        })?;
         let state = StateStore::open(&state_cfg.dir)?;
-        let events = EventLog::open(&state_cfg.dir, EVENT_LOG_MAX_BYTES, EVENT_LOG_FILES)
-            .map_err(|e| SyncError::Setup(format!("cannot open the event log in {}: {e}", state_cfg.dir.display())))?;
+        let events =
+            EventLog::open(&state_cfg.dir, EVENT_LOG_MAX_BYTES, EVENT_LOG_FILES).map_err(|e| {
+                SyncError::Setup(format!(
+                    "cannot open the event log in {}: {e}",
+                    state_cfg.dir.display()
+                ))
+            })?;
         let tenant = cloud::open(&cloud_cfg.tenant, "sync-agent")?;
         let mut settings = tenant.settings()?;
-        if settings.apply_cloud_password_policy_to_synced != config.sync.apply_cloud_password_policy {
-            settings.apply_cloud_password_policy_to_synced = config.sync.apply_cloud_password_policy;
+        if settings.apply_cloud_password_policy_to_synced != config.sync.apply_cloud_password_policy
+        {
+            settings.apply_cloud_password_policy_to_synced =
+                config.sync.apply_cloud_password_policy;
             tenant.update_settings(&settings)?;
         }
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -145,14 +150,25 @@ impl Engine {
         self.stop.clone()
     }
 
-    fn emit(&self, event_id: u16, level: Level, message: impl Into<String>, data: serde_json::Value) {
+    fn emit(
+        &self,
+        event_id: u16,
+        level: Level,
+        message: impl Into<String>,
+        data: serde_json::Value,
+    ) {
         // A full disk must not stop a sync: the failure is already reported via tracing.
         let _ = self.events.emit(event_id, level, message, data);
     }
 
     fn check_fips(&self) -> Result<(), SyncError> {
         if fips::host_in_fips_mode() && !self.config.sync.allow_non_fips_crypto {
-            self.emit(id::MD5_UNAVAILABLE, Level::Error, fips::FIPS_REFUSAL, serde_json::Value::Null);
+            self.emit(
+                id::MD5_UNAVAILABLE,
+                Level::Error,
+                fips::FIPS_REFUSAL,
+                serde_json::Value::Null,
+            );
             return Err(SyncError::Fips);
         }
         Ok(())
@@ -168,8 +184,12 @@ impl Engine {
                 .and_then(|rest| rest.split(['/', ':']).next())
                 .filter(|h| !h.is_empty())
                 .map(str::to_string)
-                .ok_or_else(|| SyncError::Setup(format!("cannot take a DC host from ldap_url {url:?}")))?,
-            (None, None) => return Err(SyncError::Setup("[source] needs domain_controller".into())),
+                .ok_or_else(|| {
+                    SyncError::Setup(format!("cannot take a DC host from ldap_url {url:?}"))
+                })?,
+            (None, None) => {
+                return Err(SyncError::Setup("[source] needs domain_controller".into()))
+            }
         };
         let name = src.username.trim();
         let (domain, user) = match (name.split_once('\\'), name.split_once('@')) {
@@ -179,7 +199,11 @@ impl Engine {
         };
         let password = src.password()?;
         let auth = match src.auth {
-            AuthMethod::Ntlm => Auth::Ntlm { domain, user, password },
+            AuthMethod::Ntlm => Auth::Ntlm {
+                domain,
+                user,
+                password,
+            },
             AuthMethod::Kerberos => Auth::Kerberos {
                 realm: src.realm.clone(),
                 kdc: src.kdc.clone().unwrap_or_else(|| format!("{dc}:88")),
@@ -200,11 +224,18 @@ impl Engine {
         self.emit(
             id::DOMAIN_SYNC_ERROR,
             Level::Error,
-            format!("password hash sync failed for domain {domain}: {error}; the cycle will be retried"),
+            format!(
+                "password hash sync failed for domain {domain}: {error}; the cycle will be retried"
+            ),
             json!({ "domain": domain }),
         );
         if full {
-            self.emit(id::FULL_SYNC_FAILED, Level::Error, format!("full password sync failed: {error}"), serde_json::Value::Null);
+            self.emit(
+                id::FULL_SYNC_FAILED,
+                Level::Error,
+                format!("full password sync failed: {error}"),
+                serde_json::Value::Null,
+            );
         }
         error
     }
@@ -220,7 +251,11 @@ impl Engine {
     }
 
     /// Run one cycle: full on the first run or when `full`, incremental otherwise.
-    pub fn cycle(&mut self, full: bool, progress: ProgressFn<'_>) -> Result<CycleReport, SyncError> {
+    pub fn cycle(
+        &mut self,
+        full: bool,
+        progress: ProgressFn<'_>,
+    ) -> Result<CycleReport, SyncError> {
         self.check_fips()?;
         let started_at = Timestamp::now();
         let cursor: Option<ReplicationCursor> = if full {
@@ -228,7 +263,9 @@ impl Engine {
         } else {
             match self.state.get(CURSOR_KEY)? {
                 Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                    SyncError::Setup(format!("the stored replication cursor is unreadable ({e}); run a full sync"))
+                    SyncError::Setup(format!(
+                        "the stored replication cursor is unreadable ({e}); run a full sync"
+                    ))
                 })?),
                 None => None,
             }
@@ -237,16 +274,34 @@ impl Engine {
         let mode = if is_full { "full" } else { "incremental" };
         let domain = self.config.source.netbios_domain.clone();
         if is_full {
-            self.emit(id::FULL_SYNC_STARTED, Level::Info, "full password sync started", serde_json::Value::Null);
-            self.emit(id::FULL_SYNC_STARTED_DOMAIN, Level::Info, format!("full password sync started for domain {domain}"), json!({ "domain": domain }));
+            self.emit(
+                id::FULL_SYNC_STARTED,
+                Level::Info,
+                "full password sync started",
+                serde_json::Value::Null,
+            );
+            self.emit(
+                id::FULL_SYNC_STARTED_DOMAIN,
+                Level::Info,
+                format!("full password sync started for domain {domain}"),
+                json!({ "domain": domain }),
+            );
         } else {
-            self.emit(id::BATCH_START, Level::Info, format!("password sync cycle started for domain {domain}"), json!({ "domain": domain }));
+            self.emit(
+                id::BATCH_START,
+                Level::Info,
+                format!("password sync cycle started for domain {domain}"),
+                json!({ "domain": domain }),
+            );
         }
 
         progress("scope", 0, 1);
-        let in_scope = self.scope_users().map_err(|e| self.domain_failure(is_full, e))?;
+        let in_scope = self
+            .scope_users()
+            .map_err(|e| self.domain_failure(is_full, e))?;
         progress("scope", in_scope.len() as u64, in_scope.len() as u64);
-        let by_guid: HashMap<[u8; 16], &DirectoryUser> = in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
+        let by_guid: HashMap<[u8; 16], &DirectoryUser> =
+            in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
 
         progress("replicate", 0, 1);
         let drsr_cfg = self.drsr_config()?;
@@ -257,7 +312,8 @@ impl Engine {
             let _ = client.close().await;
             result
         });
-        let (accounts, next_cursor) = replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
+        let (accounts, next_cursor) =
+            replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
         progress("replicate", accounts.len() as u64, accounts.len() as u64);
 
         let mut report = CycleReport {
@@ -293,7 +349,9 @@ impl Engine {
             }
             progress("provision", i as u64 + 1, in_scope.len() as u64);
         }
-        report.disabled = self.disable_out_of_scope(&in_scope).map_err(|e| self.domain_failure(is_full, e))?;
+        report.disabled = self
+            .disable_out_of_scope(&in_scope)
+            .map_err(|e| self.domain_failure(is_full, e))?;
 
         let mut pending: Vec<Pending> = Vec::new();
         let mut seen = HashSet::new();
@@ -302,13 +360,21 @@ impl Engine {
                 if account.password_replicated {
                     seen.insert(account.guid.0);
                     let changed_at = change_time(&account, user);
-                    pending.push(Pending { user, account, changed_at });
+                    pending.push(Pending {
+                        user,
+                        account,
+                        changed_at,
+                    });
                 }
             }
         }
         // New in scope without a password change in this window (moved into an OU, added to
         // a group): fetch their current password; due retries likewise.
-        let mut fetch: Vec<[u8; 16]> = created.iter().filter(|g| !seen.contains(*g)).copied().collect();
+        let mut fetch: Vec<[u8; 16]> = created
+            .iter()
+            .filter(|g| !seen.contains(*g))
+            .copied()
+            .collect();
         for guid in self.state.due_retries(Timestamp::now())? {
             if let Some(g) = crate::drsr::Guid::parse(&guid) {
                 if by_guid.contains_key(&g.0) && !seen.contains(&g.0) && !fetch.contains(&g.0) {
@@ -323,10 +389,20 @@ impl Engine {
                 match result {
                     Ok(account) => {
                         let changed_at = change_time(&account, user);
-                        pending.push(Pending { user, account, changed_at });
+                        pending.push(Pending {
+                            user,
+                            account,
+                            changed_at,
+                        });
                     }
                     Err(e) => {
-                        let d = self.diagnostics(user, SyncStatus::Error, format!("could not read the password from the DC: {e}"), None, None);
+                        let d = self.diagnostics(
+                            user,
+                            SyncStatus::Error,
+                            format!("could not read the password from the DC: {e}"),
+                            None,
+                            None,
+                        );
                         self.fail(&mut report, d)?;
                     }
                 }
@@ -342,7 +418,12 @@ impl Engine {
         // Everything the cursor covers is now in the tenant or in the retry queue.
         let cursor_json = serde_json::to_string(&next_cursor).expect("cursor serializes");
         if let Err(e) = self.state.put(CURSOR_KEY, &cursor_json) {
-            self.emit(id::CYCLE_STATE_NOT_STORED, Level::Error, format!("the replication cursor could not be stored: {e}"), serde_json::Value::Null);
+            self.emit(
+                id::CYCLE_STATE_NOT_STORED,
+                Level::Error,
+                format!("the replication cursor could not be stored: {e}"),
+                serde_json::Value::Null,
+            );
             return Err(e.into());
         }
         report.finished_at = Timestamp::now();
@@ -352,13 +433,31 @@ impl Engine {
             "stale": report.stale, "filtered": report.filtered, "disabled": report.disabled,
             "failed": report.failed, "retry_queued": report.retry_queued,
         });
-        let _ = self.state.put(LAST_CYCLE_KEY, &json!({ "finished_at": report.finished_at, "summary": summary }).to_string());
+        let _ = self.state.put(
+            LAST_CYCLE_KEY,
+            &json!({ "finished_at": report.finished_at, "summary": summary }).to_string(),
+        );
         let _ = self.state.prune(report.finished_at);
         if is_full {
-            self.emit(id::FULL_SYNC_DONE_DOMAIN, Level::Info, format!("full password sync finished for domain {domain}"), summary.clone());
-            self.emit(id::FULL_SYNC_DONE, Level::Info, "full password sync finished", summary);
+            self.emit(
+                id::FULL_SYNC_DONE_DOMAIN,
+                Level::Info,
+                format!("full password sync finished for domain {domain}"),
+                summary.clone(),
+            );
+            self.emit(
+                id::FULL_SYNC_DONE,
+                Level::Info,
+                "full password sync finished",
+                summary,
+            );
         } else {
-            self.emit(id::BATCH_END, Level::Info, format!("password sync cycle finished for domain {domain}"), summary);
+            self.emit(
+                id::BATCH_END,
+                Level::Info,
+                format!("password sync cycle finished for domain {domain}"),
+                summary,
+            );
         }
         Ok(report)
     }
@@ -369,7 +468,9 @@ impl Engine {
         let anchors: HashSet<String> = in_scope.iter().map(|u| u.source_anchor()).collect();
         let mut disabled = 0;
         for user in self.tenant.users()? {
-            let Some(anchor) = &user.source_anchor else { continue };
+            let Some(anchor) = &user.source_anchor else {
+                continue;
+            };
             if user.origin == Origin::Synced && user.enabled && !anchors.contains(anchor) {
                 self.tenant.provision_synced_user(&SyncedUserSpec {
                     source_anchor: anchor.clone(),
@@ -390,18 +491,30 @@ impl Engine {
     }
 
     /// Read single users' current passwords (EXOP_REPL_OBJ), one connection for all.
-    fn fetch_users(&self, drsr_cfg: &DrsrConfig, guids: &[[u8; 16]]) -> Vec<Result<ReplicatedAccount, SyncError>> {
+    fn fetch_users(
+        &self,
+        drsr_cfg: &DrsrConfig,
+        guids: &[[u8; 16]],
+    ) -> Vec<Result<ReplicatedAccount, SyncError>> {
         self.rt.block_on(async {
             let mut client = match DrsrClient::connect(drsr_cfg).await {
                 Ok(c) => c,
                 Err(e) => {
                     let msg = e.to_string();
-                    return guids.iter().map(|_| Err(SyncError::Setup(msg.clone()))).collect();
+                    return guids
+                        .iter()
+                        .map(|_| Err(SyncError::Setup(msg.clone())))
+                        .collect();
                 }
             };
             let mut out = Vec::with_capacity(guids.len());
             for g in guids {
-                out.push(client.replicate_user(&guid_string(g)).await.map_err(SyncError::from));
+                out.push(
+                    client
+                        .replicate_user(&guid_string(g))
+                        .await
+                        .map_err(SyncError::from),
+                );
             }
             let _ = client.close().await;
             out
@@ -431,10 +544,18 @@ impl Engine {
     }
 
     fn succeed(&self, report: &mut CycleReport, d: UserDiagnostics) -> Result<(), SyncError> {
-        let was_queued = !matches!(self.state.user(&d.object_guid)?.map(|x| x.retry), None | Some(RetryState::None));
+        let was_queued = !matches!(
+            self.state.user(&d.object_guid)?.map(|x| x.retry),
+            None | Some(RetryState::None)
+        );
         self.state.record(&d)?;
         if was_queued {
-            self.emit(id::RETRY_QUEUE_REMOVE, Level::Info, format!("{} removed from the retry queue", d.sam_account_name), json!({ "user": d.sam_account_name }));
+            self.emit(
+                id::RETRY_QUEUE_REMOVE,
+                Level::Info,
+                format!("{} removed from the retry queue", d.sam_account_name),
+                json!({ "user": d.sam_account_name }),
+            );
         }
         report.users.push(d);
         Ok(())
@@ -444,7 +565,15 @@ impl Engine {
         self.state.record(&d)?;
         d.retry = self.state.queue_retry(&d.object_guid, Timestamp::now())?;
         let data = json!({ "user": d.sam_account_name, "status": d.status.as_str(), "reason": d.reason, "retry": d.retry });
-        self.emit(id::OBJECT_FAILED, Level::Warning, format!("password sync failed for {}: {}", d.sam_account_name, d.reason), data.clone());
+        self.emit(
+            id::OBJECT_FAILED,
+            Level::Warning,
+            format!(
+                "password sync failed for {}: {}",
+                d.sam_account_name, d.reason
+            ),
+            data.clone(),
+        );
         match d.retry {
             RetryState::Abandoned { attempts } => self.emit(
                 id::NO_RETRY,
@@ -463,12 +592,24 @@ impl Engine {
     }
 
     /// Filter, digest (batch) and apply pending passwords in the order given.
-    fn deliver(&self, pending: Vec<Pending>, report: &mut CycleReport, progress: ProgressFn<'_>) -> Result<(), SyncError> {
+    fn deliver(
+        &self,
+        pending: Vec<Pending>,
+        report: &mut CycleReport,
+        progress: ProgressFn<'_>,
+    ) -> Result<(), SyncError> {
         let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
         for mut p in pending {
             let must_change = p.user.must_change_password() || p.account.pwd_last_set == Some(0);
             let Some(nt) = p.account.nt_hash.take() else {
-                let d = self.diagnostics(p.user, SyncStatus::MissingAttribute, "the DC sent no password hash (unicodePwd absent or empty); nothing was synced".into(), Some(p.changed_at), None);
+                let d = self.diagnostics(
+                    p.user,
+                    SyncStatus::MissingAttribute,
+                    "the DC sent no password hash (unicodePwd absent or empty); nothing was synced"
+                        .into(),
+                    Some(p.changed_at),
+                    None,
+                );
                 self.fail(report, d)?;
                 continue;
             };
@@ -484,7 +625,9 @@ impl Engine {
         let nts: Vec<&NtHash> = to_send.iter().map(|(_, nt)| nt).collect();
         let digests = new_random_digests(&nts).map_err(|e| SyncError::Setup(e.to_string()))?;
         let total = to_send.len() as u64;
-        let apply_delay = std::env::var("PHSYNC_FAULT_APPLY_DELAY_MS").ok().and_then(|v| v.parse::<u64>().ok());
+        let apply_delay = std::env::var("PHSYNC_FAULT_APPLY_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
         for (i, ((p, _nt), digest)) in to_send.iter().zip(digests).enumerate() {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -498,9 +641,19 @@ impl Engine {
             };
             match self.tenant.apply_synced_credential(&cred) {
                 Ok(CredentialOutcome::Applied) => {
-                    let reason = if must_change { "synced; the user must change it at next sign-in" } else { "synced" };
+                    let reason = if must_change {
+                        "synced; the user must change it at next sign-in"
+                    } else {
+                        "synced"
+                    };
                     tracing::info!(user = %p.user.sam_account_name, changed_at = %p.changed_at, "password synced");
-                    let d = self.diagnostics(p.user, SyncStatus::Success, reason.into(), Some(p.changed_at), Some(Timestamp::now()));
+                    let d = self.diagnostics(
+                        p.user,
+                        SyncStatus::Success,
+                        reason.into(),
+                        Some(p.changed_at),
+                        Some(Timestamp::now()),
+                    );
                     self.succeed(report, d)?;
                     report.applied += 1;
                 }
@@ -516,7 +669,13 @@ impl Engine {
                     report.stale += 1;
                 }
                 Err(CloudError::AnchorNotFound(_)) => {
-                    let d = self.diagnostics(p.user, SyncStatus::RetryRequestedByTarget, "the cloud user does not exist yet; will retry".into(), Some(p.changed_at), None);
+                    let d = self.diagnostics(
+                        p.user,
+                        SyncStatus::RetryRequestedByTarget,
+                        "the cloud user does not exist yet; will retry".into(),
+                        Some(p.changed_at),
+                        None,
+                    );
                     self.fail(report, d)?;
                 }
                 Err(e @ (CloudError::Storage(_) | CloudError::TenantFile { .. })) => {
@@ -524,7 +683,13 @@ impl Engine {
                     return Err(e.into());
                 }
                 Err(e) => {
-                    let d = self.diagnostics(p.user, SyncStatus::Error, e.to_string(), Some(p.changed_at), None);
+                    let d = self.diagnostics(
+                        p.user,
+                        SyncStatus::Error,
+                        e.to_string(),
+                        Some(p.changed_at),
+                        None,
+                    );
                     self.fail(report, d)?;
                 }
             }
@@ -595,9 +760,19 @@ impl Engine {
             enabled: user.enabled(),
         })?;
         let drsr_cfg = self.drsr_config()?;
-        let account = self.fetch_users(&drsr_cfg, &[user.object_guid.0]).remove(0)?;
+        let account = self
+            .fetch_users(&drsr_cfg, &[user.object_guid.0])
+            .remove(0)?;
         let changed_at = change_time(&account, &user);
-        self.deliver(vec![Pending { user: &user, account, changed_at }], &mut report, &mut |_, _, _| {})?;
+        self.deliver(
+            vec![Pending {
+                user: &user,
+                account,
+                changed_at,
+            }],
+            &mut report,
+            &mut |_, _, _| {},
+        )?;
         report
             .users
             .pop()
@@ -622,18 +797,36 @@ impl Engine {
 
     /// The last completed cycle's summary, as stored.
     pub fn last_cycle(&self) -> Result<Option<serde_json::Value>, SyncError> {
-        Ok(self.state.get(LAST_CYCLE_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(self
+            .state
+            .get(LAST_CYCLE_KEY)?
+            .and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     pub fn heartbeat(&self) {
-        self.emit(id::HEARTBEAT, Level::Info, "password hash sync is running", serde_json::Value::Null);
+        self.emit(
+            id::HEARTBEAT,
+            Level::Info,
+            "password hash sync is running",
+            serde_json::Value::Null,
+        );
     }
 
     pub fn started(&self) {
-        self.emit(id::START, Level::Info, "password hash sync started", serde_json::Value::Null);
+        self.emit(
+            id::START,
+            Level::Info,
+            "password hash sync started",
+            serde_json::Value::Null,
+        );
     }
 
     pub fn stopped(&self) {
-        self.emit(id::STOP, Level::Info, "password hash sync stopped", serde_json::Value::Null);
+        self.emit(
+            id::STOP,
+            Level::Info,
+            "password hash sync stopped",
+            serde_json::Value::Null,
+        );
     }
 }

@@ -160,7 +160,8 @@ impl StateStore {
             .map_err(|e| err(format!("not a state file ({e})")))?;
         // WAL with NORMAL sync: a commit is durable against a process crash (what the
         // cursor rules need) without an fsync per user.
-        conn.execute_batch("PRAGMA synchronous=NORMAL;").map_err(|e| err(e.to_string()))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(|e| err(e.to_string()))?;
         conn.execute_batch(SCHEMA).map_err(|e| err(e.to_string()))?;
         Ok(StateStore { conn, path })
     }

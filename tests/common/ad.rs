@@ -18,7 +18,10 @@ pub struct TestOu {
 }
 
 fn unicode_pwd(password: &str) -> String {
-    let quoted: Vec<u8> = format!("\"{password}\"").encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let quoted: Vec<u8> = format!("\"{password}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
     base64::engine::general_purpose::STANDARD.encode(quoted)
 }
 
@@ -26,11 +29,18 @@ impl TestOu {
     /// A fresh OU named after `tag`, this process and the time.
     pub fn new(tag: &str) -> TestOu {
         let lab = Lab::load();
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000_000;
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000_000;
         let dn = format!("OU=phsync-{tag}-{}-{n},{}", std::process::id(), lab.base_dn);
         let suffix = format!("{:05}", n % 100_000);
         let ou = TestOu { lab, dn, suffix };
-        ou.ldif("ldapadd", &format!("dn: {}\nobjectClass: organizationalUnit\n", ou.dn));
+        ou.ldif(
+            "ldapadd",
+            &format!("dn: {}\nobjectClass: organizationalUnit\n", ou.dn),
+        );
         ou
     }
 
@@ -41,7 +51,14 @@ impl TestOu {
 
     fn ldif_args(&self, tool: &str, extra: &[&str], input: &str) {
         let mut child = Command::new(tool)
-            .args(["-x", "-H", &self.lab.ldaps_url, "-D", &self.lab.admin_dn, "-y"])
+            .args([
+                "-x",
+                "-H",
+                &self.lab.ldaps_url,
+                "-D",
+                &self.lab.admin_dn,
+                "-y",
+            ])
             .arg(&self.lab.admin_password_file)
             .args(extra)
             .env("LDAPTLS_CACERT", &self.lab.ca_file)
@@ -50,7 +67,12 @@ impl TestOu {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {tool} (ldap-utils): {e}"));
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -80,7 +102,11 @@ impl TestOu {
     }
 
     fn add_object(&self, sam: &str, password: &str, class: &str, uac: u32) {
-        let upn = if class == "computer" { String::new() } else { format!("userPrincipalName: {sam}@{}\n", self.lab.dns_domain) };
+        let upn = if class == "computer" {
+            String::new()
+        } else {
+            format!("userPrincipalName: {sam}@{}\n", self.lab.dns_domain)
+        };
         self.ldif(
             "ldapadd",
             &format!(
@@ -94,7 +120,11 @@ impl TestOu {
     pub fn set_password(&self, sam: &str, password: &str) {
         self.ldif(
             "ldapmodify",
-            &format!("dn: {}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {}\n", self.user_dn(sam), unicode_pwd(password)),
+            &format!(
+                "dn: {}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {}\n",
+                self.user_dn(sam),
+                unicode_pwd(password)
+            ),
         );
     }
 
@@ -109,7 +139,10 @@ impl TestOu {
     pub fn set_must_change(&self, sam: &str) {
         self.ldif(
             "ldapmodify",
-            &format!("dn: {}\nchangetype: modify\nreplace: pwdLastSet\npwdLastSet: 0\n", self.user_dn(sam)),
+            &format!(
+                "dn: {}\nchangetype: modify\nreplace: pwdLastSet\npwdLastSet: 0\n",
+                self.user_dn(sam)
+            ),
         );
     }
 
@@ -121,7 +154,15 @@ impl TestOu {
 impl Drop for TestOu {
     fn drop(&mut self) {
         let _ = Command::new("ldapdelete")
-            .args(["-x", "-r", "-H", &self.lab.ldaps_url, "-D", &self.lab.admin_dn, "-y"])
+            .args([
+                "-x",
+                "-r",
+                "-H",
+                &self.lab.ldaps_url,
+                "-D",
+                &self.lab.admin_dn,
+                "-y",
+            ])
             .arg(&self.lab.admin_password_file)
             .arg(&self.dn)
             .env("LDAPTLS_CACERT", &self.lab.ca_file)

@@ -30,7 +30,12 @@ impl SyncFixture {
             std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let tenant_path = dir.0.join("tenant.db").display().to_string();
-        let fixture = SyncFixture { config: dir.0.join("phsync.toml"), ou, dir, tenant_path };
+        let fixture = SyncFixture {
+            config: dir.0.join("phsync.toml"),
+            ou,
+            dir,
+            tenant_path,
+        };
         fixture.write_config(extra_sync);
         fixture
     }
@@ -71,7 +76,9 @@ dir = "state"
     }
 
     pub fn cycle(&self, full: bool) -> CycleReport {
-        self.engine().cycle(full, &mut |_, _, _| {}).unwrap_or_else(|e| panic!("cycle: {e}"))
+        self.engine()
+            .cycle(full, &mut |_, _, _| {})
+            .unwrap_or_else(|e| panic!("cycle: {e}"))
     }
 
     pub fn tenant(&self) -> Box<dyn CloudTenant> {
@@ -80,7 +87,10 @@ dir = "state"
 
     pub fn sign_in(&self, sam: &str, password: &str) -> SignInStatus {
         let pw: Vec<u16> = password.encode_utf16().collect();
-        self.tenant().sign_in(&self.ou.upn(sam), &pw).unwrap().result
+        self.tenant()
+            .sign_in(&self.ou.upn(sam), &pw)
+            .unwrap()
+            .result
     }
 
     /// A sAMAccountName unique to this fixture (`name` at most 15 characters).
