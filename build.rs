@@ -13,18 +13,11 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
-    // Only src/ffi is the C API: parsing just those files keeps every other module's public
-    // constants out of the header without an exclude list to maintain.
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    let mut ffi_files: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi exists")
-        .map(|e| e.expect("readable src/ffi").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    ffi_files.sort();
-    for file in ffi_files {
-        builder = builder.with_src(file);
-    }
+    // Only src/ffi is the C API: cbindgen parses src/ffi/mod.rs and the modules it declares,
+    // which keeps every other module's public constants out of the header.
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"));
     let bindings = builder
         .generate()
         .expect("cbindgen could not generate the C header");

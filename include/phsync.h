@@ -13,16 +13,6 @@
 #include <stdint.h>
 
 /**
- * `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
- */
-#define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
-
-/**
- * `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
- */
-#define PHS_SYNC_FULL 1
-
-/**
  * Bumped on any incompatible change to the C ABI.
  */
 #define PHS_ABI_VERSION 1
@@ -41,6 +31,16 @@
  * Bytes in a digest salt.
  */
 #define PHS_SALT_LEN 10
+
+/**
+ * `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
+ */
+#define PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN 1
+
+/**
+ * `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
+ */
+#define PHS_SYNC_FULL 1
 
 /**
  * An open tenant. Safe to use from several threads at once; free with `phs_cloud_free`.
@@ -62,31 +62,6 @@ typedef int32_t phs_status;
  * `done` of `total`. Called on the thread that called `phs_sync_cycle`, never after it returns.
  */
 typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done, uint64_t total);
-
-/**
- * The config file is missing, unreadable or invalid; the message names the key.
- */
-#define PHS_E_CONFIG -20
-
-/**
- * The domain controller's LDAP service failed (unreachable, credentials, TLS, scope).
- */
-#define PHS_E_DIRECTORY -21
-
-/**
- * Replication (MS-DRSR) failed: unreachable, credentials, missing rights, protocol.
- */
-#define PHS_E_REPLICATION -22
-
-/**
- * The host is in FIPS mode and `allow_non_fips_crypto` is not set.
- */
-#define PHS_E_FIPS -23
-
-/**
- * The engine's state directory or event log could not be used.
- */
-#define PHS_E_STATE -24
 
 #define PHS_OK 0
 
@@ -155,190 +130,34 @@ typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done,
  */
 #define PHS_E_INTERNAL -99
 
+/**
+ * The config file is missing, unreadable or invalid; the message names the key.
+ */
+#define PHS_E_CONFIG -20
+
+/**
+ * The domain controller's LDAP service failed (unreachable, credentials, TLS, scope).
+ */
+#define PHS_E_DIRECTORY -21
+
+/**
+ * Replication (MS-DRSR) failed: unreachable, credentials, missing rights, protocol.
+ */
+#define PHS_E_REPLICATION -22
+
+/**
+ * The host is in FIPS mode and `allow_non_fips_crypto` is not set.
+ */
+#define PHS_E_FIPS -23
+
+/**
+ * The engine's state directory or event log could not be used.
+ */
+#define PHS_E_STATE -24
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600).
- *
- * # Safety
- * `target` must be NUL-terminated; `out` writable.
- */
-phs_status phs_cloud_open(const char *target, struct phs_cloud **out);
-
-/**
- * Close a tenant. NULL is a no-op.
- *
- * # Safety
- * `cloud` must be NULL or from `phs_cloud_open`, not yet freed.
- */
-void phs_cloud_free(struct phs_cloud *cloud);
-
-/**
- * Administrator password reset (cloud policy applies). `password`: `len` UTF-16 units.
- * `flags`: 0 or `PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN`. On success `*out_json` is
- * `{"user_principal_name","result":"applied","changed_at","force_change_at_next_sign_in","password_expires_at"}`.
- *
- * # Safety
- * Pointers valid as documented; free `*out_json` with `phs_string_free`.
- */
-phs_status phs_set_cloud_password(struct phs_cloud *cloud,
-                                  const char *upn,
-                                  const uint16_t *password,
-                                  size_t len,
-                                  uint32_t flags,
-                                  char **out_json);
-
-/**
- * Sign in. A refusal is `PHS_OK` too: read `"result"` in `*out_json`
- * (`success`, `invalid_credentials`, `must_change_password`, `password_expired`,
- * `account_disabled`, `locked_out`); `"session_token"` is set on success.
- *
- * # Safety
- * Pointers valid as documented; free `*out_json` with `phs_string_free`.
- */
-phs_status phs_cloud_sign_in(struct phs_cloud *cloud,
-                             const char *upn,
-                             const uint16_t *password,
-                             size_t len,
-                             char **out_json);
-
-/**
- * A user's own password change (old and new as UTF-16). Result JSON as for sign-in;
- * `"result":"success"` means the password was changed.
- *
- * # Safety
- * Pointers valid as documented; free `*out_json` with `phs_string_free`.
- */
-phs_status phs_cloud_change_password(struct phs_cloud *cloud,
-                                     const char *upn,
-                                     const uint16_t *old_password,
-                                     size_t old_len,
-                                     const uint16_t *new_password,
-                                     size_t new_len,
-                                     char **out_json);
-
-/**
- * One user as JSON (`user_principal_name`, `source_anchor`, `display_name`, `enabled`,
- * `origin`, `created_at`, `password`, `locked_until`); `PHS_E_NOT_FOUND` if absent.
- *
- * # Safety
- * Pointers valid as documented; free `*out_json` with `phs_string_free`.
- */
-phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
-
-/**
- * Open an engine from a phsync config file (TOML).
- *
- * # Safety
- * `config_path` must be NUL-terminated; `out` writable.
- */
-phs_status phs_engine_open(const char *config_path, struct phs_engine **out);
-
-/**
- * Close an engine. NULL is a no-op.
- *
- * # Safety
- * `engine` must be NULL or from `phs_engine_open`, not yet freed.
- */
-void phs_engine_free(struct phs_engine *engine);
-
-/**
- * Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
- * `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
- * `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
- * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
- *
- * # Safety
- * `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
- * free `*out_json` with `phs_string_free`.
- */
-phs_status phs_sync_cycle(struct phs_engine *engine,
-                          uint32_t flags,
-                          phs_progress_fn progress,
-                          void *context,
-                          char **out_json);
-
-/**
- * Sync one user now (sAMAccountName, `DOMAIN\sam`, UPN, DN or GUID). `*out_json`: the
- * per-user result (`object_guid`, `sam_account_name`, `user_principal_name`,
- * `source_anchor`, `last_attempt_at`, `status`, `reason`, `onprem_changed_at`,
- * `applied_at`, `retry`). `PHS_E_NOT_FOUND` if the directory has no such user.
- *
- * # Safety
- * As `phs_sync_cycle`.
- */
-phs_status phs_sync_user(struct phs_engine *engine, const char *user, char **out_json);
-
-/**
- * One user's diagnostics: the per-user result plus `history` (`at`, `status`, `reason`).
- * `PHS_E_NOT_FOUND` if the engine has no record of the user.
- *
- * # Safety
- * As `phs_sync_cycle`.
- */
-phs_status phs_user_status(struct phs_engine *engine, const char *user, char **out_json);
-
-/**
- * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
- *
- * # Safety
- * `password` must be valid for `len` reads, `out_hash` for 16 writes.
- */
-phs_status phs_nt_hash_utf8(const char *password, size_t len, uint8_t *out_hash);
-
-/**
- * NT hash (16 bytes) of `len` UTF-16 code units; lone surrogates are hashed as they are.
- *
- * # Safety
- * `password` must be valid for `len` reads of `uint16_t`, `out_hash` for 16 writes.
- */
-phs_status phs_nt_hash_utf16(const uint16_t *password, size_t len, uint8_t *out_hash);
-
-/**
- * Write the PHS digest string of a 16-byte NT hash, NUL-terminated, into `out`.
- * `salt`: 10 bytes, or NULL for a fresh random salt. `iterations`: 0 means 1000.
- * `PHS_DIGEST_STRING_CAPACITY` bytes are always enough.
- *
- * # Safety
- * `nt_hash` must be valid for 16 reads, `salt` NULL or valid for 10 reads, `out` for
- * `out_capacity` writes.
- */
-phs_status phs_digest_from_nt_hash(const uint8_t *nt_hash,
-                                   const uint8_t *salt,
-                                   uint32_t iterations,
-                                   char *out,
-                                   size_t out_capacity);
-
-/**
- * Verify a UTF-8 password of `len` bytes against a NUL-terminated digest string.
- * A wrong password is `PHS_OK` with `*out_match == false`.
- *
- * # Safety
- * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
- */
-phs_status phs_verify_utf8(const char *digest, const char *password, size_t len, bool *out_match);
-
-/**
- * Verify `len` UTF-16 code units against a NUL-terminated digest string.
- * A wrong password is `PHS_OK` with `*out_match == false`.
- *
- * # Safety
- * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
- */
-phs_status phs_verify_utf16(const char *digest,
-                            const uint16_t *password,
-                            size_t len,
-                            bool *out_match);
-
-/**
- * Verify a 16-byte NT hash against a NUL-terminated digest string.
- *
- * # Safety
- * `digest` must be NUL-terminated, `nt_hash` valid for 16 reads, `out_match` writable.
- */
-phs_status phs_verify_nt_hash(const char *digest, const uint8_t *nt_hash, bool *out_match);
 
 /**
  * Free a string phsync returned (`out_json` results). NULL is a no-op.
