@@ -309,6 +309,14 @@ phs_status phs_sync_user(struct phs_engine *engine, const char *user, char **out
 phs_status phs_user_status(struct phs_engine *engine, const char *user, char **out_json);
 
 /**
+ * The engine's overall state: `{"last_cycle": {...} | null, "users": [per-user result, ...]}`.
+ *
+ * # Safety
+ * As `phs_sync_cycle`.
+ */
+phs_status phs_sync_status(struct phs_engine *engine, char **out_json);
+
+/**
  * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
  *
  * # Safety

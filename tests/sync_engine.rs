@@ -252,6 +252,15 @@ fn the_engine_through_the_c_abi() {
         assert_eq!(st["status"], "Success");
         assert!(!st["history"].as_array().unwrap().is_empty());
         let mut json = ptr::null_mut();
+        assert_eq!(phs_sync_status(engine, &mut json), PHS_OK);
+        let all = take(json);
+        assert_eq!(all["last_cycle"]["summary"]["applied"], 1);
+        assert!(all["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["sam_account_name"] == u.as_str()));
+        let mut json = ptr::null_mut();
         assert_eq!(phs_sync_user(engine, name.as_ptr(), &mut json), PHS_OK);
         assert_eq!(take(json)["status"], "Success");
 

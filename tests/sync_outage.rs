@@ -184,3 +184,101 @@ fn fips_mode_is_refused_with_667_unless_allowed() {
     );
     assert_eq!(f.sign_in(&u, "Fay-OnPrem-1!"), SignInStatus::Success);
 }
+
+#[test]
+fn a_stopped_dc_is_a_clear_unreachable_error_for_ldap_and_replication() {
+    use phsync::directory::{Directory, DirectoryError};
+    use phsync::drsr::{Auth, DrsrClient, DrsrConfig, DrsrError};
+
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("stopped", "");
+    let config = phsync::config::Config::load(&f.config).unwrap();
+    let replicator = f.ou.lab.account("phs-replicator");
+    lab("stop");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ldap = rt.block_on(Directory::connect(&config.source));
+    let drsr = rt.block_on(DrsrClient::connect(&DrsrConfig::new(
+        "127.0.0.1",
+        Auth::Ntlm {
+            domain: f.ou.lab.domain.clone(),
+            user: "phs-replicator".into(),
+            password: zeroize::Zeroizing::new(replicator.password.clone()),
+        },
+    )));
+    let cli = Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["sync", "--config"])
+        .arg(&f.config)
+        .output()
+        .unwrap();
+    lab("up");
+    match ldap {
+        Err(DirectoryError::Unreachable { url, .. }) => assert!(url.contains("127.0.0.1")),
+        Err(e) => panic!("LDAP to a stopped DC: expected unreachable, got {e}"),
+        Ok(_) => panic!("LDAP connected to a stopped DC"),
+    }
+    match drsr {
+        Err(e @ DrsrError::Unreachable { .. }) => {
+            assert!(e.to_string().contains("127.0.0.1"), "{e}")
+        }
+        Err(e) => panic!("DRSR to a stopped DC: expected unreachable, got {e}"),
+        Ok(_) => panic!("DRSR connected to a stopped DC"),
+    }
+    assert_eq!(cli.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        err.contains("phsync: error:") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    assert!(events(&f).iter().any(|e| e["event_id"] == 611));
+}
+
+#[test]
+fn phsync_run_cycles_until_sigterm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("daemon", "interval_seconds = 1");
+    let u = f.sam("rob");
+    f.ou.add_user(&u, "Rob-OnPrem-1!");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["run", "--config"])
+        .arg(&f.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait for the first cycle, change a password, wait for the cycle that sends it.
+    while f.sign_in(&u, "Rob-OnPrem-1!") != SignInStatus::Success {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "phsync run never synced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    f.ou.set_password(&u, "Rob-OnPrem-2!");
+    while f.sign_in(&u, "Rob-OnPrem-2!") != SignInStatus::Success {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "phsync run never sent the change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "phsync run exited with {status}");
+    let ids: Vec<u64> = events(&f)
+        .iter()
+        .filter_map(|e| e["event_id"].as_u64())
+        .collect();
+    assert_eq!(ids.first(), Some(&601), "{ids:?}");
+    assert_eq!(ids.last(), Some(&602), "{ids:?}");
+    assert!(ids.contains(&651));
+}

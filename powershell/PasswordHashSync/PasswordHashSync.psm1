@@ -521,16 +521,20 @@ function Get-PasswordHashSyncStatus {
     anchor, the last attempt and its status (Success, FilteredByTarget, RetryRequestedByTarget,
     Error, ...) and reason, when the password changed on-premises and when it was applied in
     the cloud, the retry state, and the history of attempts. An unknown user is an
-    ObjectNotFound error. The C ABI reads one user at a time, so -UserName is required.
+    ObjectNotFound error. Without -UserName, returns every user the engine has seen (without
+    history), for example to find all users whose last attempt failed.
 
     .PARAMETER ConfigPath
     The engine's TOML config file. Default: $env:PHSYNC_CONFIG.
 
     .PARAMETER UserName
-    The users (sAMAccountName, UPN, DN or GUID).
+    The users (sAMAccountName, UPN, DN or GUID). Default: every user the engine has seen.
 
     .EXAMPLE
     PS> Get-PasswordHashSyncStatus -ConfigPath /etc/phsync/phsync.toml -UserName alice
+
+    .EXAMPLE
+    PS> Get-PasswordHashSyncStatus -ConfigPath /etc/phsync/phsync.toml | Where-Object status -ne 'Success'
 
     .EXAMPLE
     PS> Get-ADUser -Filter * -SearchBase 'OU=Sales,DC=contoso,DC=com' | Get-PasswordHashSyncStatus | Where-Object status -ne 'Success'
@@ -544,9 +548,8 @@ function Get-PasswordHashSyncStatus {
         [Parameter(Position = 0)]
         [string]$ConfigPath,
 
-        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Parameter(ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
         [Alias('SamAccountName', 'Identity')]
-        [ValidateNotNullOrEmpty()]
         [string[]]$UserName
     )
     begin {
@@ -565,6 +568,18 @@ function Get-PasswordHashSyncStatus {
             $PSCmdlet.ThrowTerminatingError((PhsErrorRecord $_.Exception $config))
         }
         try {
+            if ($names.Count -eq 0) {
+                try {
+                    $all = ConvertFrom-Json -InputObject $engine.SyncStatus()
+                    foreach ($u in @($all.users)) {
+                        $u.PSObject.TypeNames.Insert(0, 'PasswordHashSync.UserSyncStatus')
+                        $u
+                    }
+                }
+                catch {
+                    $PSCmdlet.WriteError((PhsErrorRecord $_.Exception $config))
+                }
+            }
             foreach ($n in $names) {
                 try {
                     PhsObject $engine.UserStatus($n) 'PasswordHashSync.UserSyncStatus'

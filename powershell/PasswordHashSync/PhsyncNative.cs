@@ -204,6 +204,8 @@ namespace PasswordHashSync
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int HandleStringJsonFn(IntPtr handle, [In] byte[] name, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int HandleJsonFn(IntPtr handle, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void ProgressFn(IntPtr context, IntPtr stage, ulong done, ulong total);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int SyncCycleFn(IntPtr engine, uint flags, ProgressFn progress, IntPtr context, out IntPtr json);
@@ -713,6 +715,13 @@ namespace PasswordHashSync
             return TakeString(json);
         }
 
+        internal string HandleJson(string export, IntPtr h)
+        {
+            IntPtr json;
+            Check(export, Bind<HandleJsonFn>(export)(h, out json));
+            return TakeString(json);
+        }
+
         internal string SyncCycle(IntPtr engine, bool full, PhsyncProgressHandler progress)
         {
             SyncCycleFn f = Bind<SyncCycleFn>("phs_sync_cycle");
@@ -868,6 +877,12 @@ namespace PasswordHashSync
         public string UserStatus(string user)
         {
             return lib.HandleStringJson("phs_user_status", Handle, user);
+        }
+
+        /// <summary>Every user's diagnostics and the last cycle.</summary>
+        public string SyncStatus()
+        {
+            return lib.HandleJson("phs_sync_status", Handle);
         }
 
         public void Dispose()

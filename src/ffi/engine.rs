@@ -179,3 +179,25 @@ pub unsafe extern "C" fn phs_user_status(
         write_json(&status, out_json)
     })
 }
+
+/// The engine's overall state: `{"last_cycle": {...} | null, "users": [per-user result, ...]}`.
+///
+/// # Safety
+/// As `phs_sync_cycle`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_sync_status(
+    engine: *mut phs_engine,
+    out_json: *mut *mut c_char,
+) -> phs_status {
+    ffi_boundary!({
+        let engine = engine_mut(engine)?;
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        let status = serde_json::json!({
+            "last_cycle": engine.last_cycle()?,
+            "users": engine.all_user_status()?,
+        });
+        write_json(&status, out_json)
+    })
+}

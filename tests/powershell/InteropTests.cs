@@ -525,6 +525,9 @@ public static class InteropTests
                 string status = engine.UserStatus(user);
                 Contains(status, "\"history\"", "history");
                 True(Field(status, "object_guid").Length > 0, "object_guid");
+                string all = engine.SyncStatus();
+                Contains(all, "\"last_cycle\"", "last_cycle");
+                Contains(all, "\"sam_account_name\":\"" + user + "\"", "every user's status lists the user");
             });
 
             Test("an unknown user is PHS_E_NOT_FOUND", delegate
