@@ -161,10 +161,22 @@ fn disabling_a_user_onprem_disables_them_in_the_tenant() {
     );
     assert!(!f.tenant().user(&f.ou.upn(&u)).unwrap().unwrap().enabled);
     assert_eq!(f.sign_in(&keep, "Kept-OnPrem-1!"), SignInStatus::Success);
-    // Re-enabled on-prem: enabled again.
-    f.ou.set_uac(&u, 512);
+    // A password change while out of scope is not sent...
+    f.ou.set_password(&u, "Dora-OnPrem-2!");
     f.cycle(false);
-    assert_eq!(f.sign_in(&u, "Dora-OnPrem-1!"), SignInStatus::Success);
+    assert_eq!(
+        f.sign_in(&u, "Dora-OnPrem-2!"),
+        SignInStatus::InvalidCredentials
+    );
+    // ...but re-enabled on-prem, the user is enabled again with the current password.
+    f.ou.set_uac(&u, 512);
+    let report = f.cycle(false);
+    assert_eq!(report.applied, 1, "{report:?}");
+    assert_eq!(f.sign_in(&u, "Dora-OnPrem-2!"), SignInStatus::Success);
+    assert_eq!(
+        f.sign_in(&u, "Dora-OnPrem-1!"),
+        SignInStatus::InvalidCredentials
+    );
 }
 
 #[test]

@@ -332,7 +332,17 @@ impl Engine {
             ok: true,
         };
 
-        // Users first, so every credential finds its user.
+        // Users first, so every credential finds its user. Users the tenant had disabled
+        // (out of scope until now) may have changed their password meanwhile: like new users,
+        // their current password is fetched below.
+        let was_disabled: HashSet<String> = self
+            .tenant
+            .users()
+            .map_err(|e| self.domain_failure(is_full, e.into()))?
+            .into_iter()
+            .filter(|u| u.origin == Origin::Synced && !u.enabled)
+            .filter_map(|u| u.source_anchor)
+            .collect();
         let mut created = HashSet::new();
         for (i, user) in in_scope.iter().enumerate() {
             let outcome = self
@@ -344,7 +354,8 @@ impl Engine {
                     enabled: user.enabled(),
                 })
                 .map_err(|e| self.domain_failure(is_full, e.into()))?;
-            if outcome == ProvisionOutcome::Created {
+            let reenabled = user.enabled() && was_disabled.contains(&user.source_anchor());
+            if outcome == ProvisionOutcome::Created || reenabled {
                 created.insert(user.object_guid.0);
             }
             progress("provision", i as u64 + 1, in_scope.len() as u64);
@@ -368,8 +379,8 @@ impl Engine {
                 }
             }
         }
-        // New in scope without a password change in this window (moved into an OU, added to
-        // a group): fetch their current password; due retries likewise.
+        // New or back in scope without a password change in this window (moved into an OU,
+        // added to a group, re-enabled): fetch their current password; due retries likewise.
         let mut fetch: Vec<[u8; 16]> = created
             .iter()
             .filter(|g| !seen.contains(*g))
