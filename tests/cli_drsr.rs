@@ -4,7 +4,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::drsr_lab::Lab;
+use common::lab::Lab;
 use phsync::hash::NtHash;
 
 fn dump(lab: &Lab, extra: &[&str]) -> Output {
@@ -72,7 +72,7 @@ fn dump_whole_domain_json_lists_seed_accounts_without_hashes() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter_map(|v| v["sAMAccountName"].as_str().map(str::to_owned))
         .collect();
-    for a in &lab.seed {
+    for a in &lab.seed() {
         assert!(names.contains(&a.sam), "{} missing", a.sam);
         for f in hex_forms(&a.password) {
             assert!(

@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::drsr_lab::{parse_env, parse_seed, Lab};
+use common::lab::{parse_env, parse_seed, Lab};
 use phsync::drsr::{Auth, DrsrClient, DrsrConfig, DrsrError, ReplicatedAccount, ReplicationCursor};
 use phsync::hash::NtHash;
 use zeroize::Zeroizing;
@@ -64,7 +64,7 @@ fn lab_file_parsers() {
 async fn ntlm_single_user_hashes_match_seed() {
     let lab = Lab::load();
     let mut c = replicator_client(&lab).await;
-    for acct in &lab.seed {
+    for acct in &lab.seed() {
         let a = c
             .replicate_user(&acct.sam)
             .await
@@ -131,7 +131,7 @@ async fn ntlm_unknown_account_is_not_found() {
 }
 
 fn check_seed_in(lab: &Lab, all: &[ReplicatedAccount]) {
-    for acct in &lab.seed {
+    for acct in &lab.seed() {
         let a = all
             .iter()
             .find(|a| a.sam_account_name.as_deref() == Some(acct.sam.as_str()))
@@ -308,7 +308,7 @@ async fn incremental_returns_only_password_changes_since_cursor() {
         assert!(d.nt_hash.is_none());
     }
     // Seeded accounts did not change.
-    for acct in &lab.seed {
+    for acct in &lab.seed() {
         let g = c.resolve_account(&acct.sam).await.unwrap();
         assert!(
             !inc.iter().any(|a| a.guid == g && a.password_replicated),

@@ -36,6 +36,31 @@ pub struct SeedAccount {
     pub flags: Vec<String>,
 }
 
+impl SeedAccount {
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.iter().any(|x| x == f)
+    }
+}
+
+/// Parse seed.tsv: a header line starting with `#`, then tab-separated rows
+/// (sam, password, upn or empty, container DN, comma-separated flags).
+pub fn parse_seed(text: &str) -> Vec<SeedAccount> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() >= 5, "bad seed.tsv line {l:?}");
+            SeedAccount {
+                sam: f[0].to_string(),
+                password: f[1].to_string(),
+                upn: (!f[2].is_empty()).then(|| f[2].to_string()),
+                container: f[3].to_string(),
+                flags: f[4].split(',').map(str::to_string).collect(),
+            }
+        })
+        .collect()
+}
+
 fn lab_dir() -> PathBuf {
     std::env::var_os("PHSYNC_LAB_DIR")
         .map(PathBuf::from)
@@ -104,22 +129,45 @@ impl Lab {
 
     /// The seeded accounts (seed.tsv).
     pub fn seed(&self) -> Vec<SeedAccount> {
-        let text = std::fs::read_to_string(&self.seed_file)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", self.seed_file.display()));
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                assert!(f.len() >= 5, "bad seed line {l:?}");
-                SeedAccount {
-                    sam: f[0].to_string(),
-                    password: f[1].to_string(),
-                    upn: (!f[2].is_empty()).then(|| f[2].to_string()),
-                    container: f[3].to_string(),
-                    flags: f[4].split(',').map(str::to_string).collect(),
-                }
-            })
-            .collect()
+        let text = std::fs::read_to_string(&self.seed_file).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}); run `scripts/ad-lab/lab.sh up`",
+                self.seed_file.display()
+            )
+        });
+        let seed = parse_seed(&text);
+        assert!(
+            !seed.is_empty(),
+            "{} lists no accounts",
+            self.seed_file.display()
+        );
+        seed
+    }
+
+    /// A value of lab.env.
+    pub fn var(&self, k: &str) -> &str {
+        self.vars
+            .get(k)
+            .unwrap_or_else(|| panic!("lab.env lacks {k}"))
+    }
+
+    /// The account with replication rights.
+    pub fn replicator(&self) -> SeedAccount {
+        self.seed()
+            .into_iter()
+            .find(|a| a.has_flag("replicator"))
+            .expect("seed.tsv has no replicator account")
+    }
+
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(&self.admin_password_file)
+            .expect("admin password file")
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    pub fn smb_conf(&self) -> &str {
+        self.var("PHSYNC_LAB_SMB_CONF")
     }
 
     /// One seeded account by sAMAccountName.
