@@ -51,6 +51,26 @@ pub struct CycleReport {
     pub ok: bool,
 }
 
+impl CycleReport {
+    fn new(mode: &'static str, started_at: Timestamp, in_scope: u64) -> Self {
+        CycleReport {
+            mode,
+            started_at,
+            finished_at: started_at,
+            in_scope,
+            changes: 0,
+            applied: 0,
+            stale: 0,
+            filtered: 0,
+            disabled: 0,
+            failed: 0,
+            retry_queued: 0,
+            users: Vec::new(),
+            ok: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct UserStatus {
     #[serde(flatten)]
@@ -316,21 +336,7 @@ impl Engine {
             replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
         progress("replicate", accounts.len() as u64, accounts.len() as u64);
 
-        let mut report = CycleReport {
-            mode,
-            started_at,
-            finished_at: started_at,
-            in_scope: in_scope.len() as u64,
-            changes: 0,
-            applied: 0,
-            stale: 0,
-            filtered: 0,
-            disabled: 0,
-            failed: 0,
-            retry_queued: 0,
-            users: Vec::new(),
-            ok: true,
-        };
+        let mut report = CycleReport::new(mode, started_at, in_scope.len() as u64);
 
         // Users first, so every credential finds its user. Users the tenant had disabled
         // (out of scope until now) may have changed their password meanwhile: like new users,
@@ -734,21 +740,7 @@ impl Engine {
             let in_scope = users?.iter().any(|u| u.object_guid == user.object_guid);
             Ok::<_, SyncError>((user, in_scope))
         })?;
-        let mut report = CycleReport {
-            mode: "user",
-            started_at: Timestamp::now(),
-            finished_at: Timestamp::now(),
-            in_scope: u64::from(in_scope),
-            changes: 0,
-            applied: 0,
-            stale: 0,
-            filtered: 0,
-            disabled: 0,
-            failed: 0,
-            retry_queued: 0,
-            users: Vec::new(),
-            ok: true,
-        };
+        let mut report = CycleReport::new("user", Timestamp::now(), u64::from(in_scope));
         if !in_scope {
             let d = self.diagnostics(&user, SyncStatus::FilteredByTarget, "the user is out of the sync scope (disabled, outside the scoped OUs or groups, or not a plain user object)".into(), None, None);
             self.state.record(&d)?;
