@@ -341,13 +341,16 @@ impl Engine {
         // Users first, so every credential finds its user. Users the tenant had disabled
         // (out of scope until now) may have changed their password meanwhile: like new users,
         // their current password is fetched below.
-        let was_disabled: HashSet<String> = self
+        // One read of the tenant's users serves both this and the out-of-scope pass below:
+        // provisioning only touches in-scope users, which that pass skips.
+        let tenant_users = self
             .tenant
             .users()
-            .map_err(|e| self.domain_failure(is_full, e.into()))?
-            .into_iter()
+            .map_err(|e| self.domain_failure(is_full, e.into()))?;
+        let was_disabled: HashSet<&str> = tenant_users
+            .iter()
             .filter(|u| u.origin == Origin::Synced && !u.enabled)
-            .filter_map(|u| u.source_anchor)
+            .filter_map(|u| u.source_anchor.as_deref())
             .collect();
         let mut created = HashSet::new();
         for (i, user) in in_scope.iter().enumerate() {
@@ -360,14 +363,14 @@ impl Engine {
                     enabled: user.enabled(),
                 })
                 .map_err(|e| self.domain_failure(is_full, e.into()))?;
-            let reenabled = user.enabled() && was_disabled.contains(&user.source_anchor());
+            let reenabled = user.enabled() && was_disabled.contains(user.source_anchor().as_str());
             if outcome == ProvisionOutcome::Created || reenabled {
                 created.insert(user.object_guid.0);
             }
             progress("provision", i as u64 + 1, in_scope.len() as u64);
         }
         report.disabled = self
-            .disable_out_of_scope(&in_scope)
+            .disable_out_of_scope(&in_scope, tenant_users)
             .map_err(|e| self.domain_failure(is_full, e))?;
 
         let mut pending: Vec<Pending> = Vec::new();
@@ -481,10 +484,14 @@ impl Engine {
 
     /// Synced users the tenant still lets sign in although they left the scope (disabled,
     /// moved, deleted, or no longer a plain user): disable them.
-    fn disable_out_of_scope(&self, in_scope: &[DirectoryUser]) -> Result<u64, SyncError> {
+    fn disable_out_of_scope(
+        &self,
+        in_scope: &[DirectoryUser],
+        tenant_users: Vec<crate::cloud::User>,
+    ) -> Result<u64, SyncError> {
         let anchors: HashSet<String> = in_scope.iter().map(|u| u.source_anchor()).collect();
         let mut disabled = 0;
-        for user in self.tenant.users()? {
+        for user in tenant_users {
             let Some(anchor) = &user.source_anchor else {
                 continue;
             };
