@@ -63,8 +63,16 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudConfig {
-    /// A tenant file path (relative to the config file's directory).
+    /// A tenant file path (relative to the config file's directory), a `postgres://` URL,
+    /// or the `https://` URL of `phsync cloud serve`.
     pub tenant: String,
+    /// Remote tenants: the file holding this agent's API token (mode 0600).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Remote tenants: PEM CA certificate(s) to trust for the service instead of the
+    /// public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[state]`: the engine's state directory (created 0700).
@@ -234,6 +242,14 @@ impl Config {
             if !cloud.tenant.contains("://") && Path::new(&cloud.tenant).is_relative() {
                 cloud.tenant = base_dir.join(&cloud.tenant).display().to_string();
             }
+            for p in [&mut cloud.token_file, &mut cloud.ca_file]
+                .into_iter()
+                .flatten()
+            {
+                if p.is_relative() {
+                    *p = base_dir.join(&*p);
+                }
+            }
         }
         if let Some(state) = &mut config.state {
             if state.dir.is_relative() {
@@ -267,6 +283,20 @@ impl Config {
             if g.trim().is_empty() {
                 return Err(ConfigError::Invalid(
                     "sync.scope_groups has an empty entry".into(),
+                ));
+            }
+        }
+        if let Some(cloud) = &self.cloud {
+            let t = cloud.tenant.to_ascii_lowercase();
+            let remote = t.starts_with("https://") || t.starts_with("http://");
+            if remote && cloud.token_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "cloud.tenant is a service URL: cloud.token_file (the agent's API token) is required".into(),
+                ));
+            }
+            if !remote && (cloud.token_file.is_some() || cloud.ca_file.is_some()) {
+                return Err(ConfigError::Invalid(
+                    "cloud.token_file and cloud.ca_file apply only to an https:// tenant".into(),
                 ));
             }
         }

@@ -50,3 +50,9 @@ pub fn ensure_private_dir(path: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Write `contents` to a private (0600) file, replacing what was there.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    ensure_private_file(path)?;
+    std::fs::write(path, contents)
+}

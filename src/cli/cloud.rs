@@ -9,15 +9,37 @@ use super::{CliResult, Outcome};
 
 #[derive(Args)]
 pub struct CloudArgs {
-    /// Tenant file (created on first use)
-    #[arg(long, env = "PHSYNC_TENANT", value_name = "PATH")]
-    tenant: String,
+    /// Tenant: a file (created on first use), a postgres:// URL, or an https:// service URL
+    #[arg(long, env = "PHSYNC_TENANT", value_name = "PATH|URL", global = true)]
+    tenant: Option<String>,
+    /// Service tenants: file holding the API token (mode 0600)
+    #[arg(long, env = "PHSYNC_TOKEN_FILE", value_name = "PATH", global = true)]
+    token_file: Option<std::path::PathBuf>,
+    /// Service tenants: PEM CA certificate(s) to trust instead of the public roots
+    #[arg(long, env = "PHSYNC_CA_FILE", value_name = "PATH", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: CloudCommand,
 }
 
 #[derive(Subcommand)]
 enum CloudCommand {
+    /// Run the tenant as an HTTPS service (agents, users, administrators) until SIGTERM
+    Serve {
+        /// Service config file (TOML, a [service] table)
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Plain HTTP instead of TLS; refused unless the listen address is loopback
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// API tokens of the service (in the store: --tenant FILE|postgres://...)
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Store kind and row counts
+    Status,
     /// Users of the tenant
     User {
         #[command(subcommand)]
@@ -82,6 +104,36 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a user (a synced one returns with the next sync while in scope)
+    Delete {
+        #[arg(long)]
+        upn: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (or write it to --out, mode 0600)
+    Create {
+        /// agent or admin
+        #[arg(long)]
+        role: String,
+        /// A name for the audit log, e.g. the agent's host
+        #[arg(long)]
+        name: String,
+        /// Agents: the sync source whose users the token may write (e.g. the AD domain)
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -180,10 +232,145 @@ fn set_setting(tenant: &dyn CloudTenant, key: &str, value: &str) -> Result<(), S
     tenant.update_settings(&updated).map_err(|e| e.to_string())
 }
 
+fn serve(config: &std::path::Path, insecure_http: bool) -> CliResult {
+    use phsync::cloud::service::{Service, ServiceConfig, Transport};
+    let config = ServiceConfig::load(config).map_err(|e| e.to_string())?;
+    let transport = if insecure_http {
+        Transport::InsecureHttp
+    } else {
+        Transport::Tls
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let service = Service::bind(config, transport, std::sync::Arc::new(cloud::SystemClock))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Scripts and tests read the URL from this line (the port may have been 0).
+        println!("listening on {}", service.url());
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        service
+            .run(async {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => tokio::select! {
+                            _ = term.recv() => {}
+                            _ = tokio::signal::ctrl_c() => {}
+                        },
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(Outcome::Success)
+}
+
+fn tokens(location: &str, command: TokenCommand) -> CliResult {
+    use phsync::cloud::service::tokens;
+    let store = cloud::open_store(location).map_err(|e| e.to_string())?;
+    match command {
+        TokenCommand::Create {
+            role,
+            name,
+            source,
+            out,
+        } => {
+            let role = cloud::TokenRole::parse(&role)
+                .ok_or_else(|| format!("--role must be agent or admin, not {role:?}"))?;
+            let (row, token) = tokens::issue(store.as_ref(), role, &name, source.as_deref())
+                .map_err(|e| e.to_string())?;
+            match out {
+                Some(path) => {
+                    phsync::private_file::write_private(
+                        &path,
+                        format!("{}\n", token.as_str()).as_bytes(),
+                    )
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    eprintln!(
+                        "token {} ({} {}) written to {}",
+                        row.id,
+                        role.as_str(),
+                        name,
+                        path.display()
+                    );
+                }
+                None => println!("{}", token.as_str()),
+            }
+        }
+        TokenCommand::List { json: as_json } => {
+            let rows = tokens::list(store.as_ref()).map_err(|e| e.to_string())?;
+            let view: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": t.id, "name": t.name, "role": t.role, "source": t.source,
+                        "created_at": t.created_at, "revoked_at": t.revoked_at,
+                    })
+                })
+                .collect();
+            if as_json {
+                println!("{}", json(&view));
+            } else {
+                for t in rows {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.role.as_str(),
+                        t.name,
+                        t.source.as_deref().unwrap_or("-"),
+                        t.revoked_at
+                            .map(|r| format!("revoked {r}"))
+                            .unwrap_or_else(|| "active".into())
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            tokens::revoke(store.as_ref(), &id).map_err(|e| e.to_string())?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(Outcome::Success)
+}
+
 pub fn run(args: CloudArgs) -> CliResult {
-    let tenant = cloud::open(&args.tenant, &actor()).map_err(|e| e.to_string())?;
+    let location = match (&args.command, &args.tenant) {
+        (
+            CloudCommand::Serve {
+                config,
+                insecure_http,
+            },
+            _,
+        ) => return serve(config, *insecure_http),
+        (_, Some(t)) => t.clone(),
+        (_, None) => return Err("no tenant: pass --tenant or set PHSYNC_TENANT".into()),
+    };
+    if let CloudCommand::Token { command } = args.command {
+        return tokens(&location, command);
+    }
+    let target = cloud::TenantTarget {
+        location,
+        token_file: args.token_file,
+        ca_file: args.ca_file,
+    };
+    let tenant = cloud::open_target(&target, &actor()).map_err(|e| e.to_string())?;
     let err = |e: cloud::CloudError| e.to_string();
     match args.command {
+        CloudCommand::Serve { .. } | CloudCommand::Token { .. } => unreachable!("handled above"),
+        CloudCommand::Status => println!("{}", json(&tenant.status().map_err(err)?)),
         CloudCommand::User { command } => match command {
             UserCommand::Add { upn, display_name } => {
                 let user = tenant
@@ -209,6 +396,10 @@ pub fn run(args: CloudArgs) -> CliResult {
                 } else {
                     println!("{}", user_line(&user));
                 }
+            }
+            UserCommand::Delete { upn } => {
+                tenant.delete_user(&upn).map_err(err)?;
+                println!("deleted {upn}");
             }
         },
         CloudCommand::SetPassword {

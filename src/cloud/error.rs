@@ -23,8 +23,18 @@ pub enum CloudError {
     InvalidPassword(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    #[error("unsupported tenant target {0:?}: expected a path to a tenant file")]
+    #[error("unsupported tenant target {0:?}: expected a tenant file path, a postgres:// URL or an https:// service URL")]
     UnsupportedTarget(String),
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("the tenant service refused the credentials: {0}")]
+    Unauthorized(String),
+    #[error("the tenant service is unreachable: {0}")]
+    Unreachable(String),
+    #[error("too many attempts; retry in {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
+    #[error("the tenant service failed the request (HTTP {status}): {message}")]
+    Remote { status: u16, message: String },
     #[error("tenant storage error: {0}")]
     Storage(String),
     #[error("tenant file {path}: {message}")]

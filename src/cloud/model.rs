@@ -1,12 +1,12 @@
 //! What callers see of the tenant. Field names are part of the JSON contract of the CLI
 //! and the C ABI: change them only with a new ABI version.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Provisioned by a sync agent from on-prem AD; has a source anchor.
@@ -24,7 +24,7 @@ impl Origin {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PasswordSource {
     /// A PHS digest from on-prem AD.
@@ -34,7 +34,7 @@ pub enum PasswordSource {
 }
 
 /// The state of a user's current password, without the secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordInfo {
     pub source: PasswordSource,
     /// On-prem change time for synced passwords, cloud time for cloud-set ones.
@@ -45,7 +45,7 @@ pub struct PasswordInfo {
     pub expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub user_principal_name: String,
     /// base64 objectGUID: the immutable link to the on-prem object.
@@ -60,15 +60,17 @@ pub struct User {
 }
 
 /// A synced user as the agent sees it on-prem.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncedUserSpec {
     pub source_anchor: String,
     pub user_principal_name: String,
+    #[serde(default)]
     pub display_name: Option<String>,
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisionOutcome {
     Created,
@@ -84,7 +86,7 @@ pub struct SyncedCredential {
     pub force_change_at_next_sign_in: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CredentialOutcome {
     Applied,
@@ -94,16 +96,16 @@ pub enum CredentialOutcome {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetPasswordResult {
     pub user_principal_name: String,
-    pub result: &'static str,
+    pub result: String,
     pub changed_at: Timestamp,
     pub force_change_at_next_sign_in: bool,
     pub password_expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignInStatus {
     Success,
@@ -128,7 +130,7 @@ impl SignInStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignInResult {
     pub user_principal_name: String,
     pub result: SignInStatus,
@@ -137,14 +139,14 @@ pub struct SignInResult {
     pub session_expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub user_principal_name: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: Timestamp,
     pub actor: String,
@@ -153,4 +155,12 @@ pub struct AuditEntry {
     pub source_anchor: Option<String>,
     pub outcome: String,
     pub detail: Option<String>,
+}
+
+/// What a tenant holds, for administrators and monitoring; no user data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantStatus {
+    /// "sqlite", "postgresql", or for a remote tenant what its service reports.
+    pub store: String,
+    pub counts: super::store::StoreStats,
 }

@@ -10,14 +10,17 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use zeroize::Zeroizing;
 
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreTx, TenantStore, UserKey,
-    UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
+    TokenRole, TokenRow, UserKey, UserRow,
 };
 use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
 
-const SCHEMA_VERSION: i64 = 1;
+/// Migrations in order; `PRAGMA user_version` counts those applied. Never edit one that
+/// has shipped: add the next.
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const SCHEMA: &str = "
+const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY,
@@ -61,6 +64,20 @@ CREATE TABLE IF NOT EXISTS audit (
     source_anchor TEXT,
     outcome       TEXT NOT NULL,
     detail        TEXT
+);
+";
+
+const MIGRATION_2: &str = "
+ALTER TABLE users ADD COLUMN source TEXT;
+CREATE INDEX users_source ON users(source);
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('agent', 'admin')),
+    source      TEXT,
+    secret_hash BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
 );
 ";
 
@@ -116,7 +133,9 @@ impl SqliteStore {
                     format!("written by a newer phsync (schema {version}, this one knows {SCHEMA_VERSION})"),
                 ));
             }
-            conn.execute_batch(SCHEMA)?;
+            for migration in &MIGRATIONS[version as usize..] {
+                conn.execute_batch(migration)?;
+            }
             conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
             Ok(())
         })();
@@ -139,6 +158,10 @@ impl SqliteStore {
 }
 
 impl TenantStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn write(&self) -> CloudResult<Box<dyn StoreTx + '_>> {
         let conn = self.conn.lock().map_err(|_| {
             CloudError::Storage("tenant connection poisoned by an earlier panic".into())
@@ -177,7 +200,7 @@ fn source_str(s: PasswordSource) -> &'static str {
 }
 
 const USER_COLUMNS: &str =
-    "id, upn, source_anchor, display_name, enabled, origin, created_at, updated_at";
+    "id, upn, source_anchor, display_name, enabled, origin, created_at, updated_at, source";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -189,6 +212,23 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         origin: origin_from(&r.get::<_, String>(5)?),
         created_at: Timestamp::from_unix_micros(r.get(6)?),
         updated_at: Timestamp::from_unix_micros(r.get(7)?),
+        source: r.get(8)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, name, role, source, secret_hash, created_at, revoked_at";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    let hash: Vec<u8> = r.get(4)?;
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: TokenRole::parse(&r.get::<_, String>(2)?).unwrap_or(TokenRole::Agent),
+        source: r.get(3)?,
+        // A malformed stored hash matches nothing.
+        secret_hash: hash.try_into().unwrap_or([0xff; 32]),
+        created_at: Timestamp::from_unix_micros(r.get(5)?),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp::from_unix_micros),
     })
 }
 
@@ -230,19 +270,19 @@ impl StoreTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn users(&mut self) -> CloudResult<Vec<UserRow>> {
+    fn users(&mut self, source: Option<&str>) -> CloudResult<Vec<UserRow>> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY upn_key"
+            "SELECT {USER_COLUMNS} FROM users WHERE ?1 IS NULL OR source = ?1 ORDER BY upn_key"
         ))?;
-        let rows = stmt.query_map([], user_from_row)?;
+        let rows = stmt.query_map([source], user_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn insert_user(&mut self, u: &NewUser<'_>) -> CloudResult<UserRow> {
         self.conn
             .execute(
-                "INSERT INTO users (upn, upn_key, source_anchor, display_name, enabled, origin, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO users (upn, upn_key, source_anchor, display_name, enabled, origin, created_at, updated_at, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                 params![
                     u.upn,
                     upn_key(u.upn),
@@ -250,7 +290,8 @@ impl StoreTx for SqliteTx<'_> {
                     u.display_name,
                     u.enabled,
                     u.origin.as_str(),
-                    u.now.unix_micros()
+                    u.now.unix_micros(),
+                    u.source
                 ],
             )
             .map_err(|e| map_unique(e, u.upn, u.source_anchor))?;
@@ -263,7 +304,7 @@ impl StoreTx for SqliteTx<'_> {
         self.conn
             .execute(
                 "UPDATE users SET upn = ?2, upn_key = ?3, source_anchor = ?4, display_name = ?5,
-                 enabled = ?6, origin = ?7, updated_at = ?8 WHERE id = ?1",
+                 enabled = ?6, origin = ?7, updated_at = ?8, source = ?9 WHERE id = ?1",
                 params![
                     u.id,
                     u.upn,
@@ -272,10 +313,17 @@ impl StoreTx for SqliteTx<'_> {
                     u.display_name,
                     u.enabled,
                     u.origin.as_str(),
-                    u.updated_at.unix_micros()
+                    u.updated_at.unix_micros(),
+                    u.source
                 ],
             )
             .map_err(|e| map_unique(e, &u.upn, u.source_anchor.as_deref()))?;
+        Ok(())
+    }
+
+    fn delete_user(&mut self, user_id: i64) -> CloudResult<()> {
+        self.conn
+            .execute("DELETE FROM users WHERE id = ?1", [user_id])?;
         Ok(())
     }
 
@@ -319,6 +367,38 @@ impl StoreTx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn put_credential_if_newer(
+        &mut self,
+        user_id: i64,
+        c: &CredentialRow,
+    ) -> CloudResult<Option<Timestamp>> {
+        let stored = self.conn.execute(
+            "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
+               changed_at = excluded.changed_at, applied_at = excluded.applied_at,
+               force_change = excluded.force_change
+             WHERE credentials.changed_at < excluded.changed_at",
+            params![
+                user_id,
+                source_str(c.source),
+                c.secret.as_str(),
+                c.changed_at.unix_micros(),
+                c.applied_at.unix_micros(),
+                c.force_change
+            ],
+        )?;
+        if stored == 1 {
+            return Ok(None);
+        }
+        let current: i64 = self.conn.query_row(
+            "SELECT changed_at FROM credentials WHERE user_id = ?1",
+            [user_id],
+            |r| r.get(0),
+        )?;
+        Ok(Some(Timestamp::from_unix_micros(current)))
     }
 
     fn lockout(&mut self, key: &str) -> CloudResult<Option<LockoutRow>> {
@@ -451,6 +531,64 @@ impl StoreTx for SqliteTx<'_> {
             [json],
         )?;
         Ok(())
+    }
+
+    fn insert_token(&mut self, t: &TokenRow) -> CloudResult<()> {
+        self.conn.execute(
+            "INSERT INTO tokens (id, name, role, source, secret_hash, created_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                t.id,
+                t.name,
+                t.role.as_str(),
+                t.source,
+                t.secret_hash.as_slice(),
+                t.created_at.unix_micros(),
+                t.revoked_at.map(Timestamp::unix_micros)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn token(&mut self, id: &str) -> CloudResult<Option<TokenRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+                [id],
+                token_from_row,
+            )
+            .optional()?)
+    }
+
+    fn tokens(&mut self) -> CloudResult<Vec<TokenRow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], token_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke_token(&mut self, id: &str, at: Timestamp) -> CloudResult<bool> {
+        let n = self.conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, at.unix_micros()],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn stats(&mut self) -> CloudResult<StoreStats> {
+        let count = |sql: &str| -> CloudResult<u64> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok(StoreStats {
+            users: count("SELECT count(*) FROM users")?,
+            synced_users: count("SELECT count(*) FROM users WHERE origin = 'synced'")?,
+            cloud_users: count("SELECT count(*) FROM users WHERE origin = 'cloud'")?,
+            credentials: count("SELECT count(*) FROM credentials")?,
+            sessions: count("SELECT count(*) FROM sessions")?,
+            audit_entries: count("SELECT count(*) FROM audit")?,
+        })
     }
 
     fn commit(mut self: Box<Self>) -> CloudResult<()> {

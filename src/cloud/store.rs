@@ -17,6 +17,9 @@ pub struct UserRow {
     pub display_name: Option<String>,
     pub enabled: bool,
     pub origin: Origin,
+    /// The sync source (agent scope) that provisioned a synced user; `None` for cloud users
+    /// and for users synced into an embedded tenant.
+    pub source: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -27,6 +30,7 @@ pub struct NewUser<'a> {
     pub display_name: Option<&'a str>,
     pub enabled: bool,
     pub origin: Origin,
+    pub source: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -71,6 +75,56 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// A service API token. Only a hash of its secret is stored; `id` is public and names it.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: TokenRole,
+    /// Agents only: the sync source whose users the token may write.
+    pub source: Option<String>,
+    pub secret_hash: [u8; 32],
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// A sync agent: provisions users and posts credentials for one source.
+    Agent,
+    /// An administrator: users, resets, audit, settings, status.
+    Admin,
+}
+
+impl TokenRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Agent => "agent",
+            TokenRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agent" => Some(TokenRole::Agent),
+            "admin" => Some(TokenRole::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Row counts for status pages and for checking that nothing was lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreStats {
+    pub users: u64,
+    pub synced_users: u64,
+    pub cloud_users: u64,
+    pub credentials: u64,
+    pub sessions: u64,
+    pub audit_entries: u64,
+}
+
 pub enum UserKey<'a> {
     Id(i64),
     /// Normalized (lower-case) UPN.
@@ -79,18 +133,36 @@ pub enum UserKey<'a> {
 }
 
 pub trait TenantStore: Send + Sync {
-    /// A transaction that may write; serialized against all other writers.
+    /// A transaction that may write. Stores that run transactions concurrently (PostgreSQL)
+    /// serialize them per user: see [`StoreTx::user`] and [`StoreTx::lockout`].
     fn write(&self) -> CloudResult<Box<dyn StoreTx + '_>>;
+    /// "sqlite" or "postgresql", for status pages.
+    fn kind(&self) -> &'static str;
 }
 
 /// One transaction. Dropping it without `commit` rolls back.
 pub trait StoreTx {
+    /// The user, locked against other transactions until this one ends: every rule that
+    /// reads then writes a user's rows starts here, so two writers of one user queue.
     fn user(&mut self, key: UserKey<'_>) -> CloudResult<Option<UserRow>>;
-    fn users(&mut self) -> CloudResult<Vec<UserRow>>;
+    /// All users, or only those of one sync source; not locked.
+    fn users(&mut self, source: Option<&str>) -> CloudResult<Vec<UserRow>>;
     fn insert_user(&mut self, user: &NewUser<'_>) -> CloudResult<UserRow>;
     fn update_user(&mut self, user: &UserRow) -> CloudResult<()>;
+    /// Delete a user with its credential and sessions.
+    fn delete_user(&mut self, user_id: i64) -> CloudResult<()>;
     fn credential(&mut self, user_id: i64) -> CloudResult<Option<CredentialRow>>;
     fn put_credential(&mut self, user_id: i64, credential: &CredentialRow) -> CloudResult<()>;
+    /// Store `credential` only if it is newer than the stored one, decided in the same SQL
+    /// statement that writes it, so no interleaving can let an older change win. `None`:
+    /// stored; `Some(t)`: refused, the stored credential changed at `t`.
+    fn put_credential_if_newer(
+        &mut self,
+        user_id: i64,
+        credential: &CredentialRow,
+    ) -> CloudResult<Option<Timestamp>>;
+    /// The lockout row; the UPN is locked against other transactions until this one ends
+    /// (whether or not a row or a user exists), so concurrent failures all count.
     fn lockout(&mut self, upn_key: &str) -> CloudResult<Option<LockoutRow>>;
     fn put_lockout(&mut self, row: &LockoutRow) -> CloudResult<()>;
     fn delete_lockout(&mut self, upn_key: &str) -> CloudResult<()>;
@@ -101,5 +173,11 @@ pub trait StoreTx {
     fn audit(&mut self, limit: usize) -> CloudResult<Vec<AuditRow>>;
     fn settings(&mut self) -> CloudResult<TenantSettings>;
     fn put_settings(&mut self, settings: &TenantSettings) -> CloudResult<()>;
+    fn insert_token(&mut self, token: &TokenRow) -> CloudResult<()>;
+    fn token(&mut self, id: &str) -> CloudResult<Option<TokenRow>>;
+    fn tokens(&mut self) -> CloudResult<Vec<TokenRow>>;
+    /// Revoke a token; `false` if there is no such (unrevoked) token.
+    fn revoke_token(&mut self, id: &str, at: Timestamp) -> CloudResult<bool>;
+    fn stats(&mut self) -> CloudResult<StoreStats>;
     fn commit(self: Box<Self>) -> CloudResult<()>;
 }

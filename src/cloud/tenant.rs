@@ -17,7 +17,7 @@ use super::store::{
 use super::{
     upn_key, AuditEntry, Clock, CloudError, CloudResult, CloudTenant, CredentialOutcome, Origin,
     PasswordInfo, PasswordSource, ProvisionOutcome, SessionInfo, SetPasswordResult, SignInResult,
-    SignInStatus, SyncedCredential, SyncedUserSpec, TenantSettings, Timestamp, User,
+    SignInStatus, SyncedCredential, SyncedUserSpec, TenantSettings, TenantStatus, Timestamp, User,
 };
 use crate::hash::{NtHash, PhsDigest, MAX_PASSWORD_UTF16_UNITS};
 
@@ -25,9 +25,11 @@ use crate::hash::{NtHash, PhsDigest, MAX_PASSWORD_UTF16_UNITS};
 const RECENT_WRONG_PASSWORDS: usize = 3;
 
 pub struct LocalTenant {
-    store: Box<dyn TenantStore>,
+    store: Arc<dyn TenantStore>,
     clock: Arc<dyn Clock>,
     actor: String,
+    /// Set for a sync agent of the service: it sees and writes only this source's users.
+    source: Option<String>,
 }
 
 fn validate_upn(upn: &str) -> CloudResult<()> {
@@ -104,12 +106,34 @@ struct Check {
 }
 
 impl LocalTenant {
-    pub fn new(store: Box<dyn TenantStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn TenantStore>, clock: Arc<dyn Clock>) -> Self {
         LocalTenant {
             store,
             clock,
             actor: "local".into(),
+            source: None,
         }
+    }
+
+    /// Limit synced-user operations to one sync source (an agent token's scope).
+    pub fn with_source(mut self, source: Option<String>) -> Self {
+        self.source = source;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn TenantStore> {
+        &self.store
+    }
+
+    /// Whether this handle may see or write `row` as a synced user.
+    fn in_source(&self, row: &UserRow) -> bool {
+        self.source.is_none() || row.source == self.source
+    }
+
+    fn foreign(&self, anchor: &str) -> CloudError {
+        CloudError::Forbidden(format!(
+            "source anchor {anchor:?} belongs to a user of another sync source"
+        ))
     }
 
     /// Who the audit log names for this handle's actions ("admin:alice", "sync-agent", ...).
@@ -343,6 +367,7 @@ impl CloudTenant for LocalTenant {
             display_name,
             enabled: true,
             origin: Origin::Cloud,
+            source: None,
             now: self.clock.now(),
         })?;
         self.audit(tx.as_mut(), "user.add", Some(upn), None, "created", None)?;
@@ -359,6 +384,7 @@ impl CloudTenant for LocalTenant {
         let mut tx = self.store.write()?;
         let now = self.clock.now();
         let outcome = match tx.user(UserKey::Anchor(&spec.source_anchor))? {
+            Some(row) if !self.in_source(&row) => return Err(self.foreign(&spec.source_anchor)),
             Some(mut row) => {
                 let changed = row.upn != spec.user_principal_name
                     || row.display_name != spec.display_name
@@ -391,6 +417,7 @@ impl CloudTenant for LocalTenant {
                     display_name: spec.display_name.as_deref(),
                     enabled: spec.enabled,
                     origin: Origin::Synced,
+                    source: self.source.as_deref(),
                     now,
                 })?;
                 self.audit(
@@ -414,27 +441,12 @@ impl CloudTenant for LocalTenant {
         let user = tx
             .user(UserKey::Anchor(&cred.source_anchor))?
             .ok_or_else(|| CloudError::AnchorNotFound(cred.source_anchor.clone()))?;
-        if let Some(current) = tx.credential(user.id)? {
-            if current.changed_at >= cred.changed_at {
-                let detail = format!(
-                    "change of {} is not newer than the current password ({})",
-                    cred.changed_at, current.changed_at
-                );
-                self.audit(
-                    tx.as_mut(),
-                    "password.sync",
-                    Some(&user.upn),
-                    Some(&cred.source_anchor),
-                    "stale",
-                    Some(detail),
-                )?;
-                tx.commit()?;
-                return Ok(CredentialOutcome::Stale {
-                    current_changed_at: current.changed_at,
-                });
-            }
+        if !self.in_source(&user) {
+            return Err(self.foreign(&cred.source_anchor));
         }
-        tx.put_credential(
+        // The staleness check and the write are one statement: correct even where
+        // transactions of one user could interleave.
+        let refused = tx.put_credential_if_newer(
             user.id,
             &CredentialRow {
                 source: PasswordSource::Synced,
@@ -444,6 +456,24 @@ impl CloudTenant for LocalTenant {
                 force_change: cred.force_change_at_next_sign_in,
             },
         )?;
+        if let Some(current) = refused {
+            let detail = format!(
+                "change of {} is not newer than the current password ({})",
+                cred.changed_at, current
+            );
+            self.audit(
+                tx.as_mut(),
+                "password.sync",
+                Some(&user.upn),
+                Some(&cred.source_anchor),
+                "stale",
+                Some(detail),
+            )?;
+            tx.commit()?;
+            return Ok(CredentialOutcome::Stale {
+                current_changed_at: current,
+            });
+        }
         let detail = format!(
             "on-prem change at {}{}",
             cred.changed_at,
@@ -505,7 +535,7 @@ impl CloudTenant for LocalTenant {
         tx.commit()?;
         Ok(SetPasswordResult {
             user_principal_name: user.upn,
-            result: "applied",
+            result: "applied".into(),
             changed_at,
             force_change_at_next_sign_in: force_change,
             password_expires_at: expires,
@@ -647,8 +677,8 @@ impl CloudTenant for LocalTenant {
         let mut tx = self.store.write()?;
         let settings = tx.settings()?;
         let user = match tx.user(UserKey::Anchor(anchor))? {
-            Some(row) => Some(self.to_user(tx.as_mut(), &settings, row)?),
-            None => None,
+            Some(row) if self.in_source(&row) => Some(self.to_user(tx.as_mut(), &settings, row)?),
+            _ => None,
         };
         tx.commit()?;
         Ok(user)
@@ -657,7 +687,7 @@ impl CloudTenant for LocalTenant {
     fn users(&self) -> CloudResult<Vec<User>> {
         let mut tx = self.store.write()?;
         let settings = tx.settings()?;
-        let rows = tx.users()?;
+        let rows = tx.users(self.source.as_deref())?;
         let users = rows
             .into_iter()
             .map(|row| self.to_user(tx.as_mut(), &settings, row))
@@ -682,6 +712,35 @@ impl CloudTenant for LocalTenant {
                 detail: a.detail,
             })
             .collect())
+    }
+
+    fn delete_user(&self, upn: &str) -> CloudResult<()> {
+        let mut tx = self.store.write()?;
+        let Some(user) = tx.user(UserKey::Upn(&upn_key(upn)))? else {
+            return Err(CloudError::UserNotFound(upn.to_string()));
+        };
+        tx.delete_user(user.id)?;
+        let detail = (user.origin == Origin::Synced)
+            .then(|| "a synced user comes back with the next sync while in scope".to_string());
+        self.audit(
+            tx.as_mut(),
+            "user.delete",
+            Some(&user.upn),
+            user.source_anchor.as_deref(),
+            "deleted",
+            detail,
+        )?;
+        tx.commit()
+    }
+
+    fn status(&self) -> CloudResult<TenantStatus> {
+        let mut tx = self.store.write()?;
+        let counts = tx.stats()?;
+        tx.commit()?;
+        Ok(TenantStatus {
+            store: self.store.kind().to_string(),
+            counts,
+        })
     }
 
     fn settings(&self) -> CloudResult<TenantSettings> {

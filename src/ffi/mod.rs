@@ -50,6 +50,14 @@ pub const PHS_E_CONFLICT: phs_status = -12;
 pub const PHS_E_STORAGE: phs_status = -13;
 /// A password cannot be used (e.g. an unpaired surrogate in a cloud password).
 pub const PHS_E_INVALID_PASSWORD: phs_status = -14;
+/// The tenant service refused the token, or the token may not do this.
+pub const PHS_E_ACCESS_DENIED: phs_status = -15;
+/// The tenant service cannot be reached (connection, TLS or timeout); retry later.
+pub const PHS_E_UNREACHABLE: phs_status = -16;
+/// Too many attempts for this user or client; the message says when to retry.
+pub const PHS_E_THROTTLED: phs_status = -17;
+/// The tenant service failed the request or answered something unexpected.
+pub const PHS_E_REMOTE: phs_status = -18;
 /// A bug in phsync (a caught panic); the message says where.
 pub const PHS_E_INTERNAL: phs_status = -99;
 
@@ -107,6 +115,10 @@ impl FfiError {
             | CloudError::InvalidArgument(_)
             | CloudError::UnsupportedTarget(_) => PHS_E_INVALID_ARGUMENT,
             CloudError::Storage(_) | CloudError::TenantFile { .. } => PHS_E_STORAGE,
+            CloudError::Forbidden(_) | CloudError::Unauthorized(_) => PHS_E_ACCESS_DENIED,
+            CloudError::Unreachable(_) => PHS_E_UNREACHABLE,
+            CloudError::Throttled { .. } => PHS_E_THROTTLED,
+            CloudError::Remote { .. } => PHS_E_REMOTE,
         }
     }
 }
@@ -286,6 +298,10 @@ pub extern "C" fn phs_status_name(status: phs_status) -> *const c_char {
         PHS_E_CONFLICT => c"PHS_E_CONFLICT",
         PHS_E_STORAGE => c"PHS_E_STORAGE",
         PHS_E_INVALID_PASSWORD => c"PHS_E_INVALID_PASSWORD",
+        PHS_E_ACCESS_DENIED => c"PHS_E_ACCESS_DENIED",
+        PHS_E_UNREACHABLE => c"PHS_E_UNREACHABLE",
+        PHS_E_THROTTLED => c"PHS_E_THROTTLED",
+        PHS_E_REMOTE => c"PHS_E_REMOTE",
         PHS_E_CONFIG => c"PHS_E_CONFIG",
         PHS_E_DIRECTORY => c"PHS_E_DIRECTORY",
         PHS_E_REPLICATION => c"PHS_E_REPLICATION",

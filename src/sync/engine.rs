@@ -18,8 +18,24 @@ use super::state::{HistoryEntry, RetryState, StateStore, SyncStatus, UserDiagnos
 use super::{fips, SyncError};
 use crate::cloud::{
     self, CloudError, CloudTenant, CredentialOutcome, Origin, ProvisionOutcome, SyncedCredential,
-    SyncedUserSpec, Timestamp,
+    SyncedUserSpec, TenantTarget, Timestamp,
 };
+
+/// Credentials per tenant call: one HTTPS request for a remote tenant.
+const CREDENTIAL_BATCH: usize = 200;
+
+/// Errors that say the tenant as a whole is unusable right now (down, unreachable, our
+/// token refused): the cycle fails and keeps its cursor, nothing is lost.
+fn tenant_down(e: &CloudError) -> bool {
+    matches!(
+        e,
+        CloudError::Storage(_)
+            | CloudError::TenantFile { .. }
+            | CloudError::Unreachable(_)
+            | CloudError::Unauthorized(_)
+            | CloudError::Remote { .. }
+    )
+}
 use crate::config::{AuthMethod, Config};
 use crate::directory::{Directory, DirectoryUser, UserScope};
 use crate::drsr::{Auth, DrsrClient, DrsrConfig, ReplicatedAccount, ReplicationCursor};
@@ -135,26 +151,54 @@ impl Engine {
                     state_cfg.dir.display()
                 ))
             })?;
-        let tenant = cloud::open(&cloud_cfg.tenant, "sync-agent")?;
+        let tenant = cloud::open_target(
+            &TenantTarget {
+                location: cloud_cfg.tenant.clone(),
+                token_file: cloud_cfg.token_file.clone(),
+                ca_file: cloud_cfg.ca_file.clone(),
+            },
+            "sync-agent",
+        )?;
         let mut settings = tenant.settings()?;
+        let mut policy_note = None;
         if settings.apply_cloud_password_policy_to_synced != config.sync.apply_cloud_password_policy
         {
             settings.apply_cloud_password_policy_to_synced =
                 config.sync.apply_cloud_password_policy;
-            tenant.update_settings(&settings)?;
+            match tenant.update_settings(&settings) {
+                Ok(()) => {}
+                // A shared tenant's policy belongs to its administrators, not to one agent.
+                Err(CloudError::Forbidden(_)) => {
+                    policy_note = Some(format!(
+                        "apply_cloud_password_policy = {} in the config, but the tenant says {} and only its administrators can change it; the tenant's setting applies",
+                        config.sync.apply_cloud_password_policy,
+                        !config.sync.apply_cloud_password_policy
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| SyncError::Setup(format!("cannot start the async runtime: {e}")))?;
-        Ok(Engine {
+        let engine = Engine {
             config,
             tenant,
             state,
             events,
             rt,
             stop: Arc::new(AtomicBool::new(false)),
-        })
+        };
+        if let Some(note) = policy_note {
+            engine.emit(
+                id::SYNC_ERROR,
+                Level::Warning,
+                note,
+                serde_json::Value::Null,
+            );
+        }
+        Ok(engine)
     }
 
     pub fn config(&self) -> &Config {
@@ -353,22 +397,40 @@ impl Engine {
             .filter_map(|u| u.source_anchor.as_deref())
             .collect();
         let mut created = HashSet::new();
-        for (i, user) in in_scope.iter().enumerate() {
-            let outcome = self
-                .tenant
-                .provision_synced_user(&SyncedUserSpec {
-                    source_anchor: user.source_anchor(),
-                    user_principal_name: user.user_principal_name.clone(),
-                    display_name: user.display_name.clone(),
-                    enabled: user.enabled(),
-                })
-                .map_err(|e| self.domain_failure(is_full, e.into()))?;
+        let specs: Vec<SyncedUserSpec> = in_scope
+            .iter()
+            .map(|user| SyncedUserSpec {
+                source_anchor: user.source_anchor(),
+                user_principal_name: user.user_principal_name.clone(),
+                display_name: user.display_name.clone(),
+                enabled: user.enabled(),
+            })
+            .collect();
+        let outcomes = self
+            .tenant
+            .provision_synced_users(&specs)
+            .map_err(|e| self.domain_failure(is_full, e.into()))?;
+        for (user, outcome) in in_scope.iter().zip(outcomes) {
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) if tenant_down(&e) => return Err(self.domain_failure(is_full, e.into())),
+                Err(e) => {
+                    // Its credential will find no user and go to the retry queue.
+                    self.emit(
+                        id::SYNC_ERROR,
+                        Level::Error,
+                        format!("{} could not be provisioned in the cloud: {e}", user.sam_account_name),
+                        json!({ "user": user.sam_account_name, "source_anchor": user.source_anchor() }),
+                    );
+                    continue;
+                }
+            };
             let reenabled = user.enabled() && was_disabled.contains(user.source_anchor().as_str());
             if outcome == ProvisionOutcome::Created || reenabled {
                 created.insert(user.object_guid.0);
             }
-            progress("provision", i as u64 + 1, in_scope.len() as u64);
         }
+        progress("provision", in_scope.len() as u64, in_scope.len() as u64);
         report.disabled = self
             .disable_out_of_scope(&in_scope, tenant_users)
             .map_err(|e| self.domain_failure(is_full, e))?;
@@ -652,74 +714,116 @@ impl Engine {
         let apply_delay = std::env::var("PHSYNC_FAULT_APPLY_DELAY_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok());
-        for (i, ((p, _nt), digest)) in to_send.iter().zip(digests).enumerate() {
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let must_change = p.user.must_change_password() || p.account.pwd_last_set == Some(0);
-            let cred = SyncedCredential {
+        let creds: Vec<SyncedCredential> = to_send
+            .iter()
+            .zip(digests)
+            .map(|((p, _nt), digest)| SyncedCredential {
                 source_anchor: p.user.source_anchor(),
                 digest: Zeroizing::new(digest.encode().to_string()),
                 changed_at: p.changed_at,
-                force_change_at_next_sign_in: must_change,
-            };
-            match self.tenant.apply_synced_credential(&cred) {
-                Ok(CredentialOutcome::Applied) => {
-                    let reason = if must_change {
-                        "synced; the user must change it at next sign-in"
-                    } else {
-                        "synced"
-                    };
-                    tracing::info!(user = %p.user.sam_account_name, changed_at = %p.changed_at, "password synced");
-                    let d = self.diagnostics(
-                        p.user,
-                        SyncStatus::Success,
-                        reason.into(),
-                        Some(p.changed_at),
-                        Some(Timestamp::now()),
-                    );
-                    self.succeed(report, d)?;
-                    report.applied += 1;
-                }
-                Ok(CredentialOutcome::Stale { current_changed_at }) => {
-                    let d = self.diagnostics(
-                        p.user,
-                        SyncStatus::Success,
-                        format!("the cloud already has this or a newer password (set {current_changed_at}); not overwritten"),
-                        Some(p.changed_at),
-                        None,
-                    );
-                    self.succeed(report, d)?;
-                    report.stale += 1;
-                }
-                Err(CloudError::AnchorNotFound(_)) => {
-                    let d = self.diagnostics(
-                        p.user,
-                        SyncStatus::RetryRequestedByTarget,
-                        "the cloud user does not exist yet; will retry".into(),
-                        Some(p.changed_at),
-                        None,
-                    );
-                    self.fail(report, d)?;
-                }
-                Err(e @ (CloudError::Storage(_) | CloudError::TenantFile { .. })) => {
-                    // The tenant is down: fail the cycle; the cursor stays, nothing is lost.
-                    return Err(e.into());
-                }
-                Err(e) => {
-                    let d = self.diagnostics(
-                        p.user,
-                        SyncStatus::Error,
-                        e.to_string(),
-                        Some(p.changed_at),
-                        None,
-                    );
-                    self.fail(report, d)?;
+                force_change_at_next_sign_in: p.user.must_change_password()
+                    || p.account.pwd_last_set == Some(0),
+            })
+            .collect();
+        // Chronological order holds across batches: each batch is applied in order, and
+        // the next is sent only after the previous one's results are in.
+        let batch = if apply_delay.is_some() {
+            1
+        } else {
+            CREDENTIAL_BATCH
+        };
+        let mut done = 0u64;
+        for (pendings, creds) in to_send.chunks(batch).zip(creds.chunks(batch)) {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let results = self.tenant.apply_synced_credentials(creds)?;
+            for (((p, _nt), cred), result) in pendings.iter().zip(creds).zip(results) {
+                let result = match result {
+                    // The user vanished from the tenant since provisioning (deleted by an
+                    // administrator, or a replica behind): provision it and retry once.
+                    Err(CloudError::AnchorNotFound(_)) => self
+                        .tenant
+                        .provision_synced_user(&SyncedUserSpec {
+                            source_anchor: p.user.source_anchor(),
+                            user_principal_name: p.user.user_principal_name.clone(),
+                            display_name: p.user.display_name.clone(),
+                            enabled: p.user.enabled(),
+                        })
+                        .and_then(|_| self.tenant.apply_synced_credential(cred)),
+                    other => other,
+                };
+                self.record_credential(p, cred.force_change_at_next_sign_in, result, report)?;
+                done += 1;
+                progress("credentials", done, total);
+                if let Some(ms) = apply_delay {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
                 }
             }
-            progress("credentials", i as u64 + 1, total);
-            if let Some(ms) = apply_delay {
-                std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        Ok(())
+    }
+
+    /// Turn one tenant answer into diagnostics, retry-queue entries and report counts.
+    fn record_credential(
+        &self,
+        p: &Pending<'_>,
+        must_change: bool,
+        result: Result<CredentialOutcome, CloudError>,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
+        match result {
+            Ok(CredentialOutcome::Applied) => {
+                let reason = if must_change {
+                    "synced; the user must change it at next sign-in"
+                } else {
+                    "synced"
+                };
+                tracing::info!(user = %p.user.sam_account_name, changed_at = %p.changed_at, "password synced");
+                let d = self.diagnostics(
+                    p.user,
+                    SyncStatus::Success,
+                    reason.into(),
+                    Some(p.changed_at),
+                    Some(Timestamp::now()),
+                );
+                self.succeed(report, d)?;
+                report.applied += 1;
+            }
+            Ok(CredentialOutcome::Stale { current_changed_at }) => {
+                let d = self.diagnostics(
+                    p.user,
+                    SyncStatus::Success,
+                    format!("the cloud already has this or a newer password (set {current_changed_at}); not overwritten"),
+                    Some(p.changed_at),
+                    None,
+                );
+                self.succeed(report, d)?;
+                report.stale += 1;
+            }
+            Err(CloudError::AnchorNotFound(_)) => {
+                let d = self.diagnostics(
+                    p.user,
+                    SyncStatus::RetryRequestedByTarget,
+                    "the cloud user does not exist yet; will retry".into(),
+                    Some(p.changed_at),
+                    None,
+                );
+                self.fail(report, d)?;
+            }
+            Err(e) if tenant_down(&e) => {
+                // The tenant is down: fail the cycle; the cursor stays, nothing is lost.
+                return Err(e.into());
+            }
+            Err(e) => {
+                let d = self.diagnostics(
+                    p.user,
+                    SyncStatus::Error,
+                    e.to_string(),
+                    Some(p.changed_at),
+                    None,
+                );
+                self.fail(report, d)?;
             }
         }
         Ok(())
