@@ -263,6 +263,20 @@ impl PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    /// The driver's clients block on their own runtime when closed, which panics on a
+    /// thread that drives async tasks (a service shutting down): close them on a plain one.
+    fn drop(&mut self) {
+        let idle = match self.pool.get_mut() {
+            Ok(pool) => std::mem::take(&mut pool.idle),
+            Err(p) => std::mem::take(&mut p.into_inner().idle),
+        };
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
 impl TenantStore for PostgresStore {
     fn kind(&self) -> &'static str {
         "postgresql"

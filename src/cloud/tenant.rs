@@ -24,6 +24,9 @@ use crate::hash::{NtHash, PhsDigest, MAX_PASSWORD_UTF16_UNITS};
 /// Distinct wrong passwords remembered per account, so retrying one does not count twice.
 const RECENT_WRONG_PASSWORDS: usize = 3;
 
+/// How far ahead of the tenant's clock an on-prem change time may be (clock skew).
+const MAX_FUTURE_CHANGE_SECONDS: i64 = 86_400;
+
 pub struct LocalTenant {
     store: Arc<dyn TenantStore>,
     clock: Arc<dyn Clock>,
@@ -437,6 +440,14 @@ impl CloudTenant for LocalTenant {
 
     fn apply_synced_credential(&self, cred: &SyncedCredential) -> CloudResult<CredentialOutcome> {
         PhsDigest::parse(&cred.digest)?;
+        // A change time far ahead would make every later change of the user stale.
+        let limit = self.clock.now().plus_seconds(MAX_FUTURE_CHANGE_SECONDS);
+        if cred.changed_at > limit {
+            return Err(CloudError::InvalidArgument(format!(
+                "the change time {} is more than a day in the future; check the DC's clock",
+                cred.changed_at
+            )));
+        }
         let mut tx = self.store.write()?;
         let user = tx
             .user(UserKey::Anchor(&cred.source_anchor))?

@@ -249,12 +249,25 @@ async fn json_body<T: DeserializeOwned>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        // Read a moderately oversized body before refusing it: closing a socket with
+        // unread data resets it, and the client would see a broken pipe, not the 413.
+        if n <= 4 * limit as u64 {
+            let _ = axum::body::to_bytes(body, 4 * limit).await;
+        }
         return Err(too_large());
     }
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.to_string().contains("length limit") {
+            too_large()
+        } else {
+            ApiError::new(
+                400,
+                "invalid_request",
+                format!("cannot read the request body: {e}"),
+            )
+        }
+    })?;
     let bytes = Zeroizing::new(bytes.to_vec());
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
@@ -264,6 +277,18 @@ async fn json_body<T: DeserializeOwned>(
                 "malformed JSON body: {}",
                 redact_serde_message(&e.to_string())
             ),
+        )
+    })
+}
+
+fn path_upn(
+    upn: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<String> {
+    upn.map(|Path(u)| u).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_request",
+            format!("invalid user principal name in the path: {e}"),
         )
     })
 }
@@ -410,9 +435,10 @@ async fn add_user(State(app): AppState, headers: HeaderMap, body: Body) -> ApiRe
 async fn get_user(
     State(app): AppState,
     headers: HeaderMap,
-    Path(upn): Path<String>,
+    upn: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Response> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
+    let upn = path_upn(upn)?;
     let tenant = app.tenant(&caller.actor(), None);
     let lookup = upn.clone();
     match blocking(move || tenant.user(&lookup)).await? {
@@ -424,9 +450,10 @@ async fn get_user(
 async fn delete_user(
     State(app): AppState,
     headers: HeaderMap,
-    Path(upn): Path<String>,
+    upn: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<StatusCode> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
+    let upn = path_upn(upn)?;
     let tenant = app.tenant(&caller.actor(), None);
     blocking(move || tenant.delete_user(&upn)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -435,10 +462,11 @@ async fn delete_user(
 async fn reset_password(
     State(app): AppState,
     headers: HeaderMap,
-    Path(upn): Path<String>,
+    upn: Result<Path<String>, axum::extract::rejection::PathRejection>,
     body: Body,
 ) -> ApiResult<Response> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
+    let upn = path_upn(upn)?;
     let req: SetPasswordRequest = json_body(&app, &headers, body).await?;
     let tenant = app.tenant(&caller.actor(), None);
     let result = blocking(move || {
@@ -496,7 +524,25 @@ async fn put_settings(
     body: Body,
 ) -> ApiResult<Json<TenantSettings>> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
-    let settings: TenantSettings = json_body(&app, &headers, body).await?;
+    let value: serde_json::Value = json_body(&app, &headers, body).await?;
+    // PUT replaces the whole policy: a missing field is a mistake, not "use the default".
+    let defaults = serde_json::to_value(TenantSettings::default()).expect("settings serialize");
+    if let (Some(given), Some(all)) = (value.as_object(), defaults.as_object()) {
+        if let Some(missing) = all.keys().find(|k| !given.contains_key(*k)) {
+            return Err(ApiError::new(
+                400,
+                "invalid_request",
+                format!("missing field `{missing}`: PUT /v1/settings takes every setting (GET them first)"),
+            ));
+        }
+    }
+    let settings: TenantSettings = serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_request",
+            format!("invalid settings: {}", redact_serde_message(&e.to_string())),
+        )
+    })?;
     let tenant = app.tenant(&caller.actor(), None);
     let stored = blocking(move || {
         tenant.update_settings(&settings)?;
