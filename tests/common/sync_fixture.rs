@@ -41,6 +41,12 @@ impl SyncFixture {
     }
 
     pub fn write_config(&self, extra_sync: &str) {
+        self.write_config_to(&self.config, extra_sync, "tenant = \"tenant.db\"", "state");
+    }
+
+    /// A config at `path` with its own `[cloud]` body and state directory (several agents
+    /// over one OU).
+    pub fn write_config_to(&self, path: &std::path::Path, extra_sync: &str, cloud: &str, state: &str) {
         let lab = &self.ou.lab;
         let text = format!(
             r#"[source]
@@ -57,10 +63,10 @@ scope_ous = ["{ou}"]
 {extra_sync}
 
 [cloud]
-tenant = "tenant.db"
+{cloud}
 
 [state]
-dir = "state"
+dir = "{state}"
 "#,
             ldaps = lab.ldaps_url,
             ca = lab.ca_file.display(),
@@ -68,7 +74,7 @@ dir = "state"
             domain = lab.domain,
             ou = self.ou.dn,
         );
-        std::fs::write(&self.config, text).unwrap();
+        std::fs::write(path, text).unwrap();
     }
 
     pub fn engine(&self) -> Engine {
