@@ -126,6 +126,26 @@ typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done,
 #define PHS_E_INVALID_PASSWORD -14
 
 /**
+ * The tenant service refused the token, or the token may not do this.
+ */
+#define PHS_E_ACCESS_DENIED -15
+
+/**
+ * The tenant service cannot be reached (connection, TLS or timeout); retry later.
+ */
+#define PHS_E_UNREACHABLE -16
+
+/**
+ * Too many attempts for this user or client; the message says when to retry.
+ */
+#define PHS_E_THROTTLED -17
+
+/**
+ * The tenant service failed the request or answered something unexpected.
+ */
+#define PHS_E_REMOTE -18
+
+/**
  * A bug in phsync (a caught panic); the message says where.
  */
 #define PHS_E_INTERNAL -99
@@ -188,12 +208,29 @@ size_t phs_last_error_message(char *buf, size_t capacity);
 const char *phs_status_name(phs_status status);
 
 /**
- * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600).
+ * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600), a
+ * `postgres://` URL, or the `https://` URL of `phsync cloud serve`; for the last, the token
+ * file and CA file come from `PHSYNC_TOKEN_FILE` and `PHSYNC_CA_FILE` (or use
+ * `phs_cloud_open_remote`).
  *
  * # Safety
  * `target` must be NUL-terminated; `out` writable.
  */
 phs_status phs_cloud_open(const char *target, struct phs_cloud **out);
+
+/**
+ * Open the tenant behind `phsync cloud serve` at `url` (`https://host:port`), with the API
+ * token in `token_file` (mode 0600) and, if not NULL, the PEM CA certificate(s) to trust in
+ * `ca_file`. Fails fast (`PHS_E_UNREACHABLE`, `PHS_E_ACCESS_DENIED`) if the service cannot
+ * be reached or refuses the token.
+ *
+ * # Safety
+ * Strings NUL-terminated (`ca_file` may be NULL); `out` writable.
+ */
+phs_status phs_cloud_open_remote(const char *url,
+                                 const char *token_file,
+                                 const char *ca_file,
+                                 struct phs_cloud **out);
 
 /**
  * Close a tenant. NULL is a no-op.

@@ -193,3 +193,86 @@ fn set_password_and_sign_in_through_the_c_abi() {
         );
     }
 }
+
+#[test]
+fn a_remote_tenant_through_the_c_abi() {
+    use common::service::ServiceLab;
+    use phsync::cloud::TokenRole;
+    let lab = ServiceLab::new("ffi-remote");
+    let service = lab.serve();
+    lab.admin(&service).add_cloud_user("remote@phs.test", None).unwrap();
+    let url = CString::new(service.url.clone()).unwrap();
+    let token = CString::new(lab.admin_token.to_str().unwrap()).unwrap();
+    let ca = CString::new(lab.pki.ca_file.to_str().unwrap()).unwrap();
+    let other_ca = CString::new(lab.pki.other_ca_file.to_str().unwrap()).unwrap();
+    let bogus = lab.dir.0.join("bogus.token");
+    phsync::private_file::write_private(&bogus, b"phs_0123456789abcdef_nope").unwrap();
+    let bogus = CString::new(bogus.to_str().unwrap()).unwrap();
+    let agent = lab.token(TokenRole::Agent, "a", Some("phs.test"), "agent.token");
+    let agent = CString::new(agent.to_str().unwrap()).unwrap();
+    unsafe {
+        let mut cloud = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut cloud),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        let upn = CString::new("remote@phs.test").unwrap();
+        let pw = utf16("Far-Away-Passw0rd!");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(take_json(json)["result"], "applied");
+        let weak = utf16("weak");
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), weak.as_ptr(), weak.len(), 0, &mut json),
+            PHS_E_PASSWORD_POLICY
+        );
+        phs_cloud_free(cloud);
+
+        // The service's answers become the usual status codes, with messages.
+        let mut c = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), bogus.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_E_ACCESS_DENIED
+        );
+        assert!(c.is_null());
+        assert!(last_error().contains("invalid or revoked"), "{}", last_error());
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), other_ca.as_ptr(), &mut c),
+            PHS_E_UNREACHABLE
+        );
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), ptr::null(), ca.as_ptr(), &mut c),
+            PHS_E_NULL_ARGUMENT
+        );
+        let file = CString::new("/tmp/x.db").unwrap();
+        assert_eq!(
+            phs_cloud_open_remote(file.as_ptr(), token.as_ptr(), ptr::null(), &mut c),
+            PHS_E_INVALID_ARGUMENT
+        );
+        // An agent token may not reset passwords.
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), agent.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_OK
+        );
+        assert_eq!(
+            phs_set_cloud_password(c, upn.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_E_ACCESS_DENIED
+        );
+        phs_cloud_free(c);
+        // A stopped service is unreachable, not a crash.
+        drop(service);
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_E_UNREACHABLE
+        );
+        let name = CStr::from_ptr(phs_status_name(PHS_E_UNREACHABLE));
+        assert_eq!(name.to_str().unwrap(), "PHS_E_UNREACHABLE");
+    }
+}

@@ -6,7 +6,9 @@ use std::ffi::c_char;
 use super::{
     bytes_arg, ffi_boundary, phs_status, str_arg, write_json, FfiError, PHS_E_INVALID_ARGUMENT,
 };
-use crate::cloud::{self, CloudTenant};
+use std::path::PathBuf;
+
+use crate::cloud::{self, CloudTenant, TenantTarget};
 
 /// An open tenant. Safe to use from several threads at once; free with `phs_cloud_free`.
 #[allow(non_camel_case_types)]
@@ -17,7 +19,10 @@ pub struct phs_cloud {
 /// `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
 pub const PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN: u32 = 1;
 
-/// Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600).
+/// Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600), a
+/// `postgres://` URL, or the `https://` URL of `phsync cloud serve`; for the last, the token
+/// file and CA file come from `PHSYNC_TOKEN_FILE` and `PHSYNC_CA_FILE` (or use
+/// `phs_cloud_open_remote`).
 ///
 /// # Safety
 /// `target` must be NUL-terminated; `out` writable.
@@ -32,7 +37,56 @@ pub unsafe extern "C" fn phs_cloud_open(
         }
         *out = std::ptr::null_mut();
         let target = str_arg(target, "target")?;
-        let tenant = cloud::open(target, "c-api")?;
+        let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let mut t = TenantTarget::new(target);
+        if t.is_remote() {
+            t.token_file = env_path("PHSYNC_TOKEN_FILE");
+            t.ca_file = env_path("PHSYNC_CA_FILE");
+        }
+        let tenant = cloud::open_target(&t, "c-api")?;
+        *out = Box::into_raw(Box::new(phs_cloud { tenant }));
+        Ok(())
+    })
+}
+
+/// Open the tenant behind `phsync cloud serve` at `url` (`https://host:port`), with the API
+/// token in `token_file` (mode 0600) and, if not NULL, the PEM CA certificate(s) to trust in
+/// `ca_file`. Fails fast (`PHS_E_UNREACHABLE`, `PHS_E_ACCESS_DENIED`) if the service cannot
+/// be reached or refuses the token.
+///
+/// # Safety
+/// Strings NUL-terminated (`ca_file` may be NULL); `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn phs_cloud_open_remote(
+    url: *const c_char,
+    token_file: *const c_char,
+    ca_file: *const c_char,
+    out: *mut *mut phs_cloud,
+) -> phs_status {
+    ffi_boundary!({
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        *out = std::ptr::null_mut();
+        let url = str_arg(url, "url")?;
+        let token_file = PathBuf::from(str_arg(token_file, "token_file")?);
+        let ca_file = if ca_file.is_null() {
+            None
+        } else {
+            Some(PathBuf::from(str_arg(ca_file, "ca_file")?))
+        };
+        let t = TenantTarget {
+            location: url.to_string(),
+            token_file: Some(token_file),
+            ca_file,
+        };
+        if !t.is_remote() {
+            return Err(FfiError::new(
+                PHS_E_INVALID_ARGUMENT,
+                format!("{url:?} is not an https:// service URL; use phs_cloud_open for files"),
+            ));
+        }
+        let tenant = cloud::open_target(&t, "c-api")?;
         *out = Box::into_raw(Box::new(phs_cloud { tenant }));
         Ok(())
     })
