@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 
 use common::service::ServiceLab;
 use common::tenant::digest_of;
-use phsync::cloud::{self, CloudTenant, SignInStatus, SyncedCredential, SyncedUserSpec, Timestamp, TokenRole};
+use phsync::cloud::{
+    self, CloudTenant, SignInStatus, SyncedCredential, SyncedUserSpec, Timestamp, TokenRole,
+};
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Run {
@@ -41,12 +46,22 @@ fn load(tenants: Vec<Arc<dyn CloudTenant>>, users: usize, requests: usize) -> Ru
                 for j in (c..requests).step_by(clients) {
                     let u = (j * 7) % users;
                     let wrong = j % 10 == 9;
-                    let pw = if wrong { "Wrong-Bench-Pass1".to_string() } else { format!("Bench-Pass-{u}") };
+                    let pw = if wrong {
+                        "Wrong-Bench-Pass1".to_string()
+                    } else {
+                        format!("Bench-Pass-{u}")
+                    };
                     let pw: Vec<u16> = pw.encode_utf16().collect();
                     let t = Instant::now();
-                    let r = tenant.sign_in(&format!("load{u}@phs.test"), &pw).unwrap_or_else(|e| panic!("sign-in failed: {e}"));
+                    let r = tenant
+                        .sign_in(&format!("load{u}@phs.test"), &pw)
+                        .unwrap_or_else(|e| panic!("sign-in failed: {e}"));
                     latencies.push(t.elapsed());
-                    let expected = if wrong { SignInStatus::InvalidCredentials } else { SignInStatus::Success };
+                    let expected = if wrong {
+                        SignInStatus::InvalidCredentials
+                    } else {
+                        SignInStatus::Success
+                    };
                     assert_eq!(r.result, expected, "load{u}: wrong verdict");
                     successes += usize::from(!wrong);
                 }
@@ -54,7 +69,11 @@ fn load(tenants: Vec<Arc<dyn CloudTenant>>, users: usize, requests: usize) -> Ru
             })
         })
         .collect();
-    let mut run = Run { elapsed: Duration::ZERO, latencies: Vec::new(), successes: 0 };
+    let mut run = Run {
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        successes: 0,
+    };
     for t in threads {
         let (l, s) = t.join().expect("client thread");
         run.latencies.extend(l);
@@ -90,7 +109,12 @@ fn main() {
     // (each user gets fewer attempts than its 20 a minute).
     let lab = ServiceLab::with_settings("bench", "sign_in_per_address_per_minute = 0");
     let service = lab.serve();
-    let agent_token = lab.token(TokenRole::Agent, "bench-agent", Some("phs.test"), "agent.token");
+    let agent_token = lab.token(
+        TokenRole::Agent,
+        "bench-agent",
+        Some("phs.test"),
+        "agent.token",
+    );
     let agent = lab.client(&service, &agent_token);
     let specs: Vec<SyncedUserSpec> = (0..users)
         .map(|u| SyncedUserSpec {
@@ -100,7 +124,13 @@ fn main() {
             enabled: true,
         })
         .collect();
-    agent.provision_synced_users(&specs).unwrap().into_iter().for_each(|r| { r.unwrap(); });
+    agent
+        .provision_synced_users(&specs)
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
     let creds: Vec<SyncedCredential> = (0..users)
         .map(|u| SyncedCredential {
             source_anchor: specs[u].source_anchor.clone(),
@@ -109,12 +139,20 @@ fn main() {
             force_change_at_next_sign_in: false,
         })
         .collect();
-    agent.apply_synced_credentials(&creds).unwrap().into_iter().for_each(|r| { r.unwrap(); });
+    agent
+        .apply_synced_credentials(&creds)
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
     let admin = lab.admin(&service);
     let before = admin.status().unwrap().counts;
     let credentials_before = credentials_rows(&lab.db.url);
 
-    let http: Vec<Arc<dyn CloudTenant>> = (0..clients).map(|_| Arc::from(lab.admin(&service))).collect();
+    let http: Vec<Arc<dyn CloudTenant>> = (0..clients)
+        .map(|_| Arc::from(lab.admin(&service)))
+        .collect();
     let over_https = load(http, users, requests);
     let reference_requests = requests / 3;
     let direct: Vec<Arc<dyn CloudTenant>> = (0..clients)
@@ -127,13 +165,31 @@ fn main() {
     let after = admin.status().unwrap().counts;
     let attempts = (requests + reference_requests) as u64;
     let successes = (over_https.successes + in_process.successes) as u64;
-    assert_eq!(after.audit_entries - before.audit_entries, attempts, "audit rows lost or extra");
-    assert_eq!(after.sessions - before.sessions, successes, "sessions lost or extra");
-    assert_eq!((after.users, after.credentials), (before.users, before.credentials));
-    assert_eq!(credentials_rows(&lab.db.url), credentials_before, "credentials changed under load");
+    assert_eq!(
+        after.audit_entries - before.audit_entries,
+        attempts,
+        "audit rows lost or extra"
+    );
+    assert_eq!(
+        after.sessions - before.sessions,
+        successes,
+        "sessions lost or extra"
+    );
+    assert_eq!(
+        (after.users, after.credentials),
+        (before.users, before.credentials)
+    );
+    assert_eq!(
+        credentials_rows(&lab.db.url),
+        credentials_before,
+        "credentials changed under load"
+    );
 
     let rate = |r: &Run, n: usize| n as f64 / r.elapsed.as_secs_f64();
-    let (https_rate, ref_rate) = (rate(&over_https, requests), rate(&in_process, reference_requests));
+    let (https_rate, ref_rate) = (
+        rate(&over_https, requests),
+        rate(&in_process, reference_requests),
+    );
     println!(
         "sign-ins over HTTPS into PostgreSQL: {requests} from {clients} clients in {:.2} s = {https_rate:.0}/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         over_https.elapsed.as_secs_f64(),
@@ -147,7 +203,10 @@ fn main() {
         pct(&in_process.latencies, 0.50),
         pct(&in_process.latencies, 0.99),
     );
-    println!("ratio: the service runs at {:.2}x the direct rate", https_rate / ref_rate);
+    println!(
+        "ratio: the service runs at {:.2}x the direct rate",
+        https_rate / ref_rate
+    );
     println!(
         "integrity: {attempts} attempts = {attempts} new audit rows, {successes} successes = {successes} new sessions, {} credentials unchanged",
         credentials_before.len()

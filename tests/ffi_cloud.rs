@@ -200,7 +200,9 @@ fn a_remote_tenant_through_the_c_abi() {
     use phsync::cloud::TokenRole;
     let lab = ServiceLab::new("ffi-remote");
     let service = lab.serve();
-    lab.admin(&service).add_cloud_user("remote@phs.test", None).unwrap();
+    lab.admin(&service)
+        .add_cloud_user("remote@phs.test", None)
+        .unwrap();
     let url = CString::new(service.url.clone()).unwrap();
     let token = CString::new(lab.admin_token.to_str().unwrap()).unwrap();
     let ca = CString::new(lab.pki.ca_file.to_str().unwrap()).unwrap();
@@ -242,7 +244,11 @@ fn a_remote_tenant_through_the_c_abi() {
             PHS_E_ACCESS_DENIED
         );
         assert!(c.is_null());
-        assert!(last_error().contains("invalid or revoked"), "{}", last_error());
+        assert!(
+            last_error().contains("invalid or revoked"),
+            "{}",
+            last_error()
+        );
         assert_eq!(
             phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), other_ca.as_ptr(), &mut c),
             PHS_E_UNREACHABLE

@@ -27,7 +27,12 @@ fn agents(tag: &str, n: usize) -> Agents {
     let source = f.ou.lab.realm.to_lowercase();
     let mut configs = Vec::new();
     for k in 0..n {
-        let token = lab.token(TokenRole::Agent, &format!("agent-{k}"), Some(&source), &format!("agent{k}.token"));
+        let token = lab.token(
+            TokenRole::Agent,
+            &format!("agent-{k}"),
+            Some(&source),
+            &format!("agent{k}.token"),
+        );
         let cloud = format!(
             "tenant = \"{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"",
             replicas[k % 2].url,
@@ -58,7 +63,10 @@ impl Agents {
 
     fn sign_in(&self, r: usize, sam: &str, password: &str) -> SignInStatus {
         let pw: Vec<u16> = password.encode_utf16().collect();
-        self.admin(r).sign_in(&self.f.ou.upn(sam), &pw).unwrap().result
+        self.admin(r)
+            .sign_in(&self.f.ou.upn(sam), &pw)
+            .unwrap()
+            .result
     }
 
     /// Per user, in commit order, the change times the tenant applied must only go up.
@@ -97,15 +105,26 @@ fn two_agents_and_two_replicas_sync_the_dc_into_postgresql() {
     assert!(report.ok, "{report:?}");
     assert_eq!(report.applied, 4, "{report:?}");
     for (i, u) in users.iter().enumerate() {
-        assert_eq!(a.sign_in(1, u, &format!("First-Passw0rd-{i}")), SignInStatus::Success);
-        assert_eq!(a.sign_in(0, u, "Not-The-Passw0rd-1"), SignInStatus::InvalidCredentials);
+        assert_eq!(
+            a.sign_in(1, u, &format!("First-Passw0rd-{i}")),
+            SignInStatus::Success
+        );
+        assert_eq!(
+            a.sign_in(0, u, "Not-The-Passw0rd-1"),
+            SignInStatus::InvalidCredentials
+        );
     }
 
     // Both agents race (agent 1's first cycle is a full sync) through both replicas, over
     // two rounds of on-prem changes.
     for round in 1..=2 {
-        for (i, u) in users.iter().enumerate().filter(|(i, _)| i % 2 == round % 2 || round == 2) {
-            a.f.ou.set_password(u, &format!("Round{round}-Passw0rd-{i}"));
+        for (i, u) in users
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == round % 2 || round == 2)
+        {
+            a.f.ou
+                .set_password(u, &format!("Round{round}-Passw0rd-{i}"));
         }
         let handles: Vec<_> = (0..2)
             .map(|k| {
@@ -123,7 +142,11 @@ fn two_agents_and_two_replicas_sync_the_dc_into_postgresql() {
             } else {
                 format!("First-Passw0rd-{i}")
             };
-            assert_eq!(a.sign_in(i % 2, u, &current), SignInStatus::Success, "{u} round {round}");
+            assert_eq!(
+                a.sign_in(i % 2, u, &current),
+                SignInStatus::Success,
+                "{u} round {round}"
+            );
             if current != format!("First-Passw0rd-{i}") {
                 assert_eq!(
                     a.sign_in(0, u, &format!("First-Passw0rd-{i}")),
@@ -153,7 +176,10 @@ fn a_user_the_tenant_lost_is_provisioned_again_and_its_password_retried() {
     for u in &users {
         a.f.ou.add_user(u, "Before-Passw0rd-1");
     }
-    assert_eq!(a.engine(0).cycle(true, &mut |_, _, _| {}).unwrap().applied, 3);
+    assert_eq!(
+        a.engine(0).cycle(true, &mut |_, _, _| {}).unwrap().applied,
+        3
+    );
     for (i, u) in users.iter().enumerate() {
         a.f.ou.set_password(u, &format!("After-Passw0rd-{i}"));
     }
@@ -179,7 +205,10 @@ fn a_user_the_tenant_lost_is_provisioned_again_and_its_password_retried() {
     let rest: Vec<String> = stderr.map(Result::unwrap).collect();
     assert!(child.wait().unwrap().success(), "{rest:?}");
 
-    assert_eq!(a.sign_in(0, &users[2], "After-Passw0rd-2"), SignInStatus::Success);
+    assert_eq!(
+        a.sign_in(0, &users[2], "After-Passw0rd-2"),
+        SignInStatus::Success
+    );
     let audit = a.admin(0).audit_log(1000).unwrap();
     let mut events: Vec<(&str, &str)> = audit
         .iter()
@@ -190,7 +219,11 @@ fn a_user_the_tenant_lost_is_provisioned_again_and_its_password_retried() {
     events.retain(|e| e.0 != "sign_in");
     assert_eq!(
         &events[events.len() - 3..],
-        &[("user.delete", "deleted"), ("user.sync", "created"), ("password.sync", "applied")],
+        &[
+            ("user.delete", "deleted"),
+            ("user.sync", "created"),
+            ("password.sync", "applied")
+        ],
         "{events:?}"
     );
 }

@@ -48,6 +48,10 @@ function PhsCategory {
         'PHS_E_PASSWORD_POLICY' { return [System.Management.Automation.ErrorCategory]::SecurityError }
         'PHS_E_CONFLICT' { return [System.Management.Automation.ErrorCategory]::ResourceExists }
         'PHS_E_STORAGE' { return [System.Management.Automation.ErrorCategory]::WriteError }
+        'PHS_E_ACCESS_DENIED' { return [System.Management.Automation.ErrorCategory]::PermissionDenied }
+        'PHS_E_UNREACHABLE' { return [System.Management.Automation.ErrorCategory]::ConnectionError }
+        'PHS_E_THROTTLED' { return [System.Management.Automation.ErrorCategory]::LimitsExceeded }
+        'PHS_E_REMOTE' { return [System.Management.Automation.ErrorCategory]::ProtocolError }
         'PHS_E_CONFIG' { return [System.Management.Automation.ErrorCategory]::InvalidData }
         'PHS_E_DIRECTORY' { return [System.Management.Automation.ErrorCategory]::ConnectionError }
         'PHS_E_REPLICATION' { return [System.Management.Automation.ErrorCategory]::ProtocolError }
@@ -101,7 +105,29 @@ function PhsTenantPath {
     if ([string]::IsNullOrEmpty($Tenant)) {
         $Cmdlet.ThrowTerminatingError((PhsUsageError 'No tenant: pass -Tenant or set $env:PHSYNC_TENANT.' 'PhsyncNoTenant' $null))
     }
+    # URLs (a tenant service, PostgreSQL) pass unchanged.
+    if ($Tenant -match '^(https?|postgres(ql)?)://') { return $Tenant }
     $Cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Tenant)
+}
+
+function PhsOpenCloud {
+    param([System.Management.Automation.PSCmdlet]$Cmdlet, [string]$Tenant, [string]$TokenFile, [string]$CaFile)
+    # A tenant service (https://) needs a token file (-TokenFile, else $env:PHSYNC_TOKEN_FILE)
+    # and may name a CA file (-CaFile, else $env:PHSYNC_CA_FILE); files and postgres:// do not.
+    if ($Tenant -notmatch '^https?://') { return (PhsLibrary).OpenCloud($Tenant) }
+    if ([string]::IsNullOrEmpty($TokenFile)) { $TokenFile = $env:PHSYNC_TOKEN_FILE }
+    if ([string]::IsNullOrEmpty($CaFile)) { $CaFile = $env:PHSYNC_CA_FILE }
+    if ([string]::IsNullOrEmpty($TokenFile)) {
+        $Cmdlet.ThrowTerminatingError((PhsUsageError "The tenant $Tenant is a service: pass -TokenFile or set `$env:PHSYNC_TOKEN_FILE." 'PhsyncNoTokenFile' $Tenant))
+    }
+    $TokenFile = $Cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($TokenFile)
+    if (-not [string]::IsNullOrEmpty($CaFile)) {
+        $CaFile = $Cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($CaFile)
+    }
+    else {
+        $CaFile = $null
+    }
+    (PhsLibrary).OpenRemoteCloud($Tenant, $TokenFile, $CaFile)
 }
 
 function PhsConfigPath {
@@ -285,10 +311,22 @@ function Set-CloudPassword {
     The user must change the password at the next sign-in.
 
     .PARAMETER Tenant
-    The tenant file. Default: $env:PHSYNC_TENANT.
+    The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service
+    (phsync cloud serve). Default: $env:PHSYNC_TENANT.
+
+    .PARAMETER TokenFile
+    For a tenant service: the file holding an API token (mode 0600). Default:
+    $env:PHSYNC_TOKEN_FILE.
+
+    .PARAMETER CaFile
+    For a tenant service: PEM CA certificate(s) to trust instead of the system's roots.
+    Default: $env:PHSYNC_CA_FILE.
 
     .EXAMPLE
     PS> Set-CloudPassword -UserPrincipalName alice@contoso.com -Password (Read-Host -AsSecureString) -ForceChangePasswordNextSignIn -Tenant ./tenant.db
+
+    .EXAMPLE
+    PS> Set-CloudPassword -UserPrincipalName alice@contoso.com -Password (Read-Host -AsSecureString) -Tenant https://tenant.contoso.com:8443 -TokenFile ~/.phsync/admin.token -CaFile ./contoso-ca.pem
 
     .EXAMPLE
     PS> Import-Csv resets.csv | Select-Object UserPrincipalName, @{n='Password'; e={ ConvertTo-SecureString $_.Initial -AsPlainText -Force }} | Set-CloudPassword -WhatIf
@@ -310,7 +348,11 @@ function Set-CloudPassword {
         [Parameter(ValueFromPipelineByPropertyName = $true)]
         [switch]$ForceChangePasswordNextSignIn,
 
-        [string]$Tenant
+        [string]$Tenant,
+
+        [string]$TokenFile,
+
+        [string]$CaFile
     )
     begin {
         $tenantPath = PhsTenantPath $PSCmdlet $Tenant
@@ -319,7 +361,7 @@ function Set-CloudPassword {
         if (-not $PSCmdlet.ShouldProcess("$UserPrincipalName in tenant $tenantPath", 'Reset cloud password')) { return }
         $cloud = $null
         try {
-            $cloud = (PhsLibrary).OpenCloud($tenantPath)
+            $cloud = PhsOpenCloud $PSCmdlet $tenantPath $TokenFile $CaFile
             $r = ConvertFrom-Json -InputObject $cloud.SetPassword($UserPrincipalName, $Password, $ForceChangePasswordNextSignIn.IsPresent)
             [pscustomobject]@{
                 PSTypeName                    = 'PasswordHashSync.CloudPasswordResult'
@@ -357,7 +399,16 @@ function Test-CloudSignIn {
     The password as a SecureString.
 
     .PARAMETER Tenant
-    The tenant file. Default: $env:PHSYNC_TENANT.
+    The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service
+    (phsync cloud serve). Default: $env:PHSYNC_TENANT.
+
+    .PARAMETER TokenFile
+    For a tenant service: the file holding an API token (mode 0600). Default:
+    $env:PHSYNC_TOKEN_FILE.
+
+    .PARAMETER CaFile
+    For a tenant service: PEM CA certificate(s) to trust instead of the system's roots.
+    Default: $env:PHSYNC_CA_FILE.
 
     .EXAMPLE
     PS> Test-CloudSignIn -UserPrincipalName alice@contoso.com -Password (Read-Host -AsSecureString)
@@ -380,7 +431,11 @@ function Test-CloudSignIn {
         [Parameter(Mandatory = $true, ValueFromPipelineByPropertyName = $true)]
         [System.Security.SecureString]$Password,
 
-        [string]$Tenant
+        [string]$Tenant,
+
+        [string]$TokenFile,
+
+        [string]$CaFile
     )
     begin {
         $tenantPath = PhsTenantPath $PSCmdlet $Tenant
@@ -388,7 +443,7 @@ function Test-CloudSignIn {
     process {
         $cloud = $null
         try {
-            $cloud = (PhsLibrary).OpenCloud($tenantPath)
+            $cloud = PhsOpenCloud $PSCmdlet $tenantPath $TokenFile $CaFile
             $r = ConvertFrom-Json -InputObject $cloud.SignIn($UserPrincipalName, $Password)
             [pscustomobject]@{
                 PSTypeName        = 'PasswordHashSync.SignInResult'

@@ -93,6 +93,10 @@ namespace PasswordHashSync
         public const int Conflict = -12;
         public const int Storage = -13;
         public const int InvalidPassword = -14;
+        public const int AccessDenied = -15;
+        public const int Unreachable = -16;
+        public const int Throttled = -17;
+        public const int Remote = -18;
         public const int Config = -20;
         public const int Directory = -21;
         public const int Replication = -22;
@@ -195,6 +199,8 @@ namespace PasswordHashSync
         internal delegate int VerifyNtHashFn([In] byte[] digest, [In] byte[] ntHash, out byte match);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int OpenFn([In] byte[] target, out IntPtr handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int OpenRemoteFn([In] byte[] url, [In] byte[] tokenFile, [In] byte[] caFile, out IntPtr handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void FreeFn(IntPtr handle);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -656,6 +662,15 @@ namespace PasswordHashSync
         {
             IntPtr h;
             Check("phs_cloud_open", Bind<OpenFn>("phs_cloud_open")(Utf8Z(target), out h));
+            return new PhsyncCloud(this, h);
+        }
+
+        /// <summary>Open the tenant behind phsync cloud serve (https://host:port) with an API
+        /// token file and, unless null, a PEM CA file to trust.</summary>
+        public PhsyncCloud OpenRemoteCloud(string url, string tokenFile, string caFile)
+        {
+            IntPtr h;
+            Check("phs_cloud_open_remote", Bind<OpenRemoteFn>("phs_cloud_open_remote")(Utf8Z(url), Utf8Z(tokenFile), Utf8Z(caFile), out h));
             return new PhsyncCloud(this, h);
         }
 

@@ -37,7 +37,11 @@ pub unsafe extern "C" fn phs_cloud_open(
         }
         *out = std::ptr::null_mut();
         let target = str_arg(target, "target")?;
-        let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env_path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let mut t = TenantTarget::new(target);
         if t.is_remote() {
             t.token_file = env_path("PHSYNC_TOKEN_FILE");

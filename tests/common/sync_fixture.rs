@@ -46,7 +46,13 @@ impl SyncFixture {
 
     /// A config at `path` with its own `[cloud]` body and state directory (several agents
     /// over one OU).
-    pub fn write_config_to(&self, path: &std::path::Path, extra_sync: &str, cloud: &str, state: &str) {
+    pub fn write_config_to(
+        &self,
+        path: &std::path::Path,
+        extra_sync: &str,
+        cloud: &str,
+        state: &str,
+    ) {
         let lab = &self.ou.lab;
         let text = format!(
             r#"[source]

@@ -370,6 +370,8 @@ public static class InteropTests
             True(!lib.HasExport("phs_no_such_export"), "phs_no_such_export");
         });
 
+        RunRemoteTests(lib);
+
         RunFakeEngineTests(fakeDir);
 
         if (!lib.HasExport("phs_engine_open"))
@@ -394,6 +396,43 @@ public static class InteropTests
     }
 
     /// <summary>The engine delegates against the test double (fake_engine.c).</summary>
+    // A tenant service (phsync cloud serve) that scripts/test-powershell started: the same
+    // tenant calls as on a file, over HTTPS, plus its own failures as status codes.
+    static void RunRemoteTests(PhsyncLibrary lib)
+    {
+        string url = Environment.GetEnvironmentVariable("PHSYNC_PS_REMOTE_URL");
+        string token = Environment.GetEnvironmentVariable("PHSYNC_PS_REMOTE_TOKEN");
+        string ca = Environment.GetEnvironmentVariable("PHSYNC_PS_REMOTE_CA");
+        string upn = Environment.GetEnvironmentVariable("PHSYNC_PS_REMOTE_USER");
+        Test("remote tests have a service URL, token file, CA file and user", delegate
+        {
+            True(!string.IsNullOrEmpty(url) && !string.IsNullOrEmpty(token) && File.Exists(token)
+                && !string.IsNullOrEmpty(ca) && File.Exists(ca) && !string.IsNullOrEmpty(upn),
+                "PHSYNC_PS_REMOTE_URL/_TOKEN/_CA/_USER are unset or missing");
+        });
+        if (string.IsNullOrEmpty(url)) return;
+        Test("remote tenant: reset then sign in over HTTPS", delegate
+        {
+            using (PhsyncCloud cloud = lib.OpenRemoteCloud(url, token, ca))
+            {
+                string strong = "Over-The-W1re-\u0160tapl\u00e9";
+                Equal("applied", Field(cloud.SetPassword(upn, Secure(strong), false), "result"), "result");
+                Equal("success", Field(cloud.SignIn(upn, Secure(strong)), "result"), "sign-in");
+                Equal("invalid_credentials", Field(cloud.SignIn(upn, Secure("Wrong-Passw0rd-1")), "result"), "wrong");
+                Status("PHS_E_PASSWORD_POLICY", delegate { cloud.SetPassword(upn, Secure("weak"), false); });
+                Status("PHS_E_NOT_FOUND", delegate { cloud.SetPassword("nobody@example.com", Secure(strong), false); });
+            }
+        });
+        Test("remote tenant: failures are status codes with messages", delegate
+        {
+            string bogus = Path.Combine(Path.GetDirectoryName(token), "bogus.token");
+            Status("PHS_E_ACCESS_DENIED", delegate { lib.OpenRemoteCloud(url, bogus, ca).Dispose(); });
+            Status("PHS_E_UNREACHABLE", delegate { lib.OpenRemoteCloud("https://127.0.0.1:9", token, ca).Dispose(); });
+            Status("PHS_E_NULL_ARGUMENT", delegate { lib.OpenRemoteCloud(url, null, ca).Dispose(); });
+            Status("PHS_E_INVALID_ARGUMENT", delegate { lib.OpenRemoteCloud("/tmp/t.db", token, null).Dispose(); });
+        });
+    }
+
     static void RunFakeEngineTests(string fakeDir)
     {
         PhsyncLibrary fake = null;
