@@ -212,13 +212,9 @@ fn redact_serde_message(msg: &str) -> String {
     out
 }
 
-/// Read and parse a JSON body: 415 without a JSON content type, 413 past the size limit,
-/// 400 for anything malformed.
-async fn json_body<T: DeserializeOwned>(
-    app: &App,
-    headers: &HeaderMap,
-    body: Body,
-) -> ApiResult<T> {
+/// Parse a JSON body: 415 without a JSON content type, 400 for anything malformed (the size
+/// limit was applied by `guard`).
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> ApiResult<T> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -237,37 +233,10 @@ async fn json_body<T: DeserializeOwned>(
             "the request body must be JSON (Content-Type: application/json)",
         ));
     }
-    let limit = app.config.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            413,
-            "payload_too_large",
-            format!("the request body exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|&n| n > limit as u64) {
-        // Read a moderately oversized body before refusing it: closing a socket with
-        // unread data resets it, and the client would see a broken pipe, not the 413.
-        if n <= 4 * limit as u64 {
-            let _ = axum::body::to_bytes(body, 4 * limit).await;
-        }
-        return Err(too_large());
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if e.to_string().contains("length limit") {
-            too_large()
-        } else {
-            ApiError::new(
-                400,
-                "invalid_request",
-                format!("cannot read the request body: {e}"),
-            )
-        }
-    })?;
+    // `guard` has already read the whole body (within the limit).
+    let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(ApiError::internal)?;
     let bytes = Zeroizing::new(bytes.to_vec());
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
@@ -316,7 +285,7 @@ async fn provision_users(
     body: Body,
 ) -> ApiResult<Json<ProvisionResponse>> {
     let caller = authorize(&app, &headers, TokenRole::Agent).await?;
-    let req: ProvisionRequest = json_body(&app, &headers, body).await?;
+    let req: ProvisionRequest = json_body(&headers, body).await?;
     check_batch(req.users.len())?;
     let tenant = app.tenant(&caller.actor(), caller.source.clone());
     let results = blocking(move || {
@@ -342,7 +311,7 @@ async fn post_credentials(
     body: Body,
 ) -> ApiResult<Json<CredentialsResponse>> {
     let caller = authorize(&app, &headers, TokenRole::Agent).await?;
-    let req: CredentialsRequest = json_body(&app, &headers, body).await?;
+    let req: CredentialsRequest = json_body(&headers, body).await?;
     check_batch(req.credentials.len())?;
     let tenant = app.tenant(&caller.actor(), caller.source.clone());
     let results = blocking(move || {
@@ -423,7 +392,7 @@ async fn list_users(State(app): AppState, headers: HeaderMap) -> ApiResult<Json<
 
 async fn add_user(State(app): AppState, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
-    let req: NewCloudUser = json_body(&app, &headers, body).await?;
+    let req: NewCloudUser = json_body(&headers, body).await?;
     let tenant = app.tenant(&caller.actor(), None);
     let user = blocking(move || {
         tenant.add_cloud_user(&req.user_principal_name, req.display_name.as_deref())
@@ -467,7 +436,7 @@ async fn reset_password(
 ) -> ApiResult<Response> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
     let upn = path_upn(upn)?;
-    let req: SetPasswordRequest = json_body(&app, &headers, body).await?;
+    let req: SetPasswordRequest = json_body(&headers, body).await?;
     let tenant = app.tenant(&caller.actor(), None);
     let result = blocking(move || {
         tenant.set_password(
@@ -524,7 +493,7 @@ async fn put_settings(
     body: Body,
 ) -> ApiResult<Json<TenantSettings>> {
     let caller = authorize(&app, &headers, TokenRole::Admin).await?;
-    let value: serde_json::Value = json_body(&app, &headers, body).await?;
+    let value: serde_json::Value = json_body(&headers, body).await?;
     // PUT replaces the whole policy: a missing field is a mistake, not "use the default".
     let defaults = serde_json::to_value(TenantSettings::default()).expect("settings serialize");
     if let (Some(given), Some(all)) = (value.as_object(), defaults.as_object()) {
@@ -605,7 +574,7 @@ async fn sign_in(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let req: SignInRequest = json_body(&app, &headers, body).await?;
+    let req: SignInRequest = json_body(&headers, body).await?;
     let permit = admit_password_check(&app, peer, &req.user_principal_name).await?;
     let tenant = app.tenant(&format!("user@{}", peer.ip()), None);
     let result = blocking(move || {
@@ -622,7 +591,7 @@ async fn change_password(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let req: ChangePasswordRequest = json_body(&app, &headers, body).await?;
+    let req: ChangePasswordRequest = json_body(&headers, body).await?;
     let permit = admit_password_check(&app, peer, &req.user_principal_name).await?;
     let tenant = app.tenant(&format!("user@{}", peer.ip()), None);
     let result = blocking(move || {
@@ -688,11 +657,56 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Request timeout and in-flight accounting around every request.
+/// Read the whole request body before any handler runs, within the size limit: a body left
+/// unread makes the server drop the connection, and a client reusing it would see the drop
+/// instead of the answer. A moderately oversized body is read and discarded for the same
+/// reason; a huge one is cut off.
+async fn buffer_body(app: &App, req: Request) -> Result<Request, ApiError> {
+    let limit = app.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            413,
+            "payload_too_large",
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n <= 4 * limit as u64 {
+            let _ = axum::body::to_bytes(body, 4 * limit).await;
+        }
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.to_string().contains("length limit") {
+            too_large()
+        } else {
+            ApiError::new(
+                400,
+                "invalid_request",
+                format!("cannot read the request body: {e}"),
+            )
+        }
+    })?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Request timeout, body buffering and in-flight accounting around every request.
 async fn guard(State(app): AppState, req: Request, next: Next) -> Response {
     let _inflight = inflight_guard(&app.inflight);
     let limit = Duration::from_secs(app.config.request_timeout_seconds);
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let handle = async {
+        match buffer_body(&app, req).await {
+            Ok(req) => next.run(req).await,
+            Err(e) => e.into_response(),
+        }
+    };
+    match tokio::time::timeout(limit, handle).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             503,
