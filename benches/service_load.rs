@@ -102,8 +102,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let users = env_or("PHSYNC_BENCH_USERS", 200);
-    let requests = env_or("PHSYNC_BENCH_REQUESTS", 1200);
+    // `cargo test --all-targets` runs this without `--bench`: a small smoke run then.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let users = env_or("PHSYNC_BENCH_USERS", if bench { 200 } else { 20 });
+    let requests = env_or("PHSYNC_BENCH_REQUESTS", if bench { 1200 } else { 60 });
     let clients = env_or("PHSYNC_BENCH_CLIENTS", 16);
     // All clients share one address: lift the per-address throttle, keep the per-user one
     // (each user gets fewer attempts than its 20 a minute).

@@ -1054,3 +1054,166 @@ fn the_openapi_document_is_true() {
         }
     }
 }
+
+#[test]
+fn per_address_throttling_and_request_timeouts() {
+    let lab = ServiceLab::with_settings(
+        "svc-limits",
+        "sign_in_per_address_per_minute = 2\nrequest_timeout_seconds = 1",
+    );
+    let service = lab.serve();
+    let raw = Raw::new(&lab, &service);
+    let attempt = |upn: &str| {
+        raw.post(
+            "/v1/sign-in",
+            None,
+            &serde_json::json!({"user_principal_name": upn, "password": "Wrong-Passw0rd"}),
+        )
+    };
+    assert_eq!(attempt("one@phs.test").status, 401);
+    assert_eq!(attempt("two@phs.test").status, 401);
+    assert_error(&attempt("three@phs.test"), 429, "too_many_requests");
+
+    // A client that sends headers and then stalls its body gets 503 timeout, not a hang.
+    let plain = ServiceProcess::start(&lab.config, &["--insecure-http"]);
+    let addr = plain.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"POST /v1/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("\"timeout\""), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn the_client_retries_while_the_service_starts() {
+    let lab = ServiceLab::new("svc-retry");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = lab.dir.0.join("fixed-port.toml");
+    let text = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        ServiceProcess::start(&config, &[])
+    });
+    // The first attempts find nothing listening; the backoff outlasts the start.
+    let admin = cloud::open_target(
+        &TenantTarget {
+            location: format!("https://127.0.0.1:{port}"),
+            token_file: Some(lab.admin_token.clone()),
+            ca_file: Some(lab.pki.ca_file.clone()),
+        },
+        "t",
+    )
+    .unwrap();
+    let service = starter.join().unwrap();
+    assert_eq!(admin.users().unwrap().len(), 0);
+    drop(service);
+    // With the service gone for good, the same client reports it unreachable.
+    assert!(matches!(admin.users(), Err(CloudError::Unreachable(_))));
+}
+
+#[test]
+fn stores_migrate_and_refuse_a_newer_schema() {
+    // PostgreSQL: replicas starting together migrate once; a newer schema is refused.
+    let db = common::tenant::TestDatabase::new("migrate");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || cloud::open_store(&url).map(|_| ()))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let versions: i64 = c
+        .query_one("SELECT count(*) FROM phsync_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+    c.execute("INSERT INTO phsync_migrations (version) VALUES (99)", &[])
+        .unwrap();
+    let err = cloud::open_store(&db.url).err().unwrap().to_string();
+    assert!(err.contains("newer phsync"), "{err}");
+    assert!(
+        !err.contains(
+            db.url
+                .split('@')
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+        ),
+        "password in {err}"
+    );
+
+    // SQLite: a tenant file of the first schema opens, keeps its users and gains sources.
+    let dir = common::tenant::TempDir::new("migrate-sqlite");
+    let path = dir.0.join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE users (id INTEGER PRIMARY KEY, upn TEXT NOT NULL, upn_key TEXT NOT NULL UNIQUE,
+               source_anchor TEXT UNIQUE, display_name TEXT, enabled INTEGER NOT NULL,
+               origin TEXT NOT NULL CHECK (origin IN ('synced', 'cloud')),
+               created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             CREATE TABLE credentials (user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+               source TEXT NOT NULL, secret TEXT NOT NULL, changed_at INTEGER NOT NULL,
+               applied_at INTEGER NOT NULL, force_change INTEGER NOT NULL);
+             CREATE TABLE lockouts (upn_key TEXT PRIMARY KEY, failures INTEGER NOT NULL,
+               window_start INTEGER NOT NULL, locked_until INTEGER, salt BLOB NOT NULL, recent BLOB NOT NULL);
+             CREATE TABLE sessions (token_hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+               created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
+               action TEXT NOT NULL, upn TEXT, source_anchor TEXT, outcome TEXT NOT NULL, detail TEXT);
+             INSERT INTO users (upn, upn_key, source_anchor, display_name, enabled, origin, created_at, updated_at)
+               VALUES ('old@phs.test', 'old@phs.test', 'T0xE', NULL, 1, 'synced', 1, 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let tenant = cloud::open(path.to_str().unwrap(), "t").unwrap();
+    assert_eq!(
+        tenant
+            .user_by_anchor("T0xE")
+            .unwrap()
+            .unwrap()
+            .user_principal_name,
+        "old@phs.test"
+    );
+    tenant
+        .apply_synced_credential(&cred("T0xE", "Old-User-Pass1", t(1)))
+        .unwrap();
+    assert_eq!(
+        tenant
+            .sign_in("old@phs.test", &utf16("Old-User-Pass1"))
+            .unwrap()
+            .result,
+        SignInStatus::Success
+    );
+    drop(tenant);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let err = cloud::open(path.to_str().unwrap(), "t")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("newer phsync"), "{err}");
+}
