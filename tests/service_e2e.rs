@@ -227,3 +227,41 @@ fn a_user_the_tenant_lost_is_provisioned_again_and_its_password_retried() {
         "{events:?}"
     );
 }
+
+#[test]
+fn an_agent_cannot_change_the_tenant_policy_and_says_so() {
+    let a = agents("e2e-policy", 1);
+    let cloud = std::fs::read_to_string(&a.configs[0]).unwrap();
+    let cloud = cloud
+        .split("[cloud]")
+        .nth(1)
+        .unwrap()
+        .split("[state]")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    a.f.write_config_to(
+        &a.configs[0],
+        "apply_cloud_password_policy = true",
+        &cloud,
+        "state-0",
+    );
+    // The engine opens and syncs; the tenant keeps its administrators' setting.
+    let user = a.f.sam("policy0");
+    a.f.ou.add_user(&user, "Policy-Passw0rd-1");
+    let report = a.engine(0).cycle(true, &mut |_, _, _| {}).unwrap();
+    assert_eq!(report.applied, 1, "{report:?}");
+    assert!(
+        !a.admin(0)
+            .settings()
+            .unwrap()
+            .apply_cloud_password_policy_to_synced
+    );
+    let events = std::fs::read_to_string(a.f.dir.0.join("state-0/events.jsonl")).unwrap();
+    let warning = events
+        .lines()
+        .find(|l| l.contains("only its administrators can change it"))
+        .unwrap_or_else(|| panic!("no policy warning in {events}"));
+    assert!(warning.contains("\"level\":\"warning\""), "{warning}");
+}

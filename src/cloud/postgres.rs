@@ -387,6 +387,42 @@ impl PgTx<'_> {
             .map_err(|e| pg_error("lock", e))?;
         Ok(())
     }
+
+    /// Insert or replace a user's credential; with `only_if_newer`, only over an older one
+    /// (decided inside the statement). Whether a row was written.
+    fn upsert_credential(
+        &mut self,
+        user_id: i64,
+        c: &CredentialRow,
+        only_if_newer: bool,
+    ) -> CloudResult<bool> {
+        let condition = if only_if_newer {
+            " WHERE credentials.changed_at < excluded.changed_at"
+        } else {
+            ""
+        };
+        let written = self
+            .client()
+            .execute(
+                &format!(
+                    "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
+                       changed_at = excluded.changed_at, applied_at = excluded.applied_at,
+                       force_change = excluded.force_change{condition}"
+                ),
+                &[
+                    &user_id,
+                    &source_str(c.source),
+                    &c.secret.as_str(),
+                    &c.changed_at.unix_micros(),
+                    &c.applied_at.unix_micros(),
+                    &c.force_change,
+                ],
+            )
+            .map_err(|e| pg_error("write credential", e))?;
+        Ok(written == 1)
+    }
 }
 
 impl StoreTx for PgTx<'_> {
@@ -503,23 +539,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn put_credential(&mut self, user_id: i64, c: &CredentialRow) -> CloudResult<()> {
-        self.client()
-            .execute(
-                "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
-                   changed_at = excluded.changed_at, applied_at = excluded.applied_at,
-                   force_change = excluded.force_change",
-                &[
-                    &user_id,
-                    &source_str(c.source),
-                    &c.secret.as_str(),
-                    &c.changed_at.unix_micros(),
-                    &c.applied_at.unix_micros(),
-                    &c.force_change,
-                ],
-            )
-            .map_err(|e| pg_error("write credential", e))?;
+        self.upsert_credential(user_id, c, false)?;
         Ok(())
     }
 
@@ -528,26 +548,7 @@ impl StoreTx for PgTx<'_> {
         user_id: i64,
         c: &CredentialRow,
     ) -> CloudResult<Option<Timestamp>> {
-        let stored = self
-            .client()
-            .execute(
-                "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
-                   changed_at = excluded.changed_at, applied_at = excluded.applied_at,
-                   force_change = excluded.force_change
-                 WHERE credentials.changed_at < excluded.changed_at",
-                &[
-                    &user_id,
-                    &source_str(c.source),
-                    &c.secret.as_str(),
-                    &c.changed_at.unix_micros(),
-                    &c.applied_at.unix_micros(),
-                    &c.force_change,
-                ],
-            )
-            .map_err(|e| pg_error("write credential", e))?;
-        if stored == 1 {
+        if self.upsert_credential(user_id, c, true)? {
             return Ok(None);
         }
         let current: i64 = self

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::service::wire::*;
 use super::store::TokenRole;
+use super::tenant::password_text;
 use super::{
     AuditEntry, CloudError, CloudResult, CloudTenant, CredentialOutcome, ProvisionOutcome,
     SessionInfo, SetPasswordResult, SignInResult, SyncedCredential, SyncedUserSpec, TenantSettings,
@@ -393,16 +394,6 @@ impl RemoteTenant {
     }
 }
 
-fn utf16_to_string(units: &[u16]) -> CloudResult<Zeroizing<String>> {
-    let mut s = Zeroizing::new(String::with_capacity(units.len()));
-    for c in char::decode_utf16(units.iter().copied()) {
-        s.push(c.map_err(|_| {
-            CloudError::InvalidPassword("it contains an unpaired UTF-16 surrogate".into())
-        })?);
-    }
-    Ok(s)
-}
-
 impl CloudTenant for RemoteTenant {
     fn add_cloud_user(&self, upn: &str, display_name: Option<&str>) -> CloudResult<User> {
         let body = NewCloudUser {
@@ -511,7 +502,7 @@ impl CloudTenant for RemoteTenant {
         force_change: bool,
     ) -> CloudResult<SetPasswordResult> {
         let body = SetPasswordRequest {
-            password: utf16_to_string(password)?,
+            password: password_text(password)?,
             force_change_at_next_sign_in: force_change,
         };
         let path = format!("/v1/users/{}/password", segment(upn));
@@ -521,7 +512,7 @@ impl CloudTenant for RemoteTenant {
     fn sign_in(&self, upn: &str, password: &[u16]) -> CloudResult<SignInResult> {
         let body = SignInRequest {
             user_principal_name: upn.into(),
-            password: utf16_to_string(password)?,
+            password: password_text(password)?,
         };
         self.sign_in_reply("/v1/sign-in", &body, upn)
     }
@@ -529,8 +520,8 @@ impl CloudTenant for RemoteTenant {
     fn change_password(&self, upn: &str, old: &[u16], new: &[u16]) -> CloudResult<SignInResult> {
         let body = ChangePasswordRequest {
             user_principal_name: upn.into(),
-            old_password: utf16_to_string(old)?,
-            new_password: utf16_to_string(new)?,
+            old_password: password_text(old)?,
+            new_password: password_text(new)?,
         };
         self.sign_in_reply("/v1/password/change", &body, upn)
     }

@@ -256,6 +256,41 @@ fn map_unique(e: rusqlite::Error, upn: &str, anchor: Option<&str>) -> CloudError
     }
 }
 
+impl SqliteTx<'_> {
+    /// Insert or replace a user's credential; with `only_if_newer`, only over an older one
+    /// (decided inside the statement). Whether a row was written.
+    fn upsert_credential(
+        &mut self,
+        user_id: i64,
+        c: &CredentialRow,
+        only_if_newer: bool,
+    ) -> CloudResult<bool> {
+        let condition = if only_if_newer {
+            " WHERE credentials.changed_at < excluded.changed_at"
+        } else {
+            ""
+        };
+        let written = self.conn.execute(
+            &format!(
+                "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
+                   changed_at = excluded.changed_at, applied_at = excluded.applied_at,
+                   force_change = excluded.force_change{condition}"
+            ),
+            params![
+                user_id,
+                source_str(c.source),
+                c.secret.as_str(),
+                c.changed_at.unix_micros(),
+                c.applied_at.unix_micros(),
+                c.force_change
+            ],
+        )?;
+        Ok(written == 1)
+    }
+}
+
 impl StoreTx for SqliteTx<'_> {
     fn user(&mut self, key: UserKey<'_>) -> CloudResult<Option<UserRow>> {
         let (column, value): (&str, rusqlite::types::Value) = match key {
@@ -351,21 +386,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn put_credential(&mut self, user_id: i64, c: &CredentialRow) -> CloudResult<()> {
-        self.conn.execute(
-            "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
-               changed_at = excluded.changed_at, applied_at = excluded.applied_at,
-               force_change = excluded.force_change",
-            params![
-                user_id,
-                source_str(c.source),
-                c.secret.as_str(),
-                c.changed_at.unix_micros(),
-                c.applied_at.unix_micros(),
-                c.force_change
-            ],
-        )?;
+        self.upsert_credential(user_id, c, false)?;
         Ok(())
     }
 
@@ -374,23 +395,7 @@ impl StoreTx for SqliteTx<'_> {
         user_id: i64,
         c: &CredentialRow,
     ) -> CloudResult<Option<Timestamp>> {
-        let stored = self.conn.execute(
-            "INSERT INTO credentials (user_id, source, secret, changed_at, applied_at, force_change)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(user_id) DO UPDATE SET source = excluded.source, secret = excluded.secret,
-               changed_at = excluded.changed_at, applied_at = excluded.applied_at,
-               force_change = excluded.force_change
-             WHERE credentials.changed_at < excluded.changed_at",
-            params![
-                user_id,
-                source_str(c.source),
-                c.secret.as_str(),
-                c.changed_at.unix_micros(),
-                c.applied_at.unix_micros(),
-                c.force_change
-            ],
-        )?;
-        if stored == 1 {
+        if self.upsert_credential(user_id, c, true)? {
             return Ok(None);
         }
         let current: i64 = self.conn.query_row(

@@ -53,7 +53,7 @@ fn validate_upn(upn: &str) -> CloudResult<()> {
 }
 
 /// A cloud-set password must be well-formed text: policy rules count characters.
-fn password_text(password: &[u16]) -> CloudResult<Zeroizing<String>> {
+pub(crate) fn password_text(password: &[u16]) -> CloudResult<Zeroizing<String>> {
     if password.len() > MAX_PASSWORD_UTF16_UNITS {
         return Err(CloudError::PasswordTooLong {
             units: password.len(),

@@ -167,14 +167,14 @@ impl ServiceProcess {
 
     /// SIGTERM and wait: the service finishes requests in flight and exits 0.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        unsafe_kill(self.child.id(), 15);
+        send_signal(self.child.id(), 15);
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
         status
     }
 }
 
-fn unsafe_kill(pid: u32, signal: i32) {
+fn send_signal(pid: u32, signal: i32) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
