@@ -1161,6 +1161,13 @@ fn stores_migrate_and_refuse_a_newer_schema() {
         "password in {err}"
     );
 
+    // A URL asking for TLS, which this store does not speak, is refused up front.
+    let err = cloud::open_store(&format!("{}?sslmode=require", db.url))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("without TLS") && err.contains("***"), "{err}");
+
     // SQLite: a tenant file of the first schema opens, keeps its users and gains sources.
     let dir = common::tenant::TempDir::new("migrate-sqlite");
     let path = dir.0.join("v1.db");

@@ -149,6 +149,11 @@ impl PostgresStore {
         let mut config: postgres::Config = url.parse().map_err(|e| {
             CloudError::InvalidArgument(format!("invalid PostgreSQL URL {display}: {e}"))
         })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(CloudError::InvalidArgument(format!(
+                "{display}: sslmode=require, but phsync talks to PostgreSQL without TLS; connect over loopback or a Unix socket (host=/run/postgresql), or through a TLS-terminating proxy"
+            )));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
