@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::service::wire::*;
@@ -23,15 +23,6 @@ use super::{
 const CREDENTIAL_CHUNK: usize = 500;
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-
-/// What the token presented to the service is allowed to do (`GET /v1/token`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub name: String,
-    pub role: TokenRole,
-    pub source: Option<String>,
-}
 
 pub struct RemoteTenant {
     base: String,
@@ -79,7 +70,9 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// `scheme://host[:port]` without a trailing slash; http only to loopback.
 fn base_url(location: &str) -> CloudResult<String> {
-    let bad = |why: &str| CloudError::UnsupportedTarget(format!("{location} ({why})"));
+    let bad = |why: &str| {
+        CloudError::UnsupportedTarget(format!("{} ({why})", super::postgres::redact_url(location)))
+    };
     let (scheme, rest) = location.split_once("://").ok_or_else(|| bad("no scheme"))?;
     let scheme = scheme.to_ascii_lowercase();
     let authority = rest.trim_end_matches('/');
@@ -225,14 +218,6 @@ impl RemoteTenant {
         };
         tenant.info = tenant.get_json("/v1/token", &[], "")?;
         Ok(tenant)
-    }
-
-    pub fn token_info(&self) -> &TokenInfo {
-        &self.info
-    }
-
-    pub fn url(&self) -> &str {
-        &self.base
     }
 
     fn send_once(
@@ -616,7 +601,10 @@ mod tests {
             "plain http off loopback"
         );
         assert!(base_url("https://t.example/v1").is_err());
-        assert!(base_url("https://u:p@t.example").is_err());
+        let err = base_url("https://u:s3cret@t.example")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "a password in {err}");
         assert!(base_url("ftp://t.example").is_err());
         assert_eq!(segment("a b@x/y"), "a%20b@x%2Fy");
     }

@@ -124,10 +124,6 @@ impl LocalTenant {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn TenantStore> {
-        &self.store
-    }
-
     /// Whether this handle may see or write `row` as a synced user.
     fn in_source(&self, row: &UserRow) -> bool {
         self.source.is_none() || row.source == self.source

@@ -237,7 +237,6 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> ApiR
     let bytes: Bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(ApiError::internal)?;
-    let bytes = Zeroizing::new(bytes.to_vec());
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             400,
@@ -368,12 +367,9 @@ async fn source_users(
 }
 
 /// What the presented token may do: agents and admins check their setup with it.
-async fn token_info(
-    State(app): AppState,
-    headers: HeaderMap,
-) -> ApiResult<Json<crate::cloud::remote::TokenInfo>> {
+async fn token_info(State(app): AppState, headers: HeaderMap) -> ApiResult<Json<TokenInfo>> {
     let caller = authorize_any(&app, &headers, &[TokenRole::Admin, TokenRole::Agent]).await?;
-    Ok(Json(crate::cloud::remote::TokenInfo {
+    Ok(Json(TokenInfo {
         id: caller.token_id,
         name: caller.name,
         role: caller.role,

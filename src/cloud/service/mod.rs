@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::store::TenantStore;
-use super::{Clock, CloudError, SystemClock};
+use super::{Clock, CloudError};
 
 /// The `[service]` table of the service's config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -281,56 +281,6 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
-    }
-}
-
-/// A service on its own thread and runtime, for tests and embedding; stops when dropped.
-pub struct RunningService {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RunningService {
-    pub fn start(
-        config: ServiceConfig,
-        transport: Transport,
-        clock: Option<Arc<dyn Clock>>,
-    ) -> Result<RunningService, ServiceError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ServiceError::Runtime(e.to_string()))?;
-        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let service = rt.block_on(Service::bind(config, transport, clock))?;
-        let url = service.url();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let _ = rt.block_on(service.run(async {
-                let _ = rx.await;
-            }));
-            rt.shutdown_timeout(Duration::from_secs(1));
-        });
-        Ok(RunningService {
-            url,
-            stop: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for RunningService {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

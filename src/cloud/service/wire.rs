@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::cloud::store::TokenRole;
 use crate::cloud::{
     AuditEntry, CloudError, CredentialOutcome, ProvisionOutcome, StoreStats, SyncedUserSpec,
     Timestamp, User,
@@ -177,6 +178,15 @@ pub struct StatusResponse {
     pub store: String,
     pub uptime_seconds: u64,
     pub counts: StoreStats,
+}
+
+/// What the token presented to the service is allowed to do (`GET /v1/token`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: TokenRole,
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
