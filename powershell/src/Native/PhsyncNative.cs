@@ -1,7 +1,6 @@
 // Interop layer of the PasswordHashSync module: binds the phsync C ABI (include/phsync.h).
 //
-// Written in C# 5 (Windows PowerShell's Add-Type compiles nothing newer; scripts/test compiles
-// it with `mcs -langversion:5`). No DllImport of the library itself: the library is loaded by
+// Compiled into the module's netstandard2.0 DLL. No DllImport of the library itself: the library is loaded by
 // absolute path from native/<rid>/ inside the module with LoadLibraryEx (Windows) or dlopen
 // (Linux, macOS), and each export is bound lazily to a delegate with
 // Marshal.GetDelegateForFunctionPointer, so this works on .NET Framework, .NET and Mono, and a
@@ -20,7 +19,7 @@ using System.Runtime.InteropServices;
 using System.Security;
 using System.Text;
 
-namespace PasswordHashSync
+namespace PasswordHashSync.Native
 {
     /// <summary>The native library is not where the module expects it.</summary>
     public class PhsyncLibraryNotFoundException : FileNotFoundException
@@ -75,7 +74,8 @@ namespace PasswordHashSync
     }
 
     /// <summary>Progress of a sync cycle, raised on the calling thread.</summary>
-    public delegate void PhsyncProgressHandler(string stage, ulong done, ulong total);
+    /// <summary>Progress of a cycle; return false to ask the engine to stop between users.</summary>
+    public delegate bool PhsyncProgressHandler(string stage, ulong done, ulong total);
 
     /// <summary>Status codes of include/phsync.h.</summary>
     public static class PhsyncStatus
@@ -102,6 +102,7 @@ namespace PasswordHashSync
         public const int Replication = -22;
         public const int Fips = -23;
         public const int State = -24;
+        public const int Cancelled = -25;
         public const int Internal = -99;
     }
 
@@ -212,9 +213,13 @@ namespace PasswordHashSync
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int HandleJsonFn(IntPtr handle, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-        internal delegate void ProgressFn(IntPtr context, IntPtr stage, ulong done, ulong total);
+        internal delegate int ProgressFn(IntPtr context, IntPtr stage, ulong done, ulong total);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int SyncCycleFn(IntPtr engine, uint flags, ProgressFn progress, IntPtr context, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StringJsonFn([In] byte[] argument, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int EventsFn([In] byte[] configPath, [In] ushort[] ids, UIntPtr idsLen, long afterUnixMs, UIntPtr newest, out IntPtr json);
 
         private PhsyncLibrary(IntPtr handle, string path, string rid, bool windows, DlFlavor dl)
         {
@@ -747,24 +752,43 @@ namespace PasswordHashSync
                 // Exceptions must not unwind through native frames: keep the first, rethrow after.
                 trampoline = delegate(IntPtr context, IntPtr stage, ulong done, ulong total)
                 {
-                    if (handlerError != null) return;
+                    if (handlerError != null) return 1;
                     try
                     {
-                        progress(Utf8At(stage), done, total);
+                        return progress(Utf8At(stage), done, total) ? 0 : 1;
                     }
                     catch (Exception e)
                     {
+                        // The handler failed: keep the error and stop the cycle.
                         handlerError = ExceptionDispatchInfo.Capture(e);
+                        return 1;
                     }
                 };
             }
             IntPtr json;
             int status = f(engine, full ? 1u : 0u, trampoline, IntPtr.Zero, out json);
             GC.KeepAlive(trampoline);
-            Check("phs_sync_cycle", status);
-            string result = TakeString(json);
             if (handlerError != null) handlerError.Throw();
-            return result;
+            Check("phs_sync_cycle", status);
+            return TakeString(json);
+        }
+
+        /// <summary>The connection checks of an engine config (phs_check_connection), as JSON.</summary>
+        public string CheckConnection(string configPath)
+        {
+            IntPtr json;
+            Check("phs_check_connection", Bind<StringJsonFn>("phs_check_connection")(Utf8Z(configPath), out json));
+            return TakeString(json);
+        }
+
+        /// <summary>Events of an engine's event log (phs_events), oldest first, as JSON.</summary>
+        public string Events(string configPath, ushort[] ids, long afterUnixMs, ulong newest)
+        {
+            IntPtr json;
+            ushort[] list = ids == null || ids.Length == 0 ? null : ids;
+            int n = list == null ? 0 : list.Length;
+            Check("phs_events", Bind<EventsFn>("phs_events")(Utf8Z(configPath), list, new UIntPtr((uint)n), afterUnixMs, new UIntPtr(newest), out json));
+            return TakeString(json);
         }
 
         // ---- hex ----------------------------------------------------------------------------

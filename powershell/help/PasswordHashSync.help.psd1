@@ -1,0 +1,212 @@
+# The written help of the PasswordHashSync cmdlets. scripts/gen-powershell-help.ps1 merges it
+# with the cmdlets' metadata into en-US/PasswordHashSync.dll-Help.xml (Get-Help).
+# Literal data only. Paragraphs are separated by an empty line.
+@{
+    'ConvertTo-NTHash' = @{
+        Synopsis    = 'Computes the NT hash (MD4 of UTF-16LE) of a password.'
+        Description = 'Returns the upper-case hexadecimal NT hash that Active Directory stores as unicodePwd.
+
+The password reaches the phsync library as UTF-16 straight from the SecureString''s unmanaged copy, which is zeroed and freed right after; it never becomes a managed string.'
+        Parameters  = @{ Password = 'The password, as a SecureString (for example from Read-Host -AsSecureString). Accepted from the pipeline, and by property name.' }
+        Examples    = @(
+            @{ Code = 'ConvertTo-NTHash -Password (Read-Host -AsSecureString ''Password'')'; Remarks = 'Prompts for a password and prints its NT hash, for example 92937945B518814341DE3F726500D4FF for Pa$$w0rd.' }
+        )
+        Related     = @('ConvertTo-PasswordHashSyncDigest', 'Test-PasswordHashSyncDigest')
+    }
+    'ConvertTo-PasswordHashSyncDigest' = @{
+        Synopsis    = 'Computes the Password Hash Synchronization digest of a password or an NT hash.'
+        Description = 'Returns the digest string v1;PPH1_MD4,<salt>,<iterations>,<key>; that Microsoft Entra ID stores for a synchronized password: PBKDF2-HMAC-SHA256 over the upper-case hexadecimal NT hash, byte-exact with Entra Connect.
+
+Without -Salt a fresh random 10-byte salt is used, as Entra Connect does for every sync.'
+        Parameters  = @{
+            Password   = 'The password as a SecureString; it reaches the library as UTF-16 and never becomes a managed string.'
+            NTHash     = 'An NT hash as 32 hexadecimal digits, instead of a password.'
+            Salt       = 'The salt as 20 hexadecimal digits (10 bytes). Default: random.'
+            Iterations = 'PBKDF2 iterations, 1 to 1000000. Default: 1000, as Entra Connect.'
+        }
+        Examples    = @(
+            @{ Code = 'ConvertTo-PasswordHashSyncDigest -NTHash 92937945B518814341DE3F726500D4FF -Salt 181a3024085fcee2f70e'; Remarks = 'Prints v1;PPH1_MD4,181a3024085fcee2f70e,1000,b39525c3bc72a1136fcf7c8a338e0c14313d0450d1a4c98ef0a6ddada3bc5b0a; (the test vector of the specification).' }
+            @{ Code = 'Read-Host -AsSecureString | ConvertTo-PasswordHashSyncDigest'; Remarks = 'The digest of a typed password with a random salt.' }
+        )
+        Related     = @('ConvertTo-NTHash', 'Test-PasswordHashSyncDigest')
+    }
+    'Test-PasswordHashSyncDigest' = @{
+        Synopsis    = 'Tests whether a password or an NT hash matches a Password Hash Synchronization digest.'
+        Description = 'Returns $true when the password (or NT hash) produces the digest''s key with the digest''s salt and iterations, and $false otherwise; the comparison is in constant time.
+
+A malformed digest is an error (PHS_E_MALFORMED_DIGEST, InvalidData), never $true or a silent $false.'
+        Parameters  = @{
+            Digest   = 'The digest, v1;PPH1_MD4,<salt>,<iterations>,<key>;.'
+            Password = 'The password as a SecureString.'
+            NTHash   = 'An NT hash as 32 hexadecimal digits, instead of a password.'
+        }
+        Examples    = @(
+            @{ Code = 'Test-PasswordHashSyncDigest -Digest ''v1;PPH1_MD4,181a3024085fcee2f70e,1000,b39525c3bc72a1136fcf7c8a338e0c14313d0450d1a4c98ef0a6ddada3bc5b0a;'' -Password (Read-Host -AsSecureString)'; Remarks = 'Returns True when Pa$$w0rd is typed.' }
+        )
+        Related     = @('ConvertTo-PasswordHashSyncDigest')
+    }
+    'Set-CloudPassword' = @{
+        Synopsis    = 'Resets a cloud user''s password as an administrator.'
+        Description = 'Sets the password of a user in the cloud tenant under the cloud password policy (length, character classes, not containing the user name). The reset overrides a synchronized password until the next on-premises change.
+
+Policy violations are SecurityError records (PHS_E_PASSWORD_POLICY) naming what failed; an unknown user is ObjectNotFound (PHS_E_NOT_FOUND). Supports -WhatIf and -Confirm, and takes UserPrincipalName (or UPN, UserName) and Password from the pipeline by property name.'
+        Parameters  = @{
+            UserPrincipalName              = 'The user''s UPN. Also binds from properties named UPN or UserName.'
+            Password                       = 'The new password as a SecureString.'
+            ForceChangePasswordNextSignIn  = 'The user must change the password at the next sign-in.'
+            Tenant                         = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service (phsync cloud serve). Default: $env:PHSYNC_TENANT.'
+            TokenFile                      = 'For a tenant service: the file holding an API token (mode 0600). Default: $env:PHSYNC_TOKEN_FILE.'
+            CaFile                         = 'For a tenant service: PEM CA certificates to trust instead of the system''s roots. Default: $env:PHSYNC_CA_FILE.'
+        }
+        Examples    = @(
+            @{ Code = 'Set-CloudPassword -UserPrincipalName alice@contoso.com -Password (Read-Host -AsSecureString) -ForceChangePasswordNextSignIn -Tenant ./tenant.db'; Remarks = 'Resets Alice''s password in a tenant file; she must change it at her next sign-in.' }
+            @{ Code = 'Set-CloudPassword alice@contoso.com (Read-Host -AsSecureString) -Tenant https://tenant.contoso.com:8443 -TokenFile ~/.phsync/admin.token -CaFile ./contoso-ca.pem'; Remarks = 'The same against a tenant service, with an administrator token.' }
+            @{ Code = 'Import-Csv resets.csv | Select-Object UPN, @{ n = ''Password''; e = { ConvertTo-SecureString $_.Initial -AsPlainText -Force } } | Set-CloudPassword -WhatIf'; Remarks = 'Shows which users a CSV file would reset, without changing anything.' }
+        )
+        Related     = @('Test-CloudSignIn', 'Get-CloudUser')
+    }
+    'Test-CloudSignIn' = @{
+        Synopsis    = 'Tests whether a user can sign in to the cloud tenant with a password.'
+        Description = 'Performs a sign-in against the tenant and returns its outcome: success, or why it was refused (invalid_credentials, must_change_password, password_expired, account_disabled, locked_out). A refusal is a result, not an error; a wrong password counts toward smart lockout as any sign-in does. The session token is never returned.
+
+A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN.'
+        Parameters  = @{
+            UserPrincipalName = 'The user''s UPN. Also binds from properties named UPN or UserName (a PSCredential).'
+            Password          = 'The password as a SecureString.'
+            Tenant            = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.'
+            TokenFile         = 'For a tenant service: the file holding an API token (mode 0600). Default: $env:PHSYNC_TOKEN_FILE.'
+            CaFile            = 'For a tenant service: PEM CA certificates to trust instead of the system''s roots. Default: $env:PHSYNC_CA_FILE.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-Credential alice@contoso.com | Test-CloudSignIn -Tenant ./tenant.db'; Remarks = 'Prompts for Alice''s password and shows whether the tenant accepts it.' }
+            @{ Code = 'Test-CloudSignIn -UserPrincipalName alice@contoso.com -Password (Read-Host -AsSecureString) | Select-Object -ExpandProperty Succeeded'; Remarks = 'True or False.' }
+        )
+        Related     = @('Set-CloudPassword', 'Invoke-PasswordHashSync')
+    }
+    'Get-CloudUser' = @{
+        Synopsis    = 'Gets users of the cloud tenant.'
+        Description = 'Returns the tenant''s record of each user: enabled, origin (synced or cloud), source anchor, and where the current password came from, when it changed, whether it must be changed and when it expires, and any smart-lockout time. It never returns a digest. An unknown user is an ObjectNotFound error (PHS_E_NOT_FOUND).'
+        Parameters  = @{
+            UserPrincipalName = 'The users'' UPNs. From the pipeline, or by property name (UPN, UserName).'
+            Tenant            = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.'
+            TokenFile         = 'For a tenant service: the file holding an API token (mode 0600). Default: $env:PHSYNC_TOKEN_FILE.'
+            CaFile            = 'For a tenant service: PEM CA certificates to trust instead of the system''s roots. Default: $env:PHSYNC_CA_FILE.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-CloudUser alice@contoso.com -Tenant ./tenant.db | Format-List'; Remarks = 'Everything the tenant knows about Alice''s account and password, without the digest.' }
+        )
+        Related     = @('Set-CloudPassword', 'Test-CloudSignIn')
+    }
+    'Invoke-PasswordHashSync' = @{
+        Synopsis    = 'Runs a password hash synchronization cycle, or synchronizes the named users now.'
+        Description = 'Without -UserName, runs one sync cycle (incremental, or full with -Full) of the engine that the config file describes, shows its progress, and returns a SyncCycleResult: counts of users in scope, changes, applied, stale, filtered, disabled, failed and queued for retry, and the per-user results in Users. With -UserName, synchronizes each named user (sAMAccountName, UPN, DN or GUID) now and returns one UserSyncResult each.
+
+A failure of the engine as a whole (config, DC or tenant unreachable) is a terminating error whose ErrorId is the native status name (PHS_E_CONFIG, PHS_E_DIRECTORY, PHS_E_REPLICATION, ...). Each user whose password could not be synced is a non-terminating error after the result, whose ErrorId is the user''s status (Error, RetryRequestedByTarget, MissingAttribute, ...), so -ErrorAction and $? report it.
+
+Ctrl+C (or PowerShell.Stop()) stops a running cycle between users: what was applied stays applied, the stored cursor does not move, and the next cycle resumes.'
+        Parameters  = @{
+            ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+            Full       = 'Run a full cycle (every user in scope, ignoring the stored cursor) instead of an incremental one.'
+            UserName   = 'Synchronize only these users, now: sAMAccountName, DOMAIN\sam, UPN, DN or GUID. From the pipeline, or by property name (SamAccountName, Identity).'
+        }
+        Examples    = @(
+            @{ Code = 'Invoke-PasswordHashSync -ConfigPath /etc/phsync/phsync.toml -Full'; Remarks = 'A full sync, as after installation or a change of scope.' }
+            @{ Code = '''alice'', ''bob'' | Invoke-PasswordHashSync -ConfigPath C:\phsync\phsync.toml | Format-Table SamAccountName, Status, Reason'; Remarks = 'Synchronizes two users now, as after a help-desk reset.' }
+            @{ Code = '$r = Invoke-PasswordHashSync -ErrorVariable failed; if ($failed -or -not $r.Ok) { exit 1 }'; Remarks = 'What a scheduled job does (with $env:PHSYNC_CONFIG set): exit non-zero when the cycle or a user failed.' }
+        )
+        Related     = @('Get-PasswordHashSyncStatus', 'Register-PasswordHashSyncTask', 'Test-PasswordHashSyncConnection')
+    }
+    'Get-PasswordHashSyncStatus' = @{
+        Synopsis    = 'Gets when password hash sync last ran and how it went, or the diagnostics of users.'
+        Description = 'Without -UserName, returns one status: the last cycle (full or incremental, when it started and finished, whether it succeeded, its counts and error), the scheduled tasks that run this config and when the next cycle is due, and every user the engine has seen (Users, FailedUserCount).
+
+With -UserName, returns each user''s diagnostics: object GUID, names, source anchor, the last attempt and its status (Success, FilteredByTarget, RetryRequestedByTarget, Error, ...) and reason, when the password changed on-premises and when the cloud accepted it, the retry state, and the history of attempts. A user the engine has no record of is an ObjectNotFound error.'
+        Parameters  = @{
+            ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+            UserName   = 'The users (sAMAccountName, UPN, DN or GUID). From the pipeline, or by property name (SamAccountName, Identity).'
+            Root       = 'Where to look for scheduled tasks, as for Register-PasswordHashSyncTask -Root. Default: the system.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PasswordHashSyncStatus -ConfigPath /etc/phsync/phsync.toml'; Remarks = 'When did it last run, did it succeed, and when is the next cycle due.' }
+            @{ Code = '(Get-PasswordHashSyncStatus).Users | Where-Object IsFailure'; Remarks = 'Every user whose last attempt failed.' }
+            @{ Code = 'Get-ADUser -Filter * -SearchBase ''OU=Sales,DC=contoso,DC=com'' | Get-PasswordHashSyncStatus | Select-Object SamAccountName, Status, AppliedAt'; Remarks = 'The sync state of an OU''s users (SamAccountName binds by property name).' }
+        )
+        Related     = @('Invoke-PasswordHashSync', 'Get-PasswordHashSyncEvent', 'Get-PasswordHashSyncTask')
+    }
+    'Test-PasswordHashSyncConnection' = @{
+        Synopsis    = 'Tests every connection password hash sync needs, one result per check.'
+        Description = 'Checks, in order: the config file, FIPS mode, that the domain controller is reachable (LDAP and the RPC endpoint mapper), the LDAP bind, the DRSR bind, replication rights (reading one in-scope user''s password, as a sync does), that the tenant is reachable, and for a tenant service that the token is valid and its certificate is trusted. Each result says passed, failed or skipped, with the reason; a check whose prerequisite failed is skipped. Nothing is written to the tenant.'
+        Parameters  = @{
+            ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+            Quiet      = 'Return only $true (every check passed or was skipped) or $false.'
+        }
+        Examples    = @(
+            @{ Code = 'Test-PasswordHashSyncConnection -ConfigPath /etc/phsync/phsync.toml'; Remarks = 'A table of the checks, for example after installation or when a sync fails.' }
+            @{ Code = 'if (-not (Test-PasswordHashSyncConnection -Quiet)) { Write-Warning ''phsync cannot reach the DC or the tenant'' }'; Remarks = 'A monitoring probe (with $env:PHSYNC_CONFIG set).' }
+        )
+        Related     = @('Invoke-PasswordHashSync')
+    }
+    'Get-PasswordHashSyncEvent' = @{
+        Synopsis    = 'Gets events from the password hash sync event log.'
+        Description = 'Reads the engine''s event log (events.jsonl in its state folder, with its rotated files), oldest first, with Microsoft''s Directory Synchronization event IDs: 601/602 start and stop, 605/606 retry queue, 611 domain failure, 617-623 full sync, 620 no retry, 650/651 cycle, 652 and 664 sync errors. Events name users and statuses, never a secret. The engine and the tenant are not opened.'
+        Parameters  = @{
+            ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+            Id         = 'Only events with these IDs.'
+            After      = 'Only events after this time.'
+            Newest     = 'Only the newest N events (after the other filters).'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PasswordHashSyncEvent -ConfigPath /etc/phsync/phsync.toml -Newest 20'; Remarks = 'The last 20 events.' }
+            @{ Code = 'Get-PasswordHashSyncEvent -Id 611, 652, 664 -After (Get-Date).AddDays(-1)'; Remarks = 'Failures of the last day.' }
+        )
+        Related     = @('Get-PasswordHashSyncStatus')
+    }
+    'Register-PasswordHashSyncTask' = @{
+        Synopsis    = 'Schedules Invoke-PasswordHashSync to run at an interval.'
+        Description = 'On Windows, registers the scheduled task \phsync\<Name> running as SYSTEM or as -RunAsAccount (a group managed service account), with no execution time limit and no overlapping runs. On Linux, writes a systemd service and timer to /etc/systemd/system and enables the timer, or, without systemd, a cron entry in /etc/cron.d that takes a lock so runs never overlap.
+
+The job starts the PowerShell running now (or -PowerShellPath), imports PasswordHashSync by name (so an update of the module does not break it: install the module in a folder of $env:PSModulePath), runs one cycle and exits 1 when the cycle or a user failed, so Task Scheduler, systemd and cron show the failure. Its command is passed as -EncodedCommand; the readable command is a comment in the unit or cron file.
+
+-Root writes the files under another folder and calls no systemctl. -WhatIf shows what would be written and changes nothing. Needs administrator (root) rights otherwise.'
+        Parameters  = @{
+            ConfigPath     = 'The engine''s TOML config file (made absolute).'
+            Interval       = 'How often to run. Default: 2 minutes, as Entra Connect''s password hash sync. At least one minute, in whole seconds; with cron, whole minutes dividing an hour or whole hours dividing a day.'
+            Name           = 'Name of the task, unit pair or cron file. Default: PasswordHashSync (lower case for systemd and cron).'
+            RunAsAccount   = 'Windows: the account the task runs as, for example a gMSA CONTOSO\phsync$. Default: SYSTEM. Linux: the user of the service or cron entry. Default: root.'
+            Scheduler      = 'Auto (default: Task Scheduler on Windows, systemd when it runs, else cron), Systemd, Cron or TaskScheduler.'
+            Root           = 'Write the files under this folder instead of / (an image being built, or a test), and call no systemctl.'
+            PowerShellPath = 'The PowerShell executable the job starts. Default: the one running this command.'
+        }
+        Examples    = @(
+            @{ Code = 'Register-PasswordHashSyncTask -ConfigPath /etc/phsync/phsync.toml -Interval (New-TimeSpan -Minutes 5) -WhatIf'; Remarks = 'Shows the systemd units or cron entry it would write.' }
+            @{ Code = 'Register-PasswordHashSyncTask -ConfigPath C:\phsync\phsync.toml -RunAsAccount ''CONTOSO\phsync$'''; Remarks = 'A Windows task every 2 minutes as a group managed service account.' }
+        )
+        Related     = @('Get-PasswordHashSyncTask', 'Unregister-PasswordHashSyncTask', 'Invoke-PasswordHashSync')
+    }
+    'Get-PasswordHashSyncTask' = @{
+        Synopsis    = 'Gets the scheduled password hash sync runs that Register-PasswordHashSyncTask created.'
+        Description = 'Lists the Windows scheduled tasks under \phsync\, or the systemd units and cron entries marked as written by Register-PasswordHashSyncTask, with their interval, account, config file, command and files. Other units and cron files are never listed.'
+        Parameters  = @{
+            Name = 'Only runs whose name matches (wildcards allowed). Default: all.'
+            Root = 'Look under this folder instead of /, as for Register-PasswordHashSyncTask -Root.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PasswordHashSyncTask'; Remarks = 'Every scheduled password hash sync on this machine.' }
+        )
+        Related     = @('Register-PasswordHashSyncTask', 'Unregister-PasswordHashSyncTask')
+    }
+    'Unregister-PasswordHashSyncTask' = @{
+        Synopsis    = 'Stops and removes scheduled password hash sync runs.'
+        Description = 'Removes the Windows scheduled task, or disables the systemd timer and removes the service and timer (then reloads systemd), or removes the cron entry. Only runs that Register-PasswordHashSyncTask wrote are touched. Supports -WhatIf and -Confirm; takes the objects of Get-PasswordHashSyncTask from the pipeline.'
+        Parameters  = @{
+            Name        = 'The run''s name (wildcards allowed).'
+            Root        = 'Look under this folder instead of /, as for Register-PasswordHashSyncTask -Root.'
+            InputObject = 'A run from Get-PasswordHashSyncTask.'
+        }
+        Examples    = @(
+            @{ Code = 'Unregister-PasswordHashSyncTask -Name PasswordHashSync'; Remarks = 'Removes the default scheduled run.' }
+            @{ Code = 'Get-PasswordHashSyncTask | Unregister-PasswordHashSyncTask -WhatIf'; Remarks = 'Shows what would be removed.' }
+        )
+        Related     = @('Register-PasswordHashSyncTask', 'Get-PasswordHashSyncTask')
+    }
+}

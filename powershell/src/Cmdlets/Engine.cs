@@ -1,0 +1,313 @@
+// The sync engine cmdlets: run a cycle or sync users now, read the engine's state and event
+// log, and test every connection the engine needs.
+
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Management.Automation;
+using PasswordHashSync.Native;
+
+namespace PasswordHashSync.Cmdlets
+{
+    /// <summary>Base of the engine cmdlets: -ConfigPath (else $env:PHSYNC_CONFIG).</summary>
+    public abstract class EngineCmdlet : PhsCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        /// <summary>The absolute config path, resolved once in BeginProcessing.</summary>
+        protected string Config { get; private set; }
+
+        protected override void BeginProcessing()
+        {
+            Config = ResolveConfig(ConfigPath);
+        }
+    }
+
+    /// <summary>Invoke-PasswordHashSync: one sync cycle, or the named users now.</summary>
+    [Cmdlet(VerbsLifecycle.Invoke, "PasswordHashSync", DefaultParameterSetName = "Cycle", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(SyncCycleResult), ParameterSetName = new[] { "Cycle" })]
+    [OutputType(typeof(UserSyncResult), ParameterSetName = new[] { "User" })]
+    public sealed class InvokePasswordHashSyncCommand : EngineCmdlet
+    {
+        [Parameter(ParameterSetName = "Cycle")]
+        public SwitchParameter Full { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "User", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("SamAccountName", "Identity")]
+        [ValidateNotNullOrEmpty]
+        public string[] UserName { get; set; }
+
+        private readonly List<string> names = new List<string>();
+
+        protected override void ProcessRecord()
+        {
+            if (UserName != null)
+                foreach (string n in UserName)
+                    if (!string.IsNullOrEmpty(n)) names.Add(n);
+        }
+
+        protected override void EndProcessing()
+        {
+            if (ParameterSetName == "User")
+            {
+                if (!ShouldProcess(string.Join(", ", names.ToArray()) + " (" + Config + ")", "Synchronize password hashes now")) return;
+                using (PhsyncEngine engine = OpenEngine(Config))
+                {
+                    foreach (string n in names)
+                    {
+                        if (StopRequested) throw new PipelineStoppedException();
+                        UserSyncResult r;
+                        try
+                        {
+                            r = UserSyncResult.FromJson(Json.ParseObject(engine.SyncUser(n)));
+                        }
+                        catch (Exception e) when (!(e is RuntimeException))
+                        {
+                            WriteError(ErrorFor(e, n));
+                            continue;
+                        }
+                        WriteObject(r);
+                        if (r.IsFailure) WriteError(UserFailure(r));
+                    }
+                }
+                return;
+            }
+
+            string mode = Full ? "full" : "incremental";
+            if (!ShouldProcess(Config, "Run a " + mode + " password hash sync cycle")) return;
+            string activity = Full ? "Password hash sync (full)" : "Password hash sync";
+            SyncCycleResult result;
+            using (PhsyncEngine engine = OpenEngine(Config))
+            {
+                string json;
+                try
+                {
+                    json = engine.SyncCycle(Full.IsPresent, (stage, done, total) =>
+                    {
+                        if (StopRequested) return false;
+                        ProgressRecord p = new ProgressRecord(1, activity,
+                            string.Format(CultureInfo.InvariantCulture, "{0}: {1} of {2}", stage, done, total));
+                        p.PercentComplete = total > 0 ? (int)Math.Min(100, 100 * done / total) : -1;
+                        WriteProgress(p);
+                        return !StopRequested;
+                    });
+                }
+                catch (PhsyncException e) when (e.Status == PhsyncStatus.Cancelled && StopRequested)
+                {
+                    // Stopped from Ctrl+C or PowerShell.Stop(): what was applied stays, the cursor did not move.
+                    throw new PipelineStoppedException();
+                }
+                catch (Exception e) when (!(e is RuntimeException))
+                {
+                    ThrowTerminatingError(ErrorFor(e, Config));
+                    return;
+                }
+                finally
+                {
+                    if (!StopRequested)
+                    {
+                        ProgressRecord done = new ProgressRecord(1, activity, "done");
+                        done.RecordType = ProgressRecordType.Completed;
+                        WriteProgress(done);
+                    }
+                }
+                try
+                {
+                    result = SyncCycleResult.FromJson(Json.ParseObject(json));
+                }
+                catch (FormatException e)
+                {
+                    ThrowTerminatingError(ErrorFor(e, Config));
+                    return;
+                }
+            }
+            WriteObject(result);
+            // Per-user failures: non-terminating errors after the result, so -ErrorAction and
+            // $? tell a scheduled job that the cycle did not fully succeed.
+            foreach (UserSyncResult u in result.Users)
+                if (u.IsFailure) WriteError(UserFailure(u));
+        }
+
+        internal static ErrorRecord UserFailure(UserSyncResult u)
+        {
+            string message = string.Format(CultureInfo.InvariantCulture, "{0} ({1}): {2}: {3}",
+                u.SamAccountName, u.UserPrincipalName, u.Status, u.Reason);
+            ErrorRecord r = new ErrorRecord(new InvalidOperationException(message), u.Status, UserStatusCategory(u.Status), u);
+            if (u.RetryState == "queued")
+                r.ErrorDetails = new ErrorDetails(message) { RecommendedAction = "phsync retries it at " + u.NextRetryAt };
+            return r;
+        }
+    }
+
+    /// <summary>Get-PasswordHashSyncStatus: per-user diagnostics, or the last cycle and the schedule.</summary>
+    [Cmdlet(VerbsCommon.Get, "PasswordHashSyncStatus", DefaultParameterSetName = "Summary")]
+    [OutputType(typeof(PasswordHashSyncStatus), ParameterSetName = new[] { "Summary" })]
+    [OutputType(typeof(UserSyncStatus), ParameterSetName = new[] { "User" })]
+    public sealed class GetPasswordHashSyncStatusCommand : EngineCmdlet
+    {
+        [Parameter(Mandatory = true, ParameterSetName = "User", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("SamAccountName", "Identity")]
+        [ValidateNotNullOrEmpty]
+        public string[] UserName { get; set; }
+
+        /// <summary>Where scheduled tasks are looked for (as Register-PasswordHashSyncTask -Root).</summary>
+        [Parameter(ParameterSetName = "Summary")]
+        public string Root { get; set; }
+
+        private readonly List<string> names = new List<string>();
+
+        protected override void ProcessRecord()
+        {
+            if (UserName != null)
+                foreach (string n in UserName)
+                    if (!string.IsNullOrEmpty(n)) names.Add(n);
+        }
+
+        protected override void EndProcessing()
+        {
+            using (PhsyncEngine engine = OpenEngine(Config))
+            {
+                if (ParameterSetName == "User")
+                {
+                    foreach (string n in names)
+                    {
+                        try
+                        {
+                            WriteObject(UserSyncStatus.FromJson(Json.ParseObject(engine.UserStatus(n))));
+                        }
+                        catch (Exception e) when (!(e is RuntimeException))
+                        {
+                            WriteError(ErrorFor(e, n));
+                        }
+                    }
+                    return;
+                }
+                JsonObject all;
+                try
+                {
+                    all = Json.ParseObject(engine.SyncStatus());
+                }
+                catch (Exception e) when (!(e is RuntimeException))
+                {
+                    ThrowTerminatingError(ErrorFor(e, Config));
+                    return;
+                }
+                PasswordHashSyncStatus s = new PasswordHashSyncStatus();
+                s.ConfigPath = Config;
+                s.LastCycle = LastSyncCycle.FromJson(all.Obj("last_cycle"));
+                List<UserSyncResult> users = new List<UserSyncResult>();
+                foreach (object u in all.Arr("users"))
+                {
+                    JsonObject j = u as JsonObject;
+                    if (j != null) users.Add(UserSyncResult.FromJson(j));
+                }
+                s.Users = users.ToArray();
+                s.UserCount = users.Count;
+                s.FailedUserCount = users.FindAll(u => u.IsFailure).Count;
+                List<ScheduledSync> tasks = new List<ScheduledSync>();
+                try
+                {
+                    foreach (ScheduledSync t in Scheduling.Find(this, null, string.IsNullOrEmpty(Root) ? null : FullPath(Root)))
+                        if (string.Equals(t.ConfigPath, Config, StringComparison.Ordinal)) tasks.Add(t);
+                }
+                catch (Exception e) when (!(e is PipelineStoppedException))
+                {
+                    WriteWarning("Could not read the scheduled tasks: " + e.Message);
+                }
+                s.ScheduledTasks = tasks.ToArray();
+                if (tasks.Count > 0 && s.LastCycle != null && s.LastCycle.FinishedAt.HasValue)
+                {
+                    TimeSpan shortest = TimeSpan.MaxValue;
+                    foreach (ScheduledSync t in tasks) if (t.Interval < shortest) shortest = t.Interval;
+                    s.NextCycleDueAt = s.LastCycle.FinishedAt.Value + shortest;
+                }
+                WriteObject(s);
+            }
+        }
+    }
+
+    /// <summary>Test-PasswordHashSyncConnection: every connection the engine needs, one result per check.</summary>
+    [Cmdlet(VerbsDiagnostic.Test, "PasswordHashSyncConnection")]
+    [OutputType(typeof(ConnectionCheck))]
+    [OutputType(typeof(bool))]
+    public sealed class TestPasswordHashSyncConnectionCommand : EngineCmdlet
+    {
+        /// <summary>Return only $true (every check passed or was skipped) or $false.</summary>
+        [Parameter]
+        public SwitchParameter Quiet { get; set; }
+
+        protected override void EndProcessing()
+        {
+            JsonObject report;
+            try
+            {
+                report = Json.ParseObject(Lib.CheckConnection(Config));
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                ThrowTerminatingError(ErrorFor(e, Config));
+                return;
+            }
+            List<ConnectionCheck> checks = new List<ConnectionCheck>();
+            foreach (object c in report.Arr("checks"))
+            {
+                JsonObject j = c as JsonObject;
+                if (j != null) checks.Add(ConnectionCheck.FromJson(j));
+            }
+            if (Quiet)
+            {
+                WriteObject(report.Bool("ok"));
+                return;
+            }
+            foreach (ConnectionCheck c in checks) WriteObject(c);
+        }
+    }
+
+    /// <summary>Get-PasswordHashSyncEvent: the engine's event log, newest last.</summary>
+    [Cmdlet(VerbsCommon.Get, "PasswordHashSyncEvent")]
+    [OutputType(typeof(SyncEvent))]
+    public sealed class GetPasswordHashSyncEventCommand : EngineCmdlet
+    {
+        /// <summary>Only these event IDs (601 start, 611 domain failure, 605 retry, ...).</summary>
+        [Parameter]
+        [ValidateRange(1, 65535)]
+        public int[] Id { get; set; }
+
+        /// <summary>Only events after this time.</summary>
+        [Parameter]
+        public DateTimeOffset? After { get; set; }
+
+        /// <summary>Only the newest N events (after the other filters).</summary>
+        [Parameter]
+        [ValidateRange(1, int.MaxValue)]
+        public int Newest { get; set; }
+
+        protected override void EndProcessing()
+        {
+            ushort[] ids = null;
+            if (Id != null)
+            {
+                ids = new ushort[Id.Length];
+                for (int i = 0; i < Id.Length; i++) ids[i] = (ushort)Id[i];
+            }
+            long after = After.HasValue ? After.Value.ToUnixTimeMilliseconds() : long.MinValue;
+            List<object> events;
+            try
+            {
+                events = Json.ParseArray(Lib.Events(Config, ids, after, (ulong)Math.Max(0, Newest)));
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                ThrowTerminatingError(ErrorFor(e, Config));
+                return;
+            }
+            foreach (object e in events)
+            {
+                JsonObject j = e as JsonObject;
+                if (j != null) WriteObject(SyncEvent.FromJson(j));
+            }
+        }
+    }
+}
