@@ -51,7 +51,9 @@ namespace PasswordHashSync.Cmdlets
             string exe = PowerShellPath;
             if (string.IsNullOrEmpty(exe))
             {
-                using (Process self = Process.GetCurrentProcess()) exe = self.MainModule.FileName;
+                exe = CurrentPowerShell();
+                if (exe == null)
+                    ThrowTerminatingError(UsageError("Could not tell which PowerShell executable runs this session; pass -PowerShellPath.", "PhsyncNoPowerShellPath", null));
             }
             else
             {
@@ -81,6 +83,26 @@ namespace PasswordHashSync.Cmdlets
                 return;
             }
             if (s != null) WriteObject(s);
+        }
+
+        /// <summary>The executable of this PowerShell: the process itself (pwsh, powershell.exe), or,
+        /// when a host such as dotnet runs pwsh.dll (the .NET global tool), pwsh in $PSHOME or on PATH.</summary>
+        private string CurrentPowerShell()
+        {
+            string self;
+            using (Process p = Process.GetCurrentProcess()) self = p.MainModule.FileName;
+            string name = Path.GetFileNameWithoutExtension(self).ToLowerInvariant();
+            if (name == "pwsh" || name == "powershell") return self;
+            string exeName = Scheduling.IsWindows ? "pwsh.exe" : "pwsh";
+            string home = SessionState.PSVariable.GetValue("PSHOME") as string;
+            if (!string.IsNullOrEmpty(home) && File.Exists(Path.Combine(home, exeName))) return Path.Combine(home, exeName);
+            foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator))
+            {
+                if (dir.Length == 0) continue;
+                string candidate = Path.Combine(dir, exeName);
+                if (File.Exists(candidate)) return Path.GetFullPath(candidate);
+            }
+            return null;
         }
 
         /// <summary>The job runs Import-Module PasswordHashSync by name in a fresh process.</summary>
