@@ -386,7 +386,8 @@ phs_status phs_digest_from_nt_hash(const uint8_t *nt_hash,
 
 /**
  * Verify a UTF-8 password of `len` bytes against a NUL-terminated digest string.
- * A wrong password is `PHS_OK` with `*out_match == false`.
+ * A wrong password is `PHS_OK` with `*out_match == false`; on any error `*out_match` is
+ * false too (when `out_match` is not NULL).
  *
  * # Safety
  * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
@@ -395,7 +396,8 @@ phs_status phs_verify_utf8(const char *digest, const char *password, size_t len,
 
 /**
  * Verify `len` UTF-16 code units against a NUL-terminated digest string.
- * A wrong password is `PHS_OK` with `*out_match == false`.
+ * A wrong password is `PHS_OK` with `*out_match == false`; on any error `*out_match` is
+ * false too (when `out_match` is not NULL).
  *
  * # Safety
  * `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
@@ -406,7 +408,8 @@ phs_status phs_verify_utf16(const char *digest,
                             bool *out_match);
 
 /**
- * Verify a 16-byte NT hash against a NUL-terminated digest string.
+ * Verify a 16-byte NT hash against a NUL-terminated digest string. A mismatch is `PHS_OK`
+ * with `*out_match == false`; on any error `*out_match` is false too (when not NULL).
  *
  * # Safety
  * `digest` must be NUL-terminated, `nt_hash` valid for 16 reads, `out_match` writable.

@@ -86,7 +86,8 @@ pub unsafe extern "C" fn phs_digest_from_nt_hash(
 }
 
 /// Verify a UTF-8 password of `len` bytes against a NUL-terminated digest string.
-/// A wrong password is `PHS_OK` with `*out_match == false`.
+/// A wrong password is `PHS_OK` with `*out_match == false`; on any error `*out_match` is
+/// false too (when `out_match` is not NULL).
 ///
 /// # Safety
 /// `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
@@ -98,6 +99,10 @@ pub unsafe extern "C" fn phs_verify_utf8(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
+        // Every error leaves "no match" behind, whatever the caller pre-set.
+        if !out_match.is_null() {
+            *out_match = false;
+        }
         let digest = str_arg(digest, "digest")?;
         let pw = bytes_arg(password.cast::<u8>(), len, "password")?;
         if out_match.is_null() {
@@ -111,7 +116,8 @@ pub unsafe extern "C" fn phs_verify_utf8(
 }
 
 /// Verify `len` UTF-16 code units against a NUL-terminated digest string.
-/// A wrong password is `PHS_OK` with `*out_match == false`.
+/// A wrong password is `PHS_OK` with `*out_match == false`; on any error `*out_match` is
+/// false too (when `out_match` is not NULL).
 ///
 /// # Safety
 /// `digest` must be NUL-terminated, `password` valid for `len` reads, `out_match` writable.
@@ -123,6 +129,10 @@ pub unsafe extern "C" fn phs_verify_utf16(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
+        // Every error leaves "no match" behind, whatever the caller pre-set.
+        if !out_match.is_null() {
+            *out_match = false;
+        }
         let digest = str_arg(digest, "digest")?;
         let pw = bytes_arg(password, len, "password")?;
         if out_match.is_null() {
@@ -135,7 +145,8 @@ pub unsafe extern "C" fn phs_verify_utf16(
     })
 }
 
-/// Verify a 16-byte NT hash against a NUL-terminated digest string.
+/// Verify a 16-byte NT hash against a NUL-terminated digest string. A mismatch is `PHS_OK`
+/// with `*out_match == false`; on any error `*out_match` is false too (when not NULL).
 ///
 /// # Safety
 /// `digest` must be NUL-terminated, `nt_hash` valid for 16 reads, `out_match` writable.
@@ -146,6 +157,10 @@ pub unsafe extern "C" fn phs_verify_nt_hash(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
+        // Every error leaves "no match" behind, whatever the caller pre-set.
+        if !out_match.is_null() {
+            *out_match = false;
+        }
         let digest = str_arg(digest, "digest")?;
         let nt_bytes = bytes_arg(nt_hash, NT_HASH_LEN, "nt_hash")?;
         if out_match.is_null() {

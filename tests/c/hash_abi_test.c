@@ -225,6 +225,42 @@ static void run_errors(void) {
     check_status(phs_verify_utf16(good, long16, 513, &match), PHS_E_PASSWORD_TOO_LONG, "verify 513 units");
     check_status(phs_verify_utf8(good, long8, 513, &match), PHS_E_PASSWORD_TOO_LONG, "verify 513 bytes");
 
+    /* every verify error leaves *out_match false, whatever the caller pre-set */
+    static const char *malformed = "v1;PPH1_MD4,zz,1000,00;";
+    match = true;
+    check_status(phs_verify_utf8(NULL, "a", 1, &match), PHS_E_NULL_ARGUMENT, "verify NULL digest (match)");
+    CHECK(!match, "verify utf8 NULL digest left match true");
+    match = true;
+    check_status(phs_verify_utf8(good, NULL, 1, &match), PHS_E_NULL_ARGUMENT, "verify NULL password (match)");
+    CHECK(!match, "verify utf8 NULL password left match true");
+    match = true;
+    check_status(phs_verify_utf8(malformed, "a", 1, &match), PHS_E_MALFORMED_DIGEST, "verify malformed (match)");
+    CHECK(!match, "verify utf8 malformed digest left match true");
+    match = true;
+    check_status(phs_verify_utf8(good, "\xff", 1, &match), PHS_E_INVALID_UTF8, "verify invalid utf8 (match)");
+    CHECK(!match, "verify utf8 invalid UTF-8 left match true");
+    match = true;
+    check_status(phs_verify_utf8(good, long8, 513, &match), PHS_E_PASSWORD_TOO_LONG, "verify too long (match)");
+    CHECK(!match, "verify utf8 too long left match true");
+    match = true;
+    check_status(phs_verify_utf16(NULL, pw16, 1, &match), PHS_E_NULL_ARGUMENT, "verify16 NULL digest (match)");
+    CHECK(!match, "verify utf16 NULL digest left match true");
+    match = true;
+    check_status(phs_verify_utf16(malformed, pw16, 1, &match), PHS_E_MALFORMED_DIGEST, "verify16 malformed (match)");
+    CHECK(!match, "verify utf16 malformed digest left match true");
+    match = true;
+    check_status(phs_verify_utf16(good, long16, 513, &match), PHS_E_PASSWORD_TOO_LONG, "verify16 too long (match)");
+    CHECK(!match, "verify utf16 too long left match true");
+    match = true;
+    check_status(phs_verify_nt_hash(good, NULL, &match), PHS_E_NULL_ARGUMENT, "verify nt NULL hash (match)");
+    CHECK(!match, "verify nt NULL hash left match true");
+    match = true;
+    check_status(phs_verify_nt_hash(malformed, nt, &match), PHS_E_MALFORMED_DIGEST, "verify nt malformed (match)");
+    CHECK(!match, "verify nt malformed digest left match true");
+    match = true;
+    check_status(phs_verify_nt_hash(NULL, nt, &match), PHS_E_NULL_ARGUMENT, "verify nt NULL digest (match)");
+    CHECK(!match, "verify nt NULL digest left match true");
+
     /* lone surrogate is hashed, not refused */
     uint16_t lone[3] = {'a', 0xD800, 'b'};
     check_status(phs_nt_hash_utf16(lone, 3, nt), PHS_OK, "lone surrogate");
