@@ -354,6 +354,26 @@ phs_status phs_user_status(struct phs_engine *engine, const char *user, char **o
 phs_status phs_sync_status(struct phs_engine *engine, char **out_json);
 
 /**
+ * Read the engine's event log (`events.jsonl` and its rotated files in the config's
+ * `[state]` directory) without opening the engine or the tenant: only the config is parsed.
+ * `ids`/`ids_len`: only these event IDs (NULL or 0: any); `after_unix_ms`: only events
+ * strictly after this instant (`INT64_MIN`: no bound); `newest`: only the newest N after
+ * filtering (0: all). `*out_json`: an array, oldest first, of
+ * `{"at", "event_id", "level", "message", "data"}` (`data` null when the event has none).
+ * No state directory or no log yet is `[]`; unreadable lines are skipped.
+ *
+ * # Safety
+ * `config_path` NUL-terminated; `ids` NULL or valid for `ids_len` reads; free `*out_json`
+ * with `phs_string_free`.
+ */
+phs_status phs_events(const char *config_path,
+                      const uint16_t *ids,
+                      size_t ids_len,
+                      int64_t after_unix_ms,
+                      size_t newest,
+                      char **out_json);
+
+/**
  * NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
  *
  * # Safety

@@ -50,6 +50,8 @@ enum Command {
     Run(sync::RunArgs),
     /// Cycle state, or one user's diagnostics
     Status(sync::StatusArgs),
+    /// The engine's event log, oldest first, without opening the engine
+    Events(sync::EventsArgs),
     /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
     Drsr {
         #[command(subcommand)]
@@ -76,6 +78,7 @@ pub fn run() -> ExitCode {
         Command::Sync(args) => sync::sync(args),
         Command::Run(args) => sync::run(args),
         Command::Status(args) => sync::status(args),
+        Command::Events(args) => sync::events(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `phsync sync | run | status`: the engine from the shell and from schedulers.
+//! `phsync sync | run | status | events`: the engine from the shell and from schedulers.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -43,8 +43,35 @@ pub struct StatusArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct EventsArgs {
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this event ID (e.g. 611); repeatable
+    #[arg(long = "id", value_name = "N")]
+    ids: Vec<u16>,
+    /// Only events strictly after this time (RFC 3339, e.g. 2025-01-31T08:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    after: Option<String>,
+    /// Only the newest N events (after the other filters)
+    #[arg(long, value_name = "N")]
+    newest: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
 /// Console logging via tracing; `PHSYNC_LOG` = error|warn|info|debug|trace (default info).
 pub fn init_logging() {
+    init_logging_with_default(tracing::Level::INFO);
+}
+
+/// As [`init_logging`], but warnings and errors only unless `PHSYNC_LOG` says otherwise: for
+/// commands whose output is the answer (`events`).
+fn init_logging_quiet() {
+    init_logging_with_default(tracing::Level::WARN);
+}
+
+fn init_logging_with_default(default: tracing::Level) {
     let level = match std::env::var("PHSYNC_LOG")
         .unwrap_or_default()
         .to_ascii_lowercase()
@@ -54,7 +81,8 @@ pub fn init_logging() {
         "warn" => tracing::Level::WARN,
         "debug" => tracing::Level::DEBUG,
         "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
+        "info" => tracing::Level::INFO,
+        _ => default,
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -285,6 +313,43 @@ pub fn status(args: StatusArgs) -> CliResult {
                     );
                 }
             }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn events(args: EventsArgs) -> CliResult {
+    init_logging_quiet();
+    let after_unix_ms = match &args.after {
+        Some(t) => Some(
+            phsync::cloud::Timestamp::parse_rfc3339(t)
+                .map_err(|e| format!("--after: {e}"))?
+                .unix_micros()
+                .div_euclid(1000),
+        ),
+        None => None,
+    };
+    let query = phsync::sync::events::EventQuery {
+        ids: args.ids,
+        after_unix_ms,
+        newest: args.newest.unwrap_or(0),
+    };
+    let events = phsync::sync::events::read_configured_events(&args.config, &query)
+        .map_err(|e| e.to_string())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&events).expect("events serialize")
+        );
+    } else {
+        for e in &events {
+            println!(
+                "{}  {}  {:<7}  {}",
+                e.at,
+                e.event_id,
+                e.level.as_str(),
+                e.message
+            );
         }
     }
     Ok(Outcome::Success)

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
 use super::{PHS_E_INVALID_ARGUMENT, PHS_E_NOT_FOUND};
+use crate::sync::events::{read_configured_events, EventQuery};
 use crate::sync::{Engine, SyncError};
 
 /// A sync engine opened from a config file. Use from one thread at a time.
@@ -199,5 +200,46 @@ pub unsafe extern "C" fn phs_sync_status(
             "users": engine.all_user_status()?,
         });
         write_json(&status, out_json)
+    })
+}
+
+/// Read the engine's event log (`events.jsonl` and its rotated files in the config's
+/// `[state]` directory) without opening the engine or the tenant: only the config is parsed.
+/// `ids`/`ids_len`: only these event IDs (NULL or 0: any); `after_unix_ms`: only events
+/// strictly after this instant (`INT64_MIN`: no bound); `newest`: only the newest N after
+/// filtering (0: all). `*out_json`: an array, oldest first, of
+/// `{"at", "event_id", "level", "message", "data"}` (`data` null when the event has none).
+/// No state directory or no log yet is `[]`; unreadable lines are skipped.
+///
+/// # Safety
+/// `config_path` NUL-terminated; `ids` NULL or valid for `ids_len` reads; free `*out_json`
+/// with `phs_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_events(
+    config_path: *const c_char,
+    ids: *const u16,
+    ids_len: usize,
+    after_unix_ms: i64,
+    newest: usize,
+    out_json: *mut *mut c_char,
+) -> phs_status {
+    ffi_boundary!({
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        *out_json = std::ptr::null_mut();
+        let path = str_arg(config_path, "config_path")?;
+        let ids = if ids.is_null() || ids_len == 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(ids, ids_len).to_vec()
+        };
+        let query = EventQuery {
+            ids,
+            after_unix_ms: (after_unix_ms != i64::MIN).then_some(after_unix_ms),
+            newest,
+        };
+        let events = read_configured_events(Path::new(path), &query)?;
+        write_json(&events, out_json)
     })
 }

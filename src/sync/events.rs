@@ -2,12 +2,13 @@
 //! Synchronization" event IDs, mirrored to `tracing`. Rotated by size so it can be kept far
 //! longer than the Windows event log. Events name users and statuses, never a secret.
 
+use std::collections::VecDeque;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cloud::Timestamp;
 
@@ -37,12 +38,22 @@ pub mod id {
     pub const MD5_UNAVAILABLE: u16 = 667;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,
     Warning,
     Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +64,126 @@ pub struct Event {
     pub message: String,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub data: serde_json::Value,
+}
+
+/// The event log's file name in the state directory; rotated files add `.1` (newest) ... `.N`.
+pub const FILE_NAME: &str = "events.jsonl";
+
+/// An event as read back from the log: what [`Event`] wrote, with `data` always present
+/// (`null` when the event had none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    pub at: Timestamp,
+    pub event_id: u16,
+    pub level: Level,
+    pub message: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// Which events [`read_events`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only these event IDs; empty: any.
+    pub ids: Vec<u16>,
+    /// Only events strictly after this instant (Unix milliseconds); `None`: no lower bound.
+    pub after_unix_ms: Option<i64>,
+    /// Only the newest this many, after the other filters; 0: all.
+    pub newest: usize,
+}
+
+impl EventQuery {
+    fn matches(&self, e: &LoggedEvent) -> bool {
+        (self.ids.is_empty() || self.ids.contains(&e.event_id))
+            && self
+                .after_unix_ms
+                .is_none_or(|ms| i128::from(e.at.unix_micros()) > i128::from(ms) * 1000)
+    }
+}
+
+/// The event log in `dir` (`events.jsonl` and its rotated files), oldest first, filtered by
+/// `query`. Reads the files only (no engine, no tenant): a missing directory or log is no
+/// events. Lines that are not events (a write cut short by a crash, a foreign line) are
+/// skipped and counted in a warning.
+pub fn read_events(dir: &Path, query: &EventQuery) -> std::io::Result<Vec<LoggedEvent>> {
+    // Oldest first: the highest-numbered rotated file, ..., events.jsonl.1, events.jsonl.
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(n) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(FILE_NAME)?.strip_prefix('.'))
+                    .and_then(|n| n.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                rotated.push((n, entry.path()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
+    rotated.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    let files = rotated
+        .into_iter()
+        .map(|(_, p)| p)
+        .chain(std::iter::once(dir.join(FILE_NAME)));
+    let mut out: VecDeque<LoggedEvent> = VecDeque::new();
+    let mut unparseable = 0u64;
+    for path in files {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Rotated away since the listing, or no log yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Ok(event) = serde_json::from_slice::<LoggedEvent>(&line) else {
+                unparseable += 1;
+                continue;
+            };
+            if !query.matches(&event) {
+                continue;
+            }
+            out.push_back(event);
+            if query.newest > 0 && out.len() > query.newest {
+                out.pop_front();
+            }
+        }
+    }
+    if unparseable > 0 {
+        tracing::warn!(
+            "skipped {unparseable} unparseable line(s) in the event log in {}",
+            dir.display()
+        );
+    }
+    Ok(out.into())
+}
+
+/// The events of the engine configured in `config_path`, from its `[state]` directory, as
+/// [`read_events`] does. Only the config is read (no engine, tenant or DC); no `[state]`
+/// section, directory or log yet is no events.
+pub fn read_configured_events(
+    config_path: &Path,
+    query: &EventQuery,
+) -> Result<Vec<LoggedEvent>, super::SyncError> {
+    let config = crate::config::Config::load(config_path)?;
+    let Some(state) = &config.state else {
+        return Ok(Vec::new());
+    };
+    read_events(&state.dir, query).map_err(|e| {
+        super::SyncError::State(super::state::StateError {
+            path: state.dir.join(FILE_NAME).display().to_string(),
+            message: format!("cannot read the event log: {e}"),
+        })
+    })
 }
 
 pub struct EventLog {
@@ -66,7 +197,7 @@ impl EventLog {
     /// `events.jsonl` in `dir`, rotated to `events.jsonl.1` ... `.N` past `max_bytes`.
     pub fn open(dir: &Path, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
         crate::private_file::ensure_private_dir(dir)?;
-        let path = dir.join("events.jsonl");
+        let path = dir.join(FILE_NAME);
         crate::private_file::ensure_private_file(&path)?;
         Ok(EventLog {
             path,
