@@ -15,7 +15,7 @@
 /**
  * Bumped on any incompatible change to the C ABI.
  */
-#define PHS_ABI_VERSION 1
+#define PHS_ABI_VERSION 2
 
 /**
  * Enough bytes for any digest string plus its NUL terminator.
@@ -59,9 +59,15 @@ typedef int32_t phs_status;
 
 /**
  * Progress of a cycle: `stage` ("scope", "replicate", "provision", "credentials"), items
- * `done` of `total`. Called on the thread that called `phs_sync_cycle`, never after it returns.
+ * `done` of `total` ("credentials" is reported once per user). Called on the thread that
+ * called `phs_sync_cycle`, never after it returns.
+ *
+ * Return 0 to continue. Any nonzero value asks the engine to stop: it finishes what is in
+ * flight (the current stage, or the current batch of at most 200 credentials, whose users
+ * are still reported) and `phs_sync_cycle` returns `PHS_E_CANCELLED`. What was applied stays
+ * applied; the cursor is not advanced past it, so the next cycle resumes.
  */
-typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done, uint64_t total);
+typedef int32_t (*phs_progress_fn)(void *context, const char *stage, uint64_t done, uint64_t total);
 
 #define PHS_OK 0
 
@@ -174,6 +180,12 @@ typedef void (*phs_progress_fn)(void *context, const char *stage, uint64_t done,
  * The engine's state directory or event log could not be used.
  */
 #define PHS_E_STATE -24
+
+/**
+ * The caller stopped the cycle (progress callback returned nonzero); what was applied stays
+ * applied, the cursor was not advanced past it, the next cycle resumes.
+ */
+#define PHS_E_CANCELLED -25
 
 #ifdef __cplusplus
 extern "C" {
@@ -313,7 +325,9 @@ void phs_engine_free(struct phs_engine *engine);
  * Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
  * `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
  * `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
- * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
+ * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status. A nonzero return
+ * from `progress` stops the cycle: `PHS_E_CANCELLED`, and no `*out_json` (see
+ * `phs_sync_status` for what it did). A stop applies to this call only.
  *
  * # Safety
  * `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
@@ -347,6 +361,10 @@ phs_status phs_user_status(struct phs_engine *engine, const char *user, char **o
 
 /**
  * The engine's overall state: `{"last_cycle": {...} | null, "users": [per-user result, ...]}`.
+ * `last_cycle` (null before the first cycle) is flat: `mode` ("full"/"incremental"),
+ * `started_at`, `finished_at`, `ok`, `in_scope`, `changes`, `applied`, `stale`, `filtered`,
+ * `disabled`, `failed`, `retry_queued`, `error` (null, a DC/tenant failure's message, or
+ * "stopped by the caller"; counts are 0 after a failure, what was done after a stop).
  *
  * # Safety
  * As `phs_sync_cycle`.

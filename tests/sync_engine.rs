@@ -9,6 +9,24 @@ use common::sync_fixture::SyncFixture;
 use phsync::cloud::SignInStatus;
 use phsync::sync::state::SyncStatus;
 
+/// A JSON result from the C ABI, freed.
+unsafe fn take(p: *mut std::ffi::c_char) -> serde_json::Value {
+    let v = serde_json::from_str(std::ffi::CStr::from_ptr(p).to_str().unwrap()).unwrap();
+    phsync::ffi::phs_string_free(p);
+    v
+}
+
+/// This thread's last C ABI error message.
+fn last_error() -> String {
+    let mut msg = vec![0 as std::ffi::c_char; 1024];
+    unsafe {
+        phsync::ffi::phs_last_error_message(msg.as_mut_ptr(), msg.len());
+        std::ffi::CStr::from_ptr(msg.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 #[test]
 fn full_sync_lets_exactly_the_in_scope_users_sign_in_and_incremental_sends_only_changes() {
     let f = SyncFixture::new("full", "");
@@ -216,18 +234,14 @@ fn the_engine_through_the_c_abi() {
         stage: *const c_char,
         done: u64,
         total: u64,
-    ) {
+    ) -> i32 {
         let seen = &mut *(context as *mut Vec<(String, u64, u64)>);
         seen.push((
             CStr::from_ptr(stage).to_string_lossy().into_owned(),
             done,
             total,
         ));
-    }
-    unsafe fn take(p: *mut c_char) -> serde_json::Value {
-        let v = serde_json::from_str(CStr::from_ptr(p).to_str().unwrap()).unwrap();
-        phs_string_free(p);
-        v
+        0
     }
 
     let f = SyncFixture::new("cabi", "");
@@ -266,7 +280,21 @@ fn the_engine_through_the_c_abi() {
         let mut json = ptr::null_mut();
         assert_eq!(phs_sync_status(engine, &mut json), PHS_OK);
         let all = take(json);
-        assert_eq!(all["last_cycle"]["summary"]["applied"], 1);
+        let last = &all["last_cycle"];
+        assert_eq!(last["mode"], "full", "{last}");
+        assert_eq!(last["ok"], true);
+        assert_eq!(last["applied"], 1);
+        assert_eq!(last["in_scope"], 1);
+        assert_eq!(last["changes"], 1);
+        assert!(last["error"].is_null());
+        for key in ["started_at", "finished_at"] {
+            let at = last[key].as_str().unwrap();
+            phsync::cloud::Timestamp::parse_rfc3339(at).unwrap();
+        }
+        for key in ["stale", "filtered", "disabled", "failed", "retry_queued"] {
+            assert_eq!(last[key], 0, "{key}: {last}");
+        }
+        assert!(last.get("summary").is_none(), "{last}");
         assert!(all["users"]
             .as_array()
             .unwrap()
@@ -313,5 +341,162 @@ fn the_engine_through_the_c_abi() {
         assert!(CStr::from_ptr(msg.as_ptr())
             .to_string_lossy()
             .contains("relam"));
+    }
+}
+
+#[test]
+fn a_progress_callback_returning_nonzero_stops_the_cycle_and_the_next_one_converges() {
+    use std::ffi::{c_char, c_void, CStr, CString};
+    use std::ptr;
+
+    use phsync::ffi::*;
+    use phsync::sync::CREDENTIAL_BATCH;
+
+    /// What the callback saw, and whether it asks to stop.
+    #[derive(Default)]
+    struct Caller {
+        stop: bool,
+        credentials: u64,
+        stages: Vec<String>,
+    }
+    unsafe extern "C" fn on_progress(
+        context: *mut c_void,
+        stage: *const c_char,
+        _done: u64,
+        _total: u64,
+    ) -> i32 {
+        let caller = &mut *(context as *mut Caller);
+        let stage = CStr::from_ptr(stage).to_string_lossy().into_owned();
+        let credentials = stage == "credentials";
+        caller.stages.push(stage);
+        if credentials {
+            caller.credentials += 1;
+            return i32::from(caller.stop);
+        }
+        0
+    }
+
+    // More users than one credential batch, so a stop lands between batches.
+    let f = SyncFixture::new("stop", "");
+    let n = CREDENTIAL_BATCH + 4;
+    let users: Vec<(String, String)> = (0..n)
+        .map(|i| (f.sam(&format!("st{i}")), format!("Stop-OnPrem-{i}!")))
+        .collect();
+    f.ou.add_users(&users);
+    let config = CString::new(f.config.to_str().unwrap()).unwrap();
+    let (first, last) = (&users[0], &users[n - 1]);
+    unsafe {
+        let mut engine = ptr::null_mut();
+        assert_eq!(phs_engine_open(config.as_ptr(), &mut engine), PHS_OK);
+
+        // Stop at the first credential: the batch in flight is finished, nothing more.
+        let mut caller = Caller {
+            stop: true,
+            ..Caller::default()
+        };
+        let mut json = ptr::null_mut();
+        let status = phs_sync_cycle(
+            engine,
+            PHS_SYNC_FULL,
+            Some(on_progress),
+            &mut caller as *mut Caller as *mut c_void,
+            &mut json,
+        );
+        assert_eq!(status, PHS_E_CANCELLED, "{}", last_error());
+        assert!(json.is_null());
+        assert_eq!(
+            CStr::from_ptr(phs_status_name(status)).to_str().unwrap(),
+            "PHS_E_CANCELLED"
+        );
+        assert!(last_error().contains("stopped"), "{}", last_error());
+        assert!(
+            (1..=CREDENTIAL_BATCH as u64).contains(&caller.credentials),
+            "not stopped promptly: {} credentials reported",
+            caller.credentials
+        );
+        let synced = f
+            .tenant()
+            .users()
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.password.is_some())
+            .count();
+        assert!(
+            (1..n).contains(&synced),
+            "{synced} of {n} users have a password after the stop"
+        );
+        let mut json = ptr::null_mut();
+        assert_eq!(phs_sync_status(engine, &mut json), PHS_OK);
+        let stopped = take(json)["last_cycle"].clone();
+        assert_eq!(stopped["ok"], false, "{stopped}");
+        assert_eq!(stopped["error"], "stopped by the caller");
+        assert_eq!(stopped["mode"], "full");
+        assert_eq!(stopped["in_scope"], n as u64);
+        assert_eq!(stopped["applied"], synced as u64, "{stopped}");
+
+        // The stop is logged as such, and no "finished" event claims otherwise.
+        let ids = [619u16, 622, 623];
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_events(
+                config.as_ptr(),
+                ids.as_ptr(),
+                ids.len(),
+                i64::MIN,
+                0,
+                &mut json
+            ),
+            PHS_OK
+        );
+        let events = take(json);
+        let events = events.as_array().unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["event_id"], 619);
+        assert_eq!(events[0]["level"], "info");
+        assert!(events[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by the caller"));
+
+        // The next cycle (the cursor was not stored: full again) converges; the stop was
+        // for the previous call only.
+        let mut caller = Caller::default();
+        let mut json = ptr::null_mut();
+        let status = phs_sync_cycle(
+            engine,
+            0,
+            Some(on_progress),
+            &mut caller as *mut Caller as *mut c_void,
+            &mut json,
+        );
+        assert_eq!(status, PHS_OK, "{}", last_error());
+        let report = take(json);
+        assert_eq!(report["mode"], "full", "{report}");
+        assert_eq!(report["ok"], true);
+        assert_eq!(report["failed"], 0);
+        assert_eq!(
+            report["applied"].as_u64().unwrap() + report["stale"].as_u64().unwrap(),
+            n as u64,
+            "{report}"
+        );
+        assert_eq!(report["applied"], (n - synced) as u64);
+        assert_eq!(caller.credentials, n as u64);
+        assert_eq!(f.sign_in(&first.0, &first.1), SignInStatus::Success);
+        assert_eq!(f.sign_in(&last.0, &last.1), SignInStatus::Success);
+        let mut json = ptr::null_mut();
+        assert_eq!(phs_sync_status(engine, &mut json), PHS_OK);
+        let done = take(json)["last_cycle"].clone();
+        assert_eq!(done["ok"], true, "{done}");
+        assert!(done["error"].is_null());
+        // Now the cursor is stored: nothing left to send.
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_sync_cycle(engine, 0, None, ptr::null_mut(), &mut json),
+            PHS_OK
+        );
+        let report = take(json);
+        assert_eq!(report["mode"], "incremental");
+        assert_eq!(report["changes"], 0, "{report}");
+        phs_engine_free(engine);
     }
 }

@@ -301,8 +301,26 @@ pub fn status(args: StatusArgs) -> CliResult {
                 );
             } else {
                 match last {
-                    Some(l) => println!("last cycle: {l}"),
-                    None => println!("no cycle has completed yet"),
+                    Some(l) => {
+                        let outcome = match (&l.error, l.ok) {
+                            (Some(e), _) => format!("did not complete: {e}"),
+                            (None, true) => "ok".to_string(),
+                            (None, false) => "completed with failed users".to_string(),
+                        };
+                        println!(
+                            "last cycle: {} sync, started {}, finished {}: {outcome}",
+                            l.mode,
+                            l.started_at
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            l.finished_at
+                        );
+                        println!(
+                            "  {} in scope, {} changes, {} applied, {} already current, {} filtered, {} disabled, {} failed ({} queued for retry)",
+                            l.in_scope, l.changes, l.applied, l.stale, l.filtered, l.disabled, l.failed, l.retry_queued
+                        );
+                    }
+                    None => println!("no cycle has run yet"),
                 }
                 for u in users {
                     println!(

@@ -3,6 +3,7 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
 use super::{PHS_E_INVALID_ARGUMENT, PHS_E_NOT_FOUND};
@@ -16,10 +17,17 @@ pub struct phs_engine {
 }
 
 /// Progress of a cycle: `stage` ("scope", "replicate", "provision", "credentials"), items
-/// `done` of `total`. Called on the thread that called `phs_sync_cycle`, never after it returns.
+/// `done` of `total` ("credentials" is reported once per user). Called on the thread that
+/// called `phs_sync_cycle`, never after it returns.
+///
+/// Return 0 to continue. Any nonzero value asks the engine to stop: it finishes what is in
+/// flight (the current stage, or the current batch of at most 200 credentials, whose users
+/// are still reported) and `phs_sync_cycle` returns `PHS_E_CANCELLED`. What was applied stays
+/// applied; the cursor is not advanced past it, so the next cycle resumes.
 #[allow(non_camel_case_types)]
-pub type phs_progress_fn =
-    Option<unsafe extern "C" fn(context: *mut c_void, stage: *const c_char, done: u64, total: u64)>;
+pub type phs_progress_fn = Option<
+    unsafe extern "C" fn(context: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32,
+>;
 
 /// `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
 pub const PHS_SYNC_FULL: u32 = 1;
@@ -34,6 +42,9 @@ pub const PHS_E_REPLICATION: phs_status = -22;
 pub const PHS_E_FIPS: phs_status = -23;
 /// The engine's state directory or event log could not be used.
 pub const PHS_E_STATE: phs_status = -24;
+/// The caller stopped the cycle (progress callback returned nonzero); what was applied stays
+/// applied, the cursor was not advanced past it, the next cycle resumes.
+pub const PHS_E_CANCELLED: phs_status = -25;
 
 impl From<SyncError> for FfiError {
     fn from(e: SyncError) -> Self {
@@ -41,7 +52,8 @@ impl From<SyncError> for FfiError {
             SyncError::Config(_) | SyncError::Setup(_) => PHS_E_CONFIG,
             SyncError::Fips => PHS_E_FIPS,
             SyncError::Directory(_) => PHS_E_DIRECTORY,
-            SyncError::Replication(_) | SyncError::Interrupted => PHS_E_REPLICATION,
+            SyncError::Replication(_) => PHS_E_REPLICATION,
+            SyncError::Interrupted => PHS_E_CANCELLED,
             SyncError::Tenant(c) => {
                 return FfiError::new(FfiError::from_cloud_status(c), e.to_string())
             }
@@ -95,7 +107,9 @@ unsafe fn engine_mut<'a>(engine: *mut phs_engine) -> Result<&'a mut Engine, FfiE
 /// Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
 /// `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
 /// `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
-/// `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status.
+/// `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status. A nonzero return
+/// from `progress` stops the cycle: `PHS_E_CANCELLED`, and no `*out_json` (see
+/// `phs_sync_status` for what it did). A stop applies to this call only.
 ///
 /// # Safety
 /// `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
@@ -119,14 +133,20 @@ pub unsafe extern "C" fn phs_sync_cycle(
                 format!("unknown flags 0x{flags:x}"),
             ));
         }
+        let stop = engine.stop_flag();
+        stop.store(false, Ordering::SeqCst);
         let mut report_progress = |stage: &str, done: u64, total: u64| {
             if let Some(f) = progress {
                 let stage = CString::new(stage).unwrap_or_default();
-                f(context, stage.as_ptr(), done, total);
+                if f(context, stage.as_ptr(), done, total) != 0 {
+                    stop.store(true, Ordering::SeqCst);
+                }
             }
         };
-        let report = engine.cycle(flags & PHS_SYNC_FULL != 0, &mut report_progress)?;
-        write_json(&report, out_json)
+        let report = engine.cycle(flags & PHS_SYNC_FULL != 0, &mut report_progress);
+        // A stop is per call: none outlives it.
+        engine.stop_flag().store(false, Ordering::SeqCst);
+        write_json(&report?, out_json)
     })
 }
 
@@ -182,6 +202,10 @@ pub unsafe extern "C" fn phs_user_status(
 }
 
 /// The engine's overall state: `{"last_cycle": {...} | null, "users": [per-user result, ...]}`.
+/// `last_cycle` (null before the first cycle) is flat: `mode` ("full"/"incremental"),
+/// `started_at`, `finished_at`, `ok`, `in_scope`, `changes`, `applied`, `stale`, `filtered`,
+/// `disabled`, `failed`, `retry_queued`, `error` (null, a DC/tenant failure's message, or
+/// "stopped by the caller"; counts are 0 after a failure, what was done after a stop).
 ///
 /// # Safety
 /// As `phs_sync_cycle`.

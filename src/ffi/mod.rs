@@ -23,7 +23,7 @@ pub use hash::*;
 pub type phs_status = i32;
 
 /// Bumped on any incompatible change to the C ABI.
-pub const PHS_ABI_VERSION: u32 = 1;
+pub const PHS_ABI_VERSION: u32 = 2;
 
 pub const PHS_OK: phs_status = 0;
 /// A required pointer argument was NULL.
@@ -307,6 +307,7 @@ pub extern "C" fn phs_status_name(status: phs_status) -> *const c_char {
         PHS_E_REPLICATION => c"PHS_E_REPLICATION",
         PHS_E_FIPS => c"PHS_E_FIPS",
         PHS_E_STATE => c"PHS_E_STATE",
+        PHS_E_CANCELLED => c"PHS_E_CANCELLED",
         PHS_E_INTERNAL => c"PHS_E_INTERNAL",
         _ => c"PHS_E_UNKNOWN",
     };

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -21,8 +21,9 @@ use crate::cloud::{
     SyncedUserSpec, TenantTarget, Timestamp,
 };
 
-/// Credentials per tenant call: one HTTPS request for a remote tenant.
-const CREDENTIAL_BATCH: usize = 200;
+/// Credentials per tenant call: one HTTPS request for a remote tenant. A stop request takes
+/// effect between batches (the batch in flight is applied and recorded first).
+pub const CREDENTIAL_BATCH: usize = 200;
 
 /// Errors that say the tenant as a whole is unusable right now (down, unreachable, our
 /// token refused): the cycle fails and keeps its cursor, nothing is lost.
@@ -84,6 +85,80 @@ impl CycleReport {
             users: Vec::new(),
             ok: true,
         }
+    }
+}
+
+/// What the engine remembers of its last cycle (`phsync status`, `phs_sync_status`): one
+/// flat record, written when a cycle finishes, fails or is stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCycle {
+    /// "full" or "incremental".
+    pub mode: String,
+    /// `None` only when read from the first stored form, which had no start time.
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Timestamp,
+    /// The cycle completed and no user failed.
+    pub ok: bool,
+    pub in_scope: u64,
+    pub changes: u64,
+    pub applied: u64,
+    pub stale: u64,
+    pub filtered: u64,
+    pub disabled: u64,
+    pub failed: u64,
+    pub retry_queued: u64,
+    /// Why the cycle did not complete: a domain-level failure, or [`STOPPED_BY_CALLER`].
+    pub error: Option<String>,
+}
+
+/// `LastCycle::error` of a cycle stopped through the stop flag (a signal, a progress callback).
+pub const STOPPED_BY_CALLER: &str = "stopped by the caller";
+
+impl LastCycle {
+    fn from_report(r: &CycleReport, ok: bool, error: Option<String>) -> Self {
+        LastCycle {
+            mode: r.mode.to_string(),
+            started_at: Some(r.started_at),
+            finished_at: r.finished_at,
+            ok,
+            in_scope: r.in_scope,
+            changes: r.changes,
+            applied: r.applied,
+            stale: r.stale,
+            filtered: r.filtered,
+            disabled: r.disabled,
+            failed: r.failed,
+            retry_queued: r.retry_queued,
+            error,
+        }
+    }
+
+    /// A stored record: the current flat form, or the first one
+    /// (`{"finished_at": .., "summary": {"mode": .., "in_scope": .., ...}}`).
+    fn parse_stored(text: &str) -> Option<LastCycle> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        if let Some(summary) = value.get("summary") {
+            let n = |key: &str| summary.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+            let failed = n("failed");
+            return Some(LastCycle {
+                mode: summary.get("mode")?.as_str()?.to_string(),
+                started_at: None,
+                finished_at: serde_json::from_value(value.get("finished_at")?.clone()).ok()?,
+                // The first form was written only by completed cycles, whose report said
+                // ok = no user failed.
+                ok: failed == 0,
+                in_scope: n("in_scope"),
+                changes: n("changes"),
+                applied: n("applied"),
+                stale: n("stale"),
+                filtered: n("filtered"),
+                disabled: n("disabled"),
+                failed,
+                retry_queued: n("retry_queued"),
+                error: None,
+            });
+        }
+        serde_json::from_value(value).ok()
     }
 }
 
@@ -314,14 +389,64 @@ impl Engine {
         })
     }
 
-    /// Run one cycle: full on the first run or when `full`, incremental otherwise.
+    /// `Err(Interrupted)` once the stop flag is set.
+    fn check_stop(&self) -> Result<(), SyncError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(SyncError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Run one cycle: full on the first run or when `full`, incremental otherwise. The
+    /// outcome (also a failure or a stop) is stored for [`Engine::last_cycle`]. With the stop
+    /// flag set, the cycle ends with `Err(Interrupted)` at the next stage or credential batch
+    /// boundary: what was applied stays applied, the cursor is not advanced.
     pub fn cycle(
         &mut self,
         full: bool,
         progress: ProgressFn<'_>,
     ) -> Result<CycleReport, SyncError> {
+        let mode = if full { "full" } else { "incremental" };
+        let mut report = CycleReport::new(mode, Timestamp::now(), 0);
+        let result = self.run_cycle(full, progress, &mut report);
+        if result.is_err() {
+            report.finished_at = Timestamp::now();
+        }
+        let record = match &result {
+            Ok(()) => LastCycle::from_report(&report, report.ok, None),
+            Err(SyncError::Interrupted) => {
+                let domain = &self.config.source.netbios_domain;
+                self.emit(
+                    id::PROGRESS,
+                    Level::Info,
+                    format!(
+                        "password sync cycle for domain {domain} stopped by the caller ({} applied, {} already current, {} failed so far); what was applied stays applied, the cursor was not advanced and the next cycle resumes from it",
+                        report.applied, report.stale, report.failed
+                    ),
+                    json!({ "domain": domain, "mode": report.mode, "applied": report.applied, "stale": report.stale, "failed": report.failed }),
+                );
+                LastCycle::from_report(&report, false, Some(STOPPED_BY_CALLER.into()))
+            }
+            Err(e) => {
+                let mut nothing = CycleReport::new(report.mode, report.started_at, 0);
+                nothing.finished_at = report.finished_at;
+                LastCycle::from_report(&nothing, false, Some(e.to_string()))
+            }
+        };
+        let record = serde_json::to_string(&record).expect("the record serializes");
+        if let Err(e) = self.state.put(LAST_CYCLE_KEY, &record) {
+            tracing::warn!("the last cycle's outcome could not be stored: {e}");
+        }
+        result.map(|()| report)
+    }
+
+    fn run_cycle(
+        &mut self,
+        full: bool,
+        progress: ProgressFn<'_>,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
         self.check_fips()?;
-        let started_at = Timestamp::now();
         let cursor: Option<ReplicationCursor> = if full {
             None
         } else {
@@ -336,6 +461,7 @@ impl Engine {
         };
         let is_full = cursor.is_none();
         let mode = if is_full { "full" } else { "incremental" };
+        report.mode = mode;
         let domain = self.config.source.netbios_domain.clone();
         if is_full {
             self.emit(
@@ -364,6 +490,8 @@ impl Engine {
             .scope_users()
             .map_err(|e| self.domain_failure(is_full, e))?;
         progress("scope", in_scope.len() as u64, in_scope.len() as u64);
+        report.in_scope = in_scope.len() as u64;
+        self.check_stop()?;
         let by_guid: HashMap<[u8; 16], &DirectoryUser> =
             in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
 
@@ -379,8 +507,7 @@ impl Engine {
         let (accounts, next_cursor) =
             replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
         progress("replicate", accounts.len() as u64, accounts.len() as u64);
-
-        let mut report = CycleReport::new(mode, started_at, in_scope.len() as u64);
+        self.check_stop()?;
 
         // Users first, so every credential finds its user. Users the tenant had disabled
         // (out of scope until now) may have changed their password meanwhile: like new users,
@@ -434,6 +561,7 @@ impl Engine {
         report.disabled = self
             .disable_out_of_scope(&in_scope, tenant_users)
             .map_err(|e| self.domain_failure(is_full, e))?;
+        self.check_stop()?;
 
         let mut pending: Vec<Pending> = Vec::new();
         let mut seen = HashSet::new();
@@ -485,18 +613,18 @@ impl Engine {
                             None,
                             None,
                         );
-                        self.fail(&mut report, d)?;
+                        self.fail(report, d)?;
                     }
                 }
             }
         }
         pending.sort_by_key(|p| p.changed_at);
         report.changes = pending.len() as u64;
-        self.deliver(pending, &mut report, progress)?;
+        self.deliver(pending, report, progress)?;
 
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(SyncError::Interrupted);
-        }
+        // A stop requested during the last batch: everything was delivered, but the caller
+        // asked to stop, so the cycle ends as stopped (the cursor stays; nothing is lost).
+        self.check_stop()?;
         // Everything the cursor covers is now in the tenant or in the retry queue.
         let cursor_json = serde_json::to_string(&next_cursor).expect("cursor serializes");
         if let Err(e) = self.state.put(CURSOR_KEY, &cursor_json) {
@@ -515,10 +643,6 @@ impl Engine {
             "stale": report.stale, "filtered": report.filtered, "disabled": report.disabled,
             "failed": report.failed, "retry_queued": report.retry_queued,
         });
-        let _ = self.state.put(
-            LAST_CYCLE_KEY,
-            &json!({ "finished_at": report.finished_at, "summary": summary }).to_string(),
-        );
         let _ = self.state.prune(report.finished_at);
         if is_full {
             self.emit(
@@ -541,7 +665,7 @@ impl Engine {
                 summary,
             );
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Synced users the tenant still lets sign in although they left the scope (disabled,
@@ -734,9 +858,8 @@ impl Engine {
         };
         let mut done = 0u64;
         for (pendings, creds) in to_send.chunks(batch).zip(creds.chunks(batch)) {
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
+            // Between batches: the caller never stores the cursor past what was skipped.
+            self.check_stop()?;
             let results = self.tenant.apply_synced_credentials(creds)?;
             for (((p, _nt), cred), result) in pendings.iter().zip(creds).zip(results) {
                 let result = match result {
@@ -909,12 +1032,12 @@ impl Engine {
         Ok(self.state.users()?)
     }
 
-    /// The last completed cycle's summary, as stored.
-    pub fn last_cycle(&self) -> Result<Option<serde_json::Value>, SyncError> {
+    /// The last cycle's outcome (completed, failed or stopped); `None` before the first.
+    pub fn last_cycle(&self) -> Result<Option<LastCycle>, SyncError> {
         Ok(self
             .state
             .get(LAST_CYCLE_KEY)?
-            .and_then(|t| serde_json::from_str(&t).ok()))
+            .and_then(|t| LastCycle::parse_stored(&t)))
     }
 
     pub fn heartbeat(&self) {
@@ -942,5 +1065,50 @@ impl Engine {
             "password hash sync stopped",
             serde_json::Value::Null,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_cycle_is_read_in_both_stored_forms() {
+        let old = r#"{"finished_at":"2025-03-01T10:00:00Z","summary":{"mode":"incremental","in_scope":5,"changes":2,"applied":1,"stale":0,"filtered":0,"disabled":0,"failed":1,"retry_queued":1}}"#;
+        let l = LastCycle::parse_stored(old).unwrap();
+        assert_eq!(l.mode, "incremental");
+        assert_eq!(l.started_at, None);
+        assert_eq!(
+            l.finished_at,
+            Timestamp::parse_rfc3339("2025-03-01T10:00:00Z").unwrap()
+        );
+        assert_eq!((l.in_scope, l.changes, l.applied), (5, 2, 1));
+        assert_eq!((l.failed, l.retry_queued), (1, 1));
+        assert!(!l.ok);
+        assert_eq!(l.error, None);
+
+        let mut r = CycleReport::new(
+            "full",
+            Timestamp::parse_rfc3339("2025-03-01T09:59:00Z").unwrap(),
+            3,
+        );
+        r.applied = 3;
+        let new = LastCycle::from_report(&r, true, None);
+        let text = serde_json::to_string(&new).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            keys.len(),
+            13,
+            "mode, started_at, finished_at, ok, 8 counts, error: {keys:?}"
+        );
+        assert!(value["error"].is_null());
+        assert_eq!(LastCycle::parse_stored(&text).unwrap(), new);
+        assert_eq!(LastCycle::parse_stored("not json"), None);
     }
 }

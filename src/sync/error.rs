@@ -27,6 +27,8 @@ pub enum SyncError {
     State(#[from] StateError),
     #[error("no user {0:?} in the directory")]
     UserNotFound(String),
-    #[error("stopped before the cycle finished; the cursor was not advanced")]
+    /// The stop flag was set (a signal, or a progress callback asking to stop): what was
+    /// applied stays applied, the cursor was not advanced, the next cycle resumes.
+    #[error("stopped by the caller before the cycle finished; what was applied stays applied, the cursor was not advanced and the next cycle resumes from it")]
     Interrupted,
 }

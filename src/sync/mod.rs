@@ -7,5 +7,7 @@ pub mod events;
 pub mod fips;
 pub mod state;
 
-pub use engine::{CycleReport, Engine, ProgressFn, UserStatus};
+pub use engine::{
+    CycleReport, Engine, LastCycle, ProgressFn, UserStatus, CREDENTIAL_BATCH, STOPPED_BY_CALLER,
+};
 pub use error::SyncError;

@@ -261,6 +261,11 @@ static void run_errors(void) {
     check_status(phs_verify_nt_hash(NULL, nt, &match), PHS_E_NULL_ARGUMENT, "verify nt NULL digest (match)");
     CHECK(!match, "verify nt NULL digest left match true");
 
+    /* ABI version 2: the status of a stopped cycle has a name */
+    CHECK(PHS_ABI_VERSION == 2 && phs_abi_version() == 2, "abi version %u", phs_abi_version());
+    CHECK(strcmp(phs_status_name(PHS_E_CANCELLED), "PHS_E_CANCELLED") == 0 && PHS_E_CANCELLED == -25,
+          "PHS_E_CANCELLED name");
+
     /* lone surrogate is hashed, not refused */
     uint16_t lone[3] = {'a', 0xD800, 'b'};
     check_status(phs_nt_hash_utf16(lone, 3, nt), PHS_OK, "lone surrogate");

@@ -91,6 +91,16 @@ impl TestOu {
         self.add_object(sam, password, "user", 512);
     }
 
+    /// Many enabled users with passwords in one ldapadd (one process, one bind): for tests
+    /// that need more users than a credential batch.
+    pub fn add_users(&self, users: &[(String, String)]) {
+        let ldif: Vec<String> = users
+            .iter()
+            .map(|(sam, password)| self.object_ldif(sam, password, "user", 512))
+            .collect();
+        self.ldif("ldapadd", &ldif.join("\n"));
+    }
+
     /// objectClass inetOrgPerson (a subclass of user that PHS must skip).
     pub fn add_inet_org_person(&self, sam: &str, password: &str) {
         self.add_object(sam, password, "inetOrgPerson", 512);
@@ -102,19 +112,20 @@ impl TestOu {
     }
 
     fn add_object(&self, sam: &str, password: &str, class: &str, uac: u32) {
+        self.ldif("ldapadd", &self.object_ldif(sam, password, class, uac));
+    }
+
+    fn object_ldif(&self, sam: &str, password: &str, class: &str, uac: u32) -> String {
         let upn = if class == "computer" {
             String::new()
         } else {
             format!("userPrincipalName: {sam}@{}\n", self.lab.dns_domain)
         };
-        self.ldif(
-            "ldapadd",
-            &format!(
-                "dn: {}\nobjectClass: {class}\nsAMAccountName: {sam}\n{upn}displayName: Test {sam}\nunicodePwd:: {}\nuserAccountControl: {uac}\n",
-                self.user_dn(sam),
-                unicode_pwd(password)
-            ),
-        );
+        format!(
+            "dn: {}\nobjectClass: {class}\nsAMAccountName: {sam}\n{upn}displayName: Test {sam}\nunicodePwd:: {}\nuserAccountControl: {uac}\n",
+            self.user_dn(sam),
+            unicode_pwd(password)
+        )
     }
 
     pub fn set_password(&self, sam: &str, password: &str) {
