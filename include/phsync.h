@@ -372,6 +372,21 @@ phs_status phs_user_status(struct phs_engine *engine, const char *user, char **o
 phs_status phs_sync_status(struct phs_engine *engine, char **out_json);
 
 /**
+ * Test every link a sync cycle needs, the way the engine does it, without opening an engine
+ * and without writing to the directory or the tenant. `*out_json`:
+ * `{"ok": bool, "checks": [{"name", "result", "detail"}, ...]}`, one check per name in this
+ * order: "config", "fips", "dc_reachable", "ldap_bind", "drsr_bind", "replication_rights",
+ * "tenant_reachable", "token_valid", "ca_trusted"; `result` is "passed", "failed" or
+ * "skipped" (a failed check skips those that depend on it, naming it in `detail`); `ok` is
+ * true when none failed. Failures are data: `PHS_OK` whenever the report was produced.
+ * Blocks for up to a few timeouts. No detail holds a password, hash, digest or token.
+ *
+ * # Safety
+ * `config_path` NUL-terminated; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_check_connection(const char *config_path, char **out_json);
+
+/**
  * Read the engine's event log (`events.jsonl` and its rotated files in the config's
  * `[state]` directory) without opening the engine or the tenant: only the config is parsed.
  * `ids`/`ids_len`: only these event IDs (NULL or 0: any); `after_unix_ms`: only events

@@ -500,3 +500,293 @@ fn a_progress_callback_returning_nonzero_stops_the_cycle_and_the_next_one_conver
         phs_engine_free(engine);
     }
 }
+
+/// `phs_check_connection` of a config file.
+fn check(config: &std::path::Path) -> serde_json::Value {
+    let path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+    let mut json = std::ptr::null_mut();
+    unsafe {
+        assert_eq!(
+            phsync::ffi::phs_check_connection(path.as_ptr(), &mut json),
+            phsync::ffi::PHS_OK
+        );
+        take(json)
+    }
+}
+/// (name, result) of every check, in order.
+fn results(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+/// The detail of one check.
+fn detail<'a>(report: &'a serde_json::Value, name: &str) -> &'a str {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn the_connection_check_passes_against_the_lab_and_names_what_is_wrong() {
+    use std::ffi::CString;
+    use std::ptr;
+
+    use phsync::ffi::*;
+
+    let names = [
+        "config",
+        "fips",
+        "dc_reachable",
+        "ldap_bind",
+        "drsr_bind",
+        "replication_rights",
+        "tenant_reachable",
+        "token_valid",
+        "ca_trusted",
+    ];
+    let with = |results: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .zip(results)
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+            .collect()
+    };
+
+    let f = SyncFixture::new("check", "");
+    let u = f.sam("chk");
+    f.ou.add_user(&u, "Check-OnPrem-1!");
+    let password = std::fs::read_to_string(f.dir.0.join("replicator.pw")).unwrap();
+
+    // Everything the lab config needs works; a tenant file is not a service.
+    let report = check(&f.config);
+    let all_good = with(&[
+        "passed", "passed", "passed", "passed", "passed", "passed", "passed", "skipped", "skipped",
+    ]);
+    assert_eq!(results(&report), all_good, "{report:#}");
+    assert_eq!(report["ok"], true);
+    assert!(
+        detail(&report, "replication_rights").contains(&u),
+        "{report:#}"
+    );
+    assert!(detail(&report, "token_valid").contains("not a tenant service"));
+    // The tenant file the first cycle creates was not created by the check.
+    assert!(detail(&report, "tenant_reachable").contains("does not exist yet"));
+    assert!(!std::path::Path::new(&f.tenant_path).exists());
+    f.cycle(false);
+    let report = check(&f.config);
+    assert_eq!(results(&report), all_good, "{report:#}");
+    assert!(detail(&report, "tenant_reachable").contains("opened the tenant"));
+    assert!(!report.to_string().contains(password.trim()));
+
+    // The CLI says the same, one line per check, exit 0.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["check", "--config"])
+        .arg(&f.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(cli.stdout).unwrap();
+    assert_eq!(cli.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len(), "{text}");
+    for (line, name) in lines.iter().zip(names) {
+        assert!(line.split_whitespace().nth(1) == Some(name), "{line}");
+    }
+
+    // A wrong replicator password: the LDAP bind fails, the DC checks after it are skipped
+    // naming it; the tenant does not depend on the DC.
+    let wrong = f.dir.0.join("wrong.pw");
+    std::fs::write(&wrong, "Not-The-Password-9").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("replicator.pw", "wrong.pw");
+    let wrong_config = f.dir.0.join("wrong.toml");
+    std::fs::write(&wrong_config, text).unwrap();
+    let report = check(&wrong_config);
+    assert_eq!(
+        results(&report),
+        with(&[
+            "passed", "passed", "passed", "failed", "skipped", "skipped", "passed", "skipped",
+            "skipped"
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(report["ok"], false);
+    assert!(detail(&report, "ldap_bind").contains("invalid credentials"));
+    assert_eq!(detail(&report, "drsr_bind"), "not run: ldap_bind failed");
+    assert_eq!(
+        detail(&report, "replication_rights"),
+        "not run: ldap_bind failed"
+    );
+    assert!(!report.to_string().contains("Not-The-Password-9"));
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["check", "--json", "--config"])
+        .arg(&wrong_config)
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(results(&json), results(&report));
+
+    // An account without replication rights binds, but may not read passwords.
+    let alice =
+        f.ou.lab
+            .seed()
+            .into_iter()
+            .find(|a| a.sam == "alice")
+            .unwrap();
+    let alice_pw = f.dir.0.join("alice.pw");
+    std::fs::write(&alice_pw, &alice.password).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&alice_pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("replicator.pw", "alice.pw")
+        .replace("username = \"phs-replicator\"", "username = \"alice\"");
+    let alice_config = f.dir.0.join("alice.toml");
+    std::fs::write(&alice_config, text).unwrap();
+    let report = check(&alice_config);
+    assert_eq!(
+        results(&report),
+        with(&[
+            "passed", "passed", "passed", "passed", "passed", "failed", "passed", "skipped",
+            "skipped"
+        ]),
+        "{report:#}"
+    );
+    assert!(
+        detail(&report, "replication_rights").contains("Replicating Directory Changes All"),
+        "{report:#}"
+    );
+
+    // No config file: config fails, nothing else runs.
+    let report = check(&f.dir.0.join("missing.toml"));
+    let mut missing = vec![("config".to_string(), "failed".to_string())];
+    missing.extend(names[1..].iter().map(|n| (n.to_string(), "skipped".into())));
+    assert_eq!(results(&report), missing, "{report:#}");
+    assert!(detail(&report, "config").contains("missing.toml"));
+    assert_eq!(detail(&report, "ldap_bind"), "not run: config failed");
+
+    // Only bad arguments are errors.
+    let mut json = ptr::null_mut();
+    unsafe {
+        assert_eq!(
+            phs_check_connection(ptr::null(), &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        let path = CString::new(f.config.to_str().unwrap()).unwrap();
+        assert_eq!(
+            phs_check_connection(path.as_ptr(), ptr::null_mut()),
+            PHS_E_NULL_ARGUMENT
+        );
+    }
+}
+
+#[test]
+fn the_connection_check_tests_a_tenant_service_its_token_and_its_certificate() {
+    use common::service::{ServiceProcess, TestPki};
+    use phsync::cloud::{self, service::tokens, TokenRole};
+
+    let f = SyncFixture::new("checksvc", "");
+    f.ou.add_user(&f.sam("chs"), "Check-Svc-1!");
+    let pki = TestPki::new(&f.dir.0);
+    let service_config = f.dir.0.join("service.toml");
+    std::fs::write(
+        &service_config,
+        "[service]\nlisten = \"127.0.0.1:0\"\nstore = \"service.db\"\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n",
+    )
+    .unwrap();
+    let store = cloud::open_store(f.dir.0.join("service.db").to_str().unwrap()).unwrap();
+    let (_, token) =
+        tokens::issue(store.as_ref(), TokenRole::Agent, "check", Some("phs.test")).unwrap();
+    drop(store);
+    let token_file = f.dir.0.join("agent.token");
+    phsync::private_file::write_private(&token_file, token.as_bytes()).unwrap();
+    let bogus_file = f.dir.0.join("bogus.token");
+    phsync::private_file::write_private(&bogus_file, b"phs_not_a_token").unwrap();
+    let service = ServiceProcess::start(&service_config, &[]);
+    let config_with = |name: &str, token: &std::path::Path, ca: &std::path::Path| {
+        let path = f.dir.0.join(name);
+        let cloud = format!(
+            "tenant = \"{}\"\ntoken_file = \"{}\"\nca_file = \"{}\"",
+            service.url,
+            token.display(),
+            ca.display()
+        );
+        f.write_config_to(&path, "", &cloud, "state");
+        path
+    };
+    let tail = |report: &serde_json::Value| results(report)[6..].to_vec();
+    let pairs = |r: [&str; 3]| -> Vec<(String, String)> {
+        ["tenant_reachable", "token_valid", "ca_trusted"]
+            .iter()
+            .zip(r)
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+            .collect()
+    };
+
+    let report = check(&config_with("good.toml", &token_file, &pki.ca_file));
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(tail(&report), pairs(["passed", "passed", "passed"]));
+    assert!(!report.to_string().contains(token.as_str()));
+
+    // A CA the service's certificate does not chain to: named; the token is not tried.
+    let report = check(&config_with(
+        "other-ca.toml",
+        &token_file,
+        &pki.other_ca_file,
+    ));
+    assert_eq!(
+        tail(&report),
+        pairs(["passed", "skipped", "failed"]),
+        "{report:#}"
+    );
+    assert!(
+        detail(&report, "ca_trusted").contains("UnknownIssuer"),
+        "{report:#}"
+    );
+    assert!(detail(&report, "ca_trusted").contains("other-ca.pem"));
+    assert_eq!(detail(&report, "token_valid"), "not run: ca_trusted failed");
+
+    // A token the service does not know.
+    let report = check(&config_with("bogus.toml", &bogus_file, &pki.ca_file));
+    assert_eq!(
+        tail(&report),
+        pairs(["passed", "failed", "passed"]),
+        "{report:#}"
+    );
+    assert!(!report.to_string().contains("phs_not_a_token"));
+
+    // The service is gone.
+    drop(service);
+    let report = check(&f.dir.0.join("good.toml"));
+    assert_eq!(
+        tail(&report),
+        pairs(["failed", "skipped", "skipped"]),
+        "{report:#}"
+    );
+    assert_eq!(
+        detail(&report, "ca_trusted"),
+        "not run: tenant_reachable failed"
+    );
+}

@@ -50,6 +50,9 @@ enum Command {
     Run(sync::RunArgs),
     /// Cycle state, or one user's diagnostics
     Status(sync::StatusArgs),
+    /// Test every connection a sync cycle needs (config, DC, replication rights, tenant);
+    /// exit 1 if a check failed
+    Check(sync::CheckArgs),
     /// The engine's event log, oldest first, without opening the engine
     Events(sync::EventsArgs),
     /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
@@ -78,6 +81,7 @@ pub fn run() -> ExitCode {
         Command::Sync(args) => sync::sync(args),
         Command::Run(args) => sync::run(args),
         Command::Status(args) => sync::status(args),
+        Command::Check(args) => sync::check(args),
         Command::Events(args) => sync::events(args),
     };
     match result {

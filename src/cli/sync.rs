@@ -1,4 +1,5 @@
-//! `phsync sync | run | status | events`: the engine from the shell and from schedulers.
+//! `phsync sync | run | status | check | events`: the engine from the shell and from
+//! schedulers.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,14 @@ pub struct StatusArgs {
 }
 
 #[derive(Args)]
+pub struct CheckArgs {
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct EventsArgs {
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -66,7 +75,7 @@ pub fn init_logging() {
 }
 
 /// As [`init_logging`], but warnings and errors only unless `PHSYNC_LOG` says otherwise: for
-/// commands whose output is the answer (`events`).
+/// commands whose output is the answer (`check`, `events`).
 fn init_logging_quiet() {
     init_logging_with_default(tracing::Level::WARN);
 }
@@ -334,6 +343,27 @@ pub fn status(args: StatusArgs) -> CliResult {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// One line per check; exit 1 if any failed.
+pub fn check(args: CheckArgs) -> CliResult {
+    init_logging_quiet();
+    let report = phsync::sync::check_connection(&args.config);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        for c in &report.checks {
+            println!("{:<8} {:<19} {}", c.result.as_str(), c.name, c.detail);
+        }
+    }
+    Ok(if report.ok {
+        Outcome::Success
+    } else {
+        Outcome::Negative
+    })
 }
 
 pub fn events(args: EventsArgs) -> CliResult {

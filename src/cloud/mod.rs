@@ -23,7 +23,7 @@ pub use error::{CloudError, CloudResult};
 pub use model::*;
 pub use policy::TenantSettings;
 pub use postgres::PostgresStore;
-pub use remote::RemoteTenant;
+pub use remote::{probe_tls, service_host_port, RemoteTenant, TlsProbe};
 pub use service::wire::TokenInfo;
 pub use sqlite::SqliteStore;
 pub use store::{StoreStats, TokenRole};

@@ -166,6 +166,104 @@ struct Reply {
     retry_after: Option<u64>,
 }
 
+/// The HTTP agent for a service: TLS trusting the target's CA file, or the public roots
+/// bundled with phsync (webpki-roots) without one.
+fn agent_for(
+    target: &TenantTarget,
+    connect_timeout: Duration,
+    global_timeout: Duration,
+) -> CloudResult<ureq::Agent> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(ca) = &target.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| CloudError::InvalidArgument(format!("CA file {}: {e}", ca.display())))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(CloudError::InvalidArgument(format!(
+                "CA file {}: no PEM certificate in it",
+                ca.display()
+            )));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .timeout_connect(Some(connect_timeout))
+        .timeout_global(Some(global_timeout))
+        .max_idle_connections_per_host(8)
+        .user_agent(concat!("phsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into())
+}
+
+/// The host and TCP port of a tenant service URL (443 for https, 80 for http by default).
+pub fn service_host_port(location: &str) -> CloudResult<(String, u16)> {
+    let base = base_url(location)?;
+    let (scheme, authority) = base.split_once("://").expect("base_url keeps the scheme");
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().unwrap_or(default_port)),
+        _ => (authority, default_port),
+    };
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    ))
+}
+
+/// What a TLS handshake with a tenant service showed ([`probe_tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsProbe {
+    /// The certificate verified (for the host name, against the trusted CAs).
+    Verified,
+    /// The service's certificate was refused; the reason names the defect.
+    CertificateRejected(String),
+    /// No handshake: not reachable, not TLS, or a CA file that cannot be used.
+    Failed(String),
+}
+
+/// The rustls error behind a ureq error, if any.
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+/// One TLS handshake with an `https://` tenant service, trusting what the engine trusts
+/// (the target's CA file, or the bundled public roots): an unauthenticated `GET /v1/health`,
+/// no token sent, nothing retried.
+pub fn probe_tls(target: &TenantTarget, timeout: Duration) -> TlsProbe {
+    let base = match base_url(&target.location) {
+        Ok(b) => b,
+        Err(e) => return TlsProbe::Failed(e.to_string()),
+    };
+    let agent = match agent_for(target, timeout, timeout * 2) {
+        Ok(a) => a,
+        Err(e) => return TlsProbe::Failed(e.to_string()),
+    };
+    match agent.get(&format!("{base}/v1/health")).call() {
+        // Any HTTP answer came over a verified connection.
+        Ok(_) => TlsProbe::Verified,
+        Err(e) => match rustls_error(&e) {
+            Some(
+                r @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+            ) => TlsProbe::CertificateRejected(r.to_string()),
+            Some(r) => TlsProbe::Failed(format!("TLS handshake with {base} failed: {r}")),
+            None => TlsProbe::Failed(transport_error(&base, &e).to_string()),
+        },
+    }
+}
+
 impl RemoteTenant {
     /// Connect to the service and learn what the token may do; fails fast on a bad URL,
     /// CA, token or an unreachable service.
@@ -177,34 +275,7 @@ impl RemoteTenant {
             ))
         })?;
         let token = read_token(token_file)?;
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(ca) = &target.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                CloudError::InvalidArgument(format!("CA file {}: {e}", ca.display()))
-            })?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(CloudError::InvalidArgument(format!(
-                    "CA file {}: no PEM certificate in it",
-                    ca.display()
-                )));
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls.build())
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(120)))
-            .max_idle_connections_per_host(8)
-            .user_agent(concat!("phsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = agent_for(target, Duration::from_secs(10), Duration::from_secs(120))?;
         let mut tenant = RemoteTenant {
             base,
             agent,
@@ -607,5 +678,12 @@ mod tests {
         assert!(!err.contains("s3cret"), "a password in {err}");
         assert!(base_url("ftp://t.example").is_err());
         assert_eq!(segment("a b@x/y"), "a%20b@x%2Fy");
+        let hp = |u: &str| service_host_port(u).unwrap();
+        assert_eq!(hp("https://t.example:8443/"), ("t.example".into(), 8443));
+        assert_eq!(hp("https://t.example"), ("t.example".into(), 443));
+        assert_eq!(hp("http://127.0.0.1"), ("127.0.0.1".into(), 80));
+        assert_eq!(hp("https://[::1]:9443"), ("::1".into(), 9443));
+        assert_eq!(hp("https://[::1]"), ("::1".into(), 443));
+        assert!(service_host_port("http://t.example").is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
 use super::{PHS_E_INVALID_ARGUMENT, PHS_E_NOT_FOUND};
 use crate::sync::events::{read_configured_events, EventQuery};
-use crate::sync::{Engine, SyncError};
+use crate::sync::{check_connection, Engine, SyncError};
 
 /// A sync engine opened from a config file. Use from one thread at a time.
 #[allow(non_camel_case_types)]
@@ -224,6 +224,32 @@ pub unsafe extern "C" fn phs_sync_status(
             "users": engine.all_user_status()?,
         });
         write_json(&status, out_json)
+    })
+}
+
+/// Test every link a sync cycle needs, the way the engine does it, without opening an engine
+/// and without writing to the directory or the tenant. `*out_json`:
+/// `{"ok": bool, "checks": [{"name", "result", "detail"}, ...]}`, one check per name in this
+/// order: "config", "fips", "dc_reachable", "ldap_bind", "drsr_bind", "replication_rights",
+/// "tenant_reachable", "token_valid", "ca_trusted"; `result` is "passed", "failed" or
+/// "skipped" (a failed check skips those that depend on it, naming it in `detail`); `ok` is
+/// true when none failed. Failures are data: `PHS_OK` whenever the report was produced.
+/// Blocks for up to a few timeouts. No detail holds a password, hash, digest or token.
+///
+/// # Safety
+/// `config_path` NUL-terminated; free `*out_json` with `phs_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_check_connection(
+    config_path: *const c_char,
+    out_json: *mut *mut c_char,
+) -> phs_status {
+    ffi_boundary!({
+        if out_json.is_null() {
+            return Err(FfiError::null("out_json"));
+        }
+        *out_json = std::ptr::null_mut();
+        let path = str_arg(config_path, "config_path")?;
+        write_json(&check_connection(Path::new(path)), out_json)
     })
 }
 

@@ -37,7 +37,7 @@ fn tenant_down(e: &CloudError) -> bool {
             | CloudError::Remote { .. }
     )
 }
-use crate::config::{AuthMethod, Config};
+use crate::config::{AuthMethod, CloudConfig, Config, SourceConfig, StateConfig};
 use crate::directory::{Directory, DirectoryUser, UserScope};
 use crate::drsr::{Auth, DrsrClient, DrsrConfig, ReplicatedAccount, ReplicationCursor};
 use crate::hash::{new_random_digests, NtHash};
@@ -185,7 +185,7 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
 }
 
-fn guid_string(bytes: &[u8; 16]) -> String {
+pub(crate) fn guid_string(bytes: &[u8; 16]) -> String {
     crate::drsr::Guid(*bytes).to_string()
 }
 
@@ -204,6 +204,77 @@ fn change_time(account: &ReplicatedAccount, user: &DirectoryUser) -> Timestamp {
         .unwrap_or_else(Timestamp::now)
 }
 
+/// The tenant's actor name for what the engine does (its audit entries).
+pub(crate) const TENANT_ACTOR: &str = "sync-agent";
+
+/// The sections the engine needs beyond `[source]`: `[cloud]` and `[state]`.
+pub(crate) fn engine_sections(config: &Config) -> Result<(&CloudConfig, &StateConfig), SyncError> {
+    let cloud_cfg = config.cloud.as_ref().ok_or_else(|| {
+        SyncError::Setup("the config has no [cloud] section (tenant = \"...\")".into())
+    })?;
+    let state_cfg = config.state.as_ref().ok_or_else(|| {
+        SyncError::Setup("the config has no [state] section (dir = \"...\")".into())
+    })?;
+    Ok((cloud_cfg, state_cfg))
+}
+
+/// Where the configured tenant lives.
+pub(crate) fn tenant_target(cloud_cfg: &CloudConfig) -> TenantTarget {
+    TenantTarget {
+        location: cloud_cfg.tenant.clone(),
+        token_file: cloud_cfg.token_file.clone(),
+        ca_file: cloud_cfg.ca_file.clone(),
+    }
+}
+
+/// The DC replication talks to: `domain_controller`, or the host of `ldap_url`.
+pub(crate) fn dc_host(src: &SourceConfig) -> Result<String, SyncError> {
+    match (&src.domain_controller, &src.ldap_url) {
+        (Some(dc), _) => Ok(dc.clone()),
+        (None, Some(url)) => url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                SyncError::Setup(format!("cannot take a DC host from ldap_url {url:?}"))
+            }),
+        (None, None) => Err(SyncError::Setup("[source] needs domain_controller".into())),
+    }
+}
+
+/// How the engine reaches the DC for replication: `[source]` as an MS-DRSR client config.
+pub(crate) fn drsr_config(config: &Config) -> Result<DrsrConfig, SyncError> {
+    let src = &config.source;
+    let dc = dc_host(src)?;
+    let name = src.username.trim();
+    let (domain, user) = match (name.split_once('\\'), name.split_once('@')) {
+        (Some((d, u)), _) => (d.to_string(), u.to_string()),
+        (None, Some((u, _))) => (src.netbios_domain.clone(), u.to_string()),
+        (None, None) => (src.netbios_domain.clone(), name.to_string()),
+    };
+    let password = src.password()?;
+    let auth = match src.auth {
+        AuthMethod::Ntlm => Auth::Ntlm {
+            domain,
+            user,
+            password,
+        },
+        AuthMethod::Kerberos => Auth::Kerberos {
+            realm: src.realm.clone(),
+            kdc: src.kdc.clone().unwrap_or_else(|| format!("{dc}:88")),
+            user,
+            password,
+            spn: src.spn.clone(),
+        },
+    };
+    let mut cfg = DrsrConfig::new(dc, auth);
+    cfg.port_override = src.rpc_port;
+    cfg.connect_timeout = std::time::Duration::from_secs(src.timeout_seconds);
+    Ok(cfg)
+}
+
 impl Engine {
     /// Load the config file and open the tenant, the state store and the event log.
     pub fn open(config_path: &Path) -> Result<Engine, SyncError> {
@@ -212,12 +283,7 @@ impl Engine {
     }
 
     pub fn with_config(config: Config) -> Result<Engine, SyncError> {
-        let cloud_cfg = config.cloud.as_ref().ok_or_else(|| {
-            SyncError::Setup("the config has no [cloud] section (tenant = \"...\")".into())
-        })?;
-        let state_cfg = config.state.as_ref().ok_or_else(|| {
-            SyncError::Setup("the config has no [state] section (dir = \"...\")".into())
-        })?;
+        let (cloud_cfg, state_cfg) = engine_sections(&config)?;
         let state = StateStore::open(&state_cfg.dir)?;
         let events =
             EventLog::open(&state_cfg.dir, EVENT_LOG_MAX_BYTES, EVENT_LOG_FILES).map_err(|e| {
@@ -226,14 +292,7 @@ impl Engine {
                     state_cfg.dir.display()
                 ))
             })?;
-        let tenant = cloud::open_target(
-            &TenantTarget {
-                location: cloud_cfg.tenant.clone(),
-                token_file: cloud_cfg.token_file.clone(),
-                ca_file: cloud_cfg.ca_file.clone(),
-            },
-            "sync-agent",
-        )?;
+        let tenant = cloud::open_target(&tenant_target(cloud_cfg), TENANT_ACTOR)?;
         let mut settings = tenant.settings()?;
         let mut policy_note = None;
         if settings.apply_cloud_password_policy_to_synced != config.sync.apply_cloud_password_policy
@@ -314,47 +373,7 @@ impl Engine {
     }
 
     fn drsr_config(&self) -> Result<DrsrConfig, SyncError> {
-        let src = &self.config.source;
-        let dc = match (&src.domain_controller, &src.ldap_url) {
-            (Some(dc), _) => dc.clone(),
-            (None, Some(url)) => url
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split(['/', ':']).next())
-                .filter(|h| !h.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    SyncError::Setup(format!("cannot take a DC host from ldap_url {url:?}"))
-                })?,
-            (None, None) => {
-                return Err(SyncError::Setup("[source] needs domain_controller".into()))
-            }
-        };
-        let name = src.username.trim();
-        let (domain, user) = match (name.split_once('\\'), name.split_once('@')) {
-            (Some((d, u)), _) => (d.to_string(), u.to_string()),
-            (None, Some((u, _))) => (src.netbios_domain.clone(), u.to_string()),
-            (None, None) => (src.netbios_domain.clone(), name.to_string()),
-        };
-        let password = src.password()?;
-        let auth = match src.auth {
-            AuthMethod::Ntlm => Auth::Ntlm {
-                domain,
-                user,
-                password,
-            },
-            AuthMethod::Kerberos => Auth::Kerberos {
-                realm: src.realm.clone(),
-                kdc: src.kdc.clone().unwrap_or_else(|| format!("{dc}:88")),
-                user,
-                password,
-                spn: src.spn.clone(),
-            },
-        };
-        let mut cfg = DrsrConfig::new(dc, auth);
-        cfg.port_override = src.rpc_port;
-        cfg.connect_timeout = std::time::Duration::from_secs(src.timeout_seconds);
-        Ok(cfg)
+        drsr_config(&self.config)
     }
 
     /// A DC or tenant outage: event 611 (and 621 for a full sync), then the error.
