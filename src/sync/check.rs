@@ -274,25 +274,33 @@ async fn check_directory(r: &mut Results, config: &Config) {
             Some(port) => (host, port, "DRSUAPI (source.rpc_port)"),
             None => (host, 135, "the RPC endpoint mapper"),
         });
-    let reachable = async {
-        let (lhost, lport) = ldap?;
-        let (rhost, rport, rwhat) = rpc?;
-        tcp_connect(&lhost, lport, "LDAP").await?;
-        tcp_connect(&rhost, rport, rwhat).await?;
-        Ok::<_, String>(format!(
-            "connected to LDAP at {lhost}:{lport} and {rwhat} at {rhost}:{rport}"
-        ))
+    let ldap = match ldap {
+        Ok((host, port)) => tcp_connect(&host, port, "LDAP")
+            .await
+            .map(|()| format!("LDAP at {host}:{port}")),
+        Err(e) => Err(e),
+    };
+    let rpc = match rpc {
+        Ok((host, port, what)) => tcp_connect(&host, port, what)
+            .await
+            .map(|()| format!("{what} at {host}:{port}")),
+        Err(e) => Err(e),
+    };
+    let (ldap_reachable, rpc_reachable) = (ldap.is_ok(), rpc.is_ok());
+    match (ldap, rpc) {
+        (Ok(l), Ok(rpc)) => r.pass("dc_reachable", format!("connected to {l} and {rpc}")),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => r.fail("dc_reachable", e),
+        (Err(l), Err(rpc)) => r.fail("dc_reachable", format!("{l}; {rpc}")),
     }
-    .await;
-    match reachable {
-        Ok(detail) => r.pass("dc_reachable", detail),
-        Err(e) => r.fail("dc_reachable", e),
-    }
+    // A check that needs only the port that answered still runs.
+    let unreachable = "not run: dc_reachable failed";
 
     // ldap_bind: Directory::connect binds with the configured account, as a cycle's scope
     // stage does.
     let mut dir = None;
-    if r.may_run("ldap_bind", &["dc_reachable"]) {
+    if !ldap_reachable {
+        r.skip("ldap_bind", unreachable);
+    } else {
         match Directory::connect(src).await {
             Ok(d) => {
                 let dc = &d.root_dse().dns_host_name;
@@ -318,7 +326,9 @@ async fn check_directory(r: &mut Results, config: &Config) {
     // drsr_bind: the replication session a cycle opens. The same account as the LDAP bind,
     // so a refused bind there skips this rather than failing it twice.
     let mut client = None;
-    if r.may_run("drsr_bind", &["fips", "dc_reachable", "ldap_bind"]) {
+    if !rpc_reachable {
+        r.skip("drsr_bind", unreachable);
+    } else if r.may_run("drsr_bind", &["fips", "ldap_bind"]) {
         let connected = match drsr_config(config) {
             Ok(cfg) => DrsrClient::connect(&cfg)
                 .await
