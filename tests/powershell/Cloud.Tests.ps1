@@ -3,7 +3,8 @@
 
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
-    $Tenant = Join-Path $TestDrive 'tenant.db'
+    $Scratch = New-ScratchDirectory cloud
+    $Tenant = Join-Path $Scratch 'tenant.db'
     $Alice = 'alice@example.com'
     $Bob = 'bob@example.com'
     # "józef.ševčík@example.com"

@@ -150,3 +150,13 @@ function Get-TerminatingError([scriptblock]$Body) {
     }
     $null
 }
+
+# A fresh folder under the script's work dir for state that lives across Describe blocks
+# (Pester removes what a block added to $TestDrive when the block ends: a tenant's -wal file,
+# a unit written in one block and read in the next).
+function New-ScratchDirectory([string]$Name) {
+    $dir = Join-Path (Get-FixtureValue PHSYNC_PS_WORK) "scratch/$Name"
+    if (Test-Path $dir) { Remove-Item -Recurse -Force $dir }
+    New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    (Resolve-Path $dir).ProviderPath
+}

@@ -14,12 +14,13 @@ BeforeAll {
     $DomainConfig = Get-FixtureValue PHSYNC_PS_DOMAIN_CONFIG
     $DomainTenant = Join-Path (Split-Path $DomainConfig) 'tenant.db'
     $LdapsUrl = Get-FixtureValue PHSYNC_LAB_LDAPS_URL
+    $Scratch = New-ScratchDirectory engine
 
     # The same lab config with its LDAP URL on a closed port: the DC is unreachable.
-    $Unreachable = Copy-EngineConfig $Config (Join-Path $TestDrive 'unreachable') -Replace @{ "`"$LdapsUrl`"" = '"ldaps://127.0.0.1:1"' }
+    $Unreachable = Copy-EngineConfig $Config (Join-Path $Scratch 'unreachable') -Replace @{ "`"$LdapsUrl`"" = '"ldaps://127.0.0.1:1"' }
     # The same lab config with a wrong replicator password.
-    $WrongPassword = Copy-EngineConfig $Config (Join-Path $TestDrive 'wrong-password') -ReplicatorPassword 'Wrong-Passw0rd-1'
-    $NoConfig = Join-Path $TestDrive 'no-such-dir/phsync.toml'
+    $WrongPassword = Copy-EngineConfig $Config (Join-Path $Scratch 'wrong-password') -ReplicatorPassword 'Wrong-Passw0rd-1'
+    $NoConfig = Join-Path $Scratch 'no-such-dir/phsync.toml'
 
     $CheckNames = 'config', 'fips', 'dc_reachable', 'ldap_bind', 'drsr_bind', 'replication_rights', 'tenant_reachable', 'token_valid', 'ca_trusted'
 }
@@ -40,7 +41,7 @@ Describe 'Invoke-PasswordHashSync' {
     It 'runs a full cycle against the lab and returns one SyncCycleResult with Ok' {
         $FullErrors | Should -BeNullOrEmpty
         $FullOut.Count | Should -Be 1
-        $Full.BaseObject | Should -BeOfType ([PasswordHashSync.SyncCycleResult])
+        $Full | Should -BeOfType ([PasswordHashSync.SyncCycleResult])
         $Full.Mode | Should -Be 'full'
         $Full.Ok | Should -BeTrue
         $Full.InScope | Should -Be 2
@@ -61,11 +62,11 @@ Describe 'Invoke-PasswordHashSync' {
         $Full.StartedAt | Should -BeGreaterOrEqual $CycleStart
         $Full.FinishedAt | Should -BeGreaterOrEqual $Full.StartedAt
         $Full.Duration | Should -BeOfType ([TimeSpan])
-        $demo = $Full.Users | Where-Object SamAccountName -EQ $Demo.Sam
-        $demo.ObjectGuid | Should -BeOfType ([guid])
-        $demo.ObjectGuid | Should -Not -Be ([guid]::Empty)
-        $demo.UserPrincipalName | Should -Be $Demo.Upn
-        $demo.LastAttemptAt | Should -BeOfType ([DateTimeOffset])
+        $synced = $Full.Users | Where-Object SamAccountName -EQ $Demo.Sam
+        $synced.ObjectGuid | Should -BeOfType ([guid])
+        $synced.ObjectGuid | Should -Not -Be ([guid]::Empty)
+        $synced.UserPrincipalName | Should -Be $Demo.Upn
+        $synced.LastAttemptAt | Should -BeOfType ([DateTimeOffset])
     }
 
     It 'writes progress records during the cycle (scope, replicate, credentials) and completes them' {
@@ -209,7 +210,7 @@ $sw = [Diagnostics.Stopwatch]::StartNew()
 $ps.Stop()
 $stopMs = $sw.ElapsedMilliseconds
 $endInvoke = 'returned'
-try { [void]$ps.EndInvoke($handle) } catch { $endInvoke = $_.Exception.GetType().Name + ': ' + $_.Exception.Message }
+try { [void]$ps.EndInvoke($handle) } catch { $x = $_.Exception.GetBaseException(); $endInvoke = $x.GetType().Name + ': ' + $x.Message }
 $status = Get-PasswordHashSyncStatus -ConfigPath $config
 [pscustomobject]@{
     Seen                = if ($seen) { $seen.StatusDescription } else { $null }
@@ -230,6 +231,7 @@ $status = Get-PasswordHashSyncStatus -ConfigPath $config
             PHSYNC_PS_STOP_CONFIG       = $DomainConfig
         }
         $Stopped = ConvertFrom-ChildJson $child
+        Write-Host "    stopped at '$($Stopped.Seen)' in $($Stopped.StopMs) ms; $($Stopped.LastApplied) applied, $($Stopped.LastStale) current of $($Stopped.LastInScope) in scope"
     }
 
     It 'stops within 2 s once credentials are being applied' {
@@ -378,7 +380,7 @@ Describe 'Test-PasswordHashSyncConnection' {
         $bogus = Get-FixtureValue PHSYNC_PS_REMOTE_BOGUS_TOKEN
         $ca = Get-FixtureValue PHSYNC_PS_REMOTE_CA
         $remote = { param($dir, $tok, $caFile)
-            Copy-EngineConfig $Config (Join-Path $TestDrive $dir) -Replace @{ 'tenant = "tenant.db"' = "tenant = `"$url`"`ntoken_file = `"$tok`"`nca_file = `"$caFile`"" }
+            Copy-EngineConfig $Config (Join-Path $Scratch $dir) -Replace @{ 'tenant = "tenant.db"' = "tenant = `"$url`"`ntoken_file = `"$tok`"`nca_file = `"$caFile`"" }
         }
         $by = @{}; Test-PasswordHashSyncConnection (& $remote 'remote-ok' $token $ca) | ForEach-Object { $by[$_.Name] = $_ }
         foreach ($n in 'tenant_reachable', 'ca_trusted', 'token_valid') { $by[$n].Result | Should -Be 'passed' -Because "$n`: $($by[$n].Detail)" }

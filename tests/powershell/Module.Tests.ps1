@@ -14,10 +14,10 @@ BeforeDiscovery {
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
 
-    $rid = @(Get-ChildItem -Directory (Join-Path $ModuleDir 'native')).Name
+    $rid = @(Get-ChildItem -Directory (Join-Path $ModuleDir 'native') | ForEach-Object Name)
     if ($rid.Count -ne 1) { throw "expected one native/<rid>/ folder in $ModuleDir, found: $rid" }
     $rid = $rid[0]
-    $libName = @(Get-ChildItem -File (Join-Path $ModuleDir "native/$rid")).Name[0]
+    $libName = @(Get-ChildItem -File (Join-Path $ModuleDir "native/$rid") | ForEach-Object Name)[0]
 
     # A module copy whose library is replaced; returns the copy's parent (a PSModulePath entry).
     function New-ModuleCopy([string]$Name, [scriptblock]$Change) {
@@ -165,7 +165,8 @@ Describe 'Get-Help <_> -Full' -ForEach $CmdletNames {
     }
 
     It 'has at least one example with code' {
-        $examples = @($help.examples.example)
+        # Without help, $help.examples is $null and @($null.example) would count one.
+        $examples = @($help.examples.example | Where-Object { $_ })
         $examples.Count | Should -BeGreaterOrEqual 1
         foreach ($e in $examples) {
             "$($e.code)".Trim() | Should -Not -BeNullOrEmpty

@@ -5,12 +5,13 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     $Config = Get-FixtureValue PHSYNC_PS_ENGINE_CONFIG
-    $Root = Join-Path $TestDrive 'root'
+    $Scratch = New-ScratchDirectory tasks
+    $Root = Join-Path $Scratch 'root'
     $SystemdDir = Join-Path $Root 'etc/systemd/system'
     $CronDir = Join-Path $Root 'etc/cron.d'
     New-Item -ItemType Directory -Force -Path $SystemdDir, $CronDir | Out-Null
     $LdapsUrl = Get-FixtureValue PHSYNC_LAB_LDAPS_URL
-    $Unreachable = Copy-EngineConfig $Config (Join-Path $TestDrive 'unreachable') -Replace @{ "`"$LdapsUrl`"" = '"ldaps://127.0.0.1:1"' }
+    $Unreachable = Copy-EngineConfig $Config (Join-Path $Scratch 'unreachable') -Replace @{ "`"$LdapsUrl`"" = '"ldaps://127.0.0.1:1"' }
 
     function Get-EncodedCommand([string]$Text) {
         if ($Text -notmatch '-EncodedCommand ([A-Za-z0-9+/=]+)') { throw "no -EncodedCommand in: $Text" }
@@ -26,7 +27,7 @@ BeforeAll {
         $line.Split(' ')[0].Replace('$$', '$').Replace('%%', '%')
     }
     function Get-CronLine([string]$Path) {
-        @(Get-Content $Path | Where-Object { $_ -and -not $_.StartsWith('#') })
+        , @(Get-Content $Path | Where-Object { $_ -and -not $_.StartsWith('#') })
     }
     $Marker = '# Written by Register-PasswordHashSyncTask (PasswordHashSync module); Unregister-PasswordHashSyncTask removes it.'
     $QuotedConfig = "'" + $Config.Replace("'", "''") + "'"
@@ -91,7 +92,7 @@ Describe 'Register-PasswordHashSyncTask -Scheduler Systemd' {
     }
 
     It 'passes systemd-analyze verify' {
-        $analyze = Get-Command systemd-analyze -CommandType Application -ErrorAction SilentlyContinue
+        $analyze = Get-Command systemd-analyze -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
         if (-not $analyze) {
             Set-ItResult -Skipped -Because 'systemd-analyze is not installed'
             return
@@ -191,7 +192,7 @@ Describe 'Register-PasswordHashSyncTask options' {
     }
 
     It 'keeps a config path with blanks and a quote intact' {
-        $odd = Copy-EngineConfig $Config (Join-Path $TestDrive "it's a dir")
+        $odd = Copy-EngineConfig $Config (Join-Path $Scratch "it's a dir")
         $t = Register-PasswordHashSyncTask $odd -Scheduler Systemd -Root $Root -Name odd
         $t.ConfigPath | Should -Be $odd
         (Get-PasswordHashSyncTask odd* -Root $Root).ConfigPath | Should -Be $odd
