@@ -144,6 +144,36 @@ Describe 'Module manifest' {
     }
 }
 
+Describe 'A binary module' {
+    It 'is loaded as compiled cmdlets: no script module, no Add-Type, no C# source in the package' {
+        # Before: the .psm1 compiled PhsyncNative.cs with Add-Type at every import.
+        (Get-Module PasswordHashSync).ModuleType | Should -Be 'Binary'
+        @(Get-ChildItem -Recurse -File $ModuleDir -Include *.psm1, *.ps1, *.cs).Count | Should -Be 0
+    }
+
+    It 'reads a native result over 2 MB (ConvertFrom-Json on Windows PowerShell refused those)' {
+        $users = foreach ($i in 1..12000) {
+            '{"object_guid":"6f9619ff-8b86-d011-b42d-00c04fc964ff","sam_account_name":"user' + $i + '","user_principal_name":"user' + $i + '@example.com","status":"Success","reason":"synced","last_attempt_at":"2026-11-30T10:00:00Z","retry":{"state":"none"}}'
+        }
+        $json = '{"mode":"full","ok":true,"started_at":"2026-11-30T10:00:00Z","finished_at":"2026-11-30T10:00:05.5Z","users":[' + ($users -join ',') + ']}'
+        $json.Length | Should -BeGreaterThan 2MB
+        $o = [PasswordHashSync.Native.Json]::ParseObject($json)
+        $o.Arr('users').Count | Should -Be 12000
+        $o.Date('finished_at') | Should -Be ([DateTimeOffset]::Parse('2026-11-30T10:00:05.5Z'))
+    }
+}
+
+Describe 'The committed help' {
+    It 'is what scripts/gen-powershell-help.ps1 makes from powershell/help and the cmdlets' {
+        $generated = Join-Path $TestDrive 'PasswordHashSync.dll-Help.xml'
+        $gen = Join-Path $PSScriptRoot '../../scripts/gen-powershell-help.ps1'
+        $run = Invoke-ChildPwsh -Arguments '-File', $gen, '-ModulePath', $ModuleDir, '-OutFile', $generated
+        $run.ExitCode | Should -Be 0 -Because "$($run.Stdout) $($run.Stderr)"
+        $committed = Join-Path $PSScriptRoot '../../powershell/PasswordHashSync/en-US/PasswordHashSync.dll-Help.xml'
+        (Get-Content -Raw $generated) | Should -BeExactly (Get-Content -Raw $committed) -Because 'regenerate it: pwsh -File scripts/gen-powershell-help.ps1 -ModulePath <packaged module>'
+    }
+}
+
 Describe 'Get-Help <_> -Full' -ForEach $CmdletNames {
     BeforeAll {
         $name = $_

@@ -306,3 +306,41 @@ Describe 'Unregister-PasswordHashSyncTask' {
         $ForeignService | Should -Exist
     }
 }
+
+Describe 'Scheduled jobs: failures are reported, runs never overlap' {
+    It 'a cron file that cannot be written is an error, not a ScheduledSync' {
+        # Before the binary module, a failed WriteAllText of the cron file was still reported as written.
+        $noCron = Join-Path $Scratch 'root-without-cron'
+        New-Item -ItemType Directory -Force -Path $noCron | Out-Null
+        $out = $null
+        $e = Get-TerminatingError { $script:out = Register-PasswordHashSyncTask $Config -Scheduler Cron -Root $noCron -Name unwritable }
+        $e | Should -Not -BeNullOrEmpty
+        $e.FullyQualifiedErrorId | Should -BeLike 'PhsyncTaskRegistrationFailed,*'
+        $e.CategoryInfo.Category | Should -Be 'WriteError'
+        "$e" | Should -Match ([regex]::Escape((Join-Path $noCron 'etc/cron.d')))
+        $script:out | Should -BeNullOrEmpty
+    }
+
+    It 'a cron run while the previous one still holds the lock does nothing and exits 0' {
+        $t = Register-PasswordHashSyncTask $Config -Scheduler Cron -Root $Root -Name overlap -WarningAction SilentlyContinue
+        $line = (Get-CronLine $t.Files[0])[0]
+        # The command part of the cron line (after the 5 schedule fields and the user), as cron's sh runs it.
+        $command = ($line -split ' ', 7)[6]
+        $command | Should -Match '^flock -n -E 0 /run/lock/phsync-overlap\.lock '
+        $before = (Get-PasswordHashSyncStatus -ConfigPath $Config).LastCycle.FinishedAt
+        $holder = Start-Process -FilePath flock -ArgumentList '/run/lock/phsync-overlap.lock', 'sleep', '20' -PassThru
+        try {
+            Start-Sleep -Milliseconds 300
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $out = & sh -c $command 2>&1
+            $watch.Stop()
+            $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
+            $watch.Elapsed.TotalSeconds | Should -BeLessThan 2 -Because 'a locked run must not wait or start PowerShell'
+            (Get-PasswordHashSyncStatus -ConfigPath $Config).LastCycle.FinishedAt | Should -Be $before
+        }
+        finally {
+            Stop-Process -Id $holder.Id -Force -ErrorAction SilentlyContinue
+            Unregister-PasswordHashSyncTask overlap -Root $Root
+        }
+    }
+}

@@ -9,20 +9,28 @@ using PasswordHashSync.Native;
 
 namespace PasswordHashSync.Cmdlets
 {
-    /// <summary>Base of the engine cmdlets: -ConfigPath (else $env:PHSYNC_CONFIG).</summary>
+    /// <summary>Base of the engine cmdlets: -ConfigPath (else $env:PHSYNC_CONFIG), also by
+    /// property name from the pipeline (Get-PasswordHashSyncTask | Get-PasswordHashSyncStatus),
+    /// so it is resolved per input record, never once before the pipeline binds it.</summary>
     public abstract class EngineCmdlet : PhsCmdlet
     {
-        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-        [Alias("Config")]
-        public string ConfigPath { get; set; }
+        /// <summary>-ConfigPath as bound. Each cmdlet declares the parameter itself: where a
+        /// -UserName also takes strings from the pipeline, ConfigPath binds from the pipeline
+        /// only in the other parameter set, or any object with a ConfigPath property (a
+        /// ScheduledSync) would also bind to -UserName as its string form.</summary>
+        protected abstract string ConfigPathArgument { get; }
 
-        /// <summary>The absolute config path, resolved once in BeginProcessing.</summary>
+        /// <summary>The absolute config path of the current input record.</summary>
         protected string Config { get; private set; }
 
-        protected override void BeginProcessing()
+        protected override void ProcessRecord()
         {
-            Config = ResolveConfig(ConfigPath);
+            Config = ResolveConfig(ConfigPathArgument);
+            ProcessConfig();
         }
+
+        /// <summary>The work for one input record, with Config resolved.</summary>
+        protected abstract void ProcessConfig();
     }
 
     /// <summary>Invoke-PasswordHashSync: one sync cycle, or the named users now.</summary>
@@ -31,6 +39,13 @@ namespace PasswordHashSync.Cmdlets
     [OutputType(typeof(UserSyncResult), ParameterSetName = new[] { "User" })]
     public sealed class InvokePasswordHashSyncCommand : EngineCmdlet
     {
+        [Parameter(Position = 0, ParameterSetName = "Cycle", ValueFromPipelineByPropertyName = true)]
+        [Parameter(Position = 0, ParameterSetName = "User")]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
         [Parameter(ParameterSetName = "Cycle")]
         public SwitchParameter Full { get; set; }
 
@@ -39,44 +54,60 @@ namespace PasswordHashSync.Cmdlets
         [ValidateNotNullOrEmpty]
         public string[] UserName { get; set; }
 
-        private readonly List<string> names = new List<string>();
+        // -UserName: the users of every input record, grouped by config, synced in EndProcessing.
+        private readonly List<KeyValuePair<string, List<string>>> users = new List<KeyValuePair<string, List<string>>>();
 
-        protected override void ProcessRecord()
+        protected override void ProcessConfig()
         {
-            if (UserName != null)
+            if (ParameterSetName == "User")
+            {
+                List<string> names = null;
+                foreach (KeyValuePair<string, List<string>> g in users)
+                    if (g.Key == Config) names = g.Value;
+                if (names == null)
+                {
+                    names = new List<string>();
+                    users.Add(new KeyValuePair<string, List<string>>(Config, names));
+                }
                 foreach (string n in UserName)
                     if (!string.IsNullOrEmpty(n)) names.Add(n);
+                return;
+            }
+            RunCycle();
         }
 
         protected override void EndProcessing()
         {
-            if (ParameterSetName == "User")
-            {
-                if (!ShouldProcess(string.Join(", ", names.ToArray()) + " (" + Config + ")", "Synchronize password hashes now")) return;
-                using (PhsyncEngine engine = OpenEngine(Config))
-                {
-                    foreach (string n in names)
-                    {
-                        if (StopRequested) throw new PipelineStoppedException();
-                        UserSyncResult r;
-                        try
-                        {
-                            r = UserSyncResult.FromJson(Json.ParseObject(engine.SyncUser(n)));
-                        }
-                        catch (Exception e) when (!(e is RuntimeException))
-                        {
-                            WriteError(ErrorFor(e, n));
-                            continue;
-                        }
-                        WriteObject(r);
-                        if (r.IsFailure) WriteError(UserFailure(r));
-                    }
-                }
-                return;
-            }
+            foreach (KeyValuePair<string, List<string>> g in users) SyncUsers(g.Key, g.Value);
+        }
 
-            string mode = Full ? "full" : "incremental";
-            if (!ShouldProcess(Config, "Run a " + mode + " password hash sync cycle")) return;
+        private void SyncUsers(string config, List<string> names)
+        {
+            if (!ShouldProcess(string.Join(", ", names.ToArray()) + " (" + config + ")", "Synchronize password hashes now")) return;
+            using (PhsyncEngine engine = OpenEngine(config))
+            {
+                foreach (string n in names)
+                {
+                    if (StopRequested) throw new PipelineStoppedException();
+                    UserSyncResult r;
+                    try
+                    {
+                        r = UserSyncResult.FromJson(Json.ParseObject(engine.SyncUser(n)));
+                    }
+                    catch (Exception e) when (!(e is RuntimeException))
+                    {
+                        WriteError(ErrorFor(e, n));
+                        continue;
+                    }
+                    WriteObject(r);
+                    if (r.IsFailure) WriteError(UserFailure(r));
+                }
+            }
+        }
+
+        private void RunCycle()
+        {
+            if (!ShouldProcess(Config, "Run " + (Full ? "a full" : "an incremental") + " password hash sync cycle")) return;
             string activity = Full ? "Password hash sync (full)" : "Password hash sync";
             SyncCycleResult result;
             using (PhsyncEngine engine = OpenEngine(Config))
@@ -145,8 +176,25 @@ namespace PasswordHashSync.Cmdlets
     [Cmdlet(VerbsCommon.Get, "PasswordHashSyncStatus", DefaultParameterSetName = "Summary")]
     [OutputType(typeof(PasswordHashSyncStatus), ParameterSetName = new[] { "Summary" })]
     [OutputType(typeof(UserSyncStatus), ParameterSetName = new[] { "User" })]
-    public sealed class GetPasswordHashSyncStatusCommand : EngineCmdlet
+    public sealed class GetPasswordHashSyncStatusCommand : EngineCmdlet, IDisposable
     {
+        [Parameter(Position = 0, ParameterSetName = "Summary", ValueFromPipelineByPropertyName = true)]
+        [Parameter(Position = 0, ParameterSetName = "User")]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
+        // One engine per config for the whole pipeline (Get-ADUser | Get-PasswordHashSyncStatus).
+        private PhsyncEngine engine;
+        private string engineConfig;
+
+        public void Dispose()
+        {
+            if (engine != null) engine.Dispose();
+            engine = null;
+        }
+
         [Parameter(Mandatory = true, ParameterSetName = "User", ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("SamAccountName", "Identity")]
         [ValidateNotNullOrEmpty]
@@ -156,18 +204,18 @@ namespace PasswordHashSync.Cmdlets
         [Parameter(ParameterSetName = "Summary")]
         public string Root { get; set; }
 
-        private readonly List<string> names = new List<string>();
-
-        protected override void ProcessRecord()
+        protected override void ProcessConfig()
         {
+            List<string> names = new List<string>();
             if (UserName != null)
                 foreach (string n in UserName)
                     if (!string.IsNullOrEmpty(n)) names.Add(n);
-        }
-
-        protected override void EndProcessing()
-        {
-            using (PhsyncEngine engine = OpenEngine(Config))
+            if (engine == null || engineConfig != Config)
+            {
+                Dispose();
+                engine = OpenEngine(Config);
+                engineConfig = Config;
+            }
             {
                 if (ParameterSetName == "User")
                 {
@@ -234,11 +282,17 @@ namespace PasswordHashSync.Cmdlets
     [OutputType(typeof(bool))]
     public sealed class TestPasswordHashSyncConnectionCommand : EngineCmdlet
     {
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
         /// <summary>Return only $true (every check passed or was skipped) or $false.</summary>
         [Parameter]
         public SwitchParameter Quiet { get; set; }
 
-        protected override void EndProcessing()
+        protected override void ProcessConfig()
         {
             JsonObject report;
             try
@@ -270,6 +324,12 @@ namespace PasswordHashSync.Cmdlets
     [OutputType(typeof(SyncEvent))]
     public sealed class GetPasswordHashSyncEventCommand : EngineCmdlet
     {
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
         /// <summary>Only these event IDs (601 start, 611 domain failure, 605 retry, ...).</summary>
         [Parameter]
         [ValidateRange(1, 65535)]
@@ -284,7 +344,7 @@ namespace PasswordHashSync.Cmdlets
         [ValidateRange(1, int.MaxValue)]
         public int Newest { get; set; }
 
-        protected override void EndProcessing()
+        protected override void ProcessConfig()
         {
             ushort[] ids = null;
             if (Id != null)

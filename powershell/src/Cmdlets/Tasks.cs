@@ -86,22 +86,24 @@ namespace PasswordHashSync.Cmdlets
         }
 
         /// <summary>The executable of this PowerShell: the process itself (pwsh, powershell.exe), or,
-        /// when a host such as dotnet runs pwsh.dll (the .NET global tool), pwsh in $PSHOME or on PATH.</summary>
+        /// when a host such as dotnet runs pwsh.dll (the .NET global tool), pwsh on PATH, else in $PSHOME.</summary>
         private string CurrentPowerShell()
         {
             string self;
             using (Process p = Process.GetCurrentProcess()) self = p.MainModule.FileName;
             string name = Path.GetFileNameWithoutExtension(self).ToLowerInvariant();
             if (name == "pwsh" || name == "powershell") return self;
+            // pwsh on PATH first: under the .NET global tool, $PSHOME holds the version in its
+            // path (an update would break the job) and sits in the installing user's home.
             string exeName = Scheduling.IsWindows ? "pwsh.exe" : "pwsh";
-            string home = SessionState.PSVariable.GetValue("PSHOME") as string;
-            if (!string.IsNullOrEmpty(home) && File.Exists(Path.Combine(home, exeName))) return Path.Combine(home, exeName);
             foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator))
             {
                 if (dir.Length == 0) continue;
                 string candidate = Path.Combine(dir, exeName);
                 if (File.Exists(candidate)) return Path.GetFullPath(candidate);
             }
+            string home = SessionState.PSVariable.GetValue("PSHOME") as string;
+            if (!string.IsNullOrEmpty(home) && File.Exists(Path.Combine(home, exeName))) return Path.Combine(home, exeName);
             return null;
         }
 
