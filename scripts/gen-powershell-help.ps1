@@ -82,7 +82,8 @@ function WriteParameter($Cmd, $P, $SetAttr, [bool]$Full) {
     }
     if ($Full) {
         $w.WriteStartElement('type', $d); $w.WriteElementString('name', $m, $P.ParameterType.FullName); $w.WriteEndElement()
-        $w.WriteElementString('defaultValue', $d, $(if ($isSwitch) { 'False' } else { 'None' }))
+        $default = if ($data[$Cmd].Defaults -and $data[$Cmd].Defaults.ContainsKey($P.Name)) { $data[$Cmd].Defaults[$P.Name] } elseif ($isSwitch) { 'False' } else { 'None' }
+        $w.WriteElementString('defaultValue', $d, $default)
     }
     $w.WriteEndElement()
 }

@@ -1,6 +1,7 @@
 # The written help of the PasswordHashSync cmdlets. scripts/gen-powershell-help.ps1 merges it
 # with the cmdlets' metadata into en-US/PasswordHashSync.dll-Help.xml (Get-Help).
-# Literal data only. Paragraphs are separated by an empty line.
+# Literal data only. Paragraphs are separated by an empty line; Defaults are shown as each
+# parameter's default value.
 @{
     'ConvertTo-NTHash' = @{
         Synopsis    = 'Computes the NT hash (MD4 of UTF-16LE) of a password.'
@@ -14,6 +15,7 @@ The password reaches the phsync library as UTF-16 straight from the SecureString
         Related     = @('ConvertTo-PasswordHashSyncDigest', 'Test-PasswordHashSyncDigest')
     }
     'ConvertTo-PasswordHashSyncDigest' = @{
+        Defaults    = @{ Iterations = '1000'; Salt = 'random'  }
         Synopsis    = 'Computes the Password Hash Synchronization digest of a password or an NT hash.'
         Description = 'Returns the digest string v1;PPH1_MD4,<salt>,<iterations>,<key>; that Microsoft Entra ID stores for a synchronized password: PBKDF2-HMAC-SHA256 over the upper-case hexadecimal NT hash, byte-exact with Entra Connect.
 
@@ -46,6 +48,7 @@ A malformed digest is an error (PHS_E_MALFORMED_DIGEST, InvalidData), never $tru
         Related     = @('ConvertTo-PasswordHashSyncDigest')
     }
     'Set-CloudPassword' = @{
+        Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
         Synopsis    = 'Resets a cloud user''s password as an administrator.'
         Description = 'Sets the password of a user in the cloud tenant under the cloud password policy (length, character classes, not containing the user name). The reset overrides a synchronized password until the next on-premises change.
 
@@ -66,6 +69,7 @@ Policy violations are SecurityError records (PHS_E_PASSWORD_POLICY) naming what 
         Related     = @('Test-CloudSignIn', 'Get-CloudUser')
     }
     'Test-CloudSignIn' = @{
+        Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
         Synopsis    = 'Tests whether a user can sign in to the cloud tenant with a password.'
         Description = 'Performs a sign-in against the tenant and returns its outcome: success, or why it was refused (invalid_credentials, must_change_password, password_expired, account_disabled, locked_out). A refusal is a result, not an error; a wrong password counts toward smart lockout as any sign-in does. The session token is never returned.
 
@@ -84,6 +88,7 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
         Related     = @('Set-CloudPassword', 'Invoke-PasswordHashSync')
     }
     'Get-CloudUser' = @{
+        Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
         Synopsis    = 'Gets users of the cloud tenant.'
         Description = 'Returns the tenant''s record of each user: enabled, origin (synced or cloud), source anchor, and where the current password came from, when it changed, whether it must be changed and when it expires, and any smart-lockout time. It never returns a digest. An unknown user is an ObjectNotFound error (PHS_E_NOT_FOUND).'
         Parameters  = @{
@@ -98,6 +103,7 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
         Related     = @('Set-CloudPassword', 'Test-CloudSignIn')
     }
     'Invoke-PasswordHashSync' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Runs a password hash synchronization cycle, or synchronizes the named users now.'
         Description = 'Without -UserName, runs one sync cycle (incremental, or full with -Full) of the engine that the config file describes, shows its progress, and returns a SyncCycleResult: counts of users in scope, changes, applied, stale, filtered, disabled, failed and queued for retry, and the per-user results in Users. With -UserName, synchronizes each named user (sAMAccountName, UPN, DN or GUID) now and returns one UserSyncResult each.
 
@@ -117,6 +123,7 @@ Ctrl+C (or PowerShell.Stop()) stops a running cycle once the tenant write in fli
         Related     = @('Get-PasswordHashSyncStatus', 'Register-PasswordHashSyncTask', 'Test-PasswordHashSyncConnection')
     }
     'Get-PasswordHashSyncStatus' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Gets when password hash sync last ran and how it went, or the diagnostics of users.'
         Description = 'Without -UserName, returns one status: the last cycle (full or incremental, when it started and finished, whether it succeeded, its counts and error), the scheduled tasks that run this config and when the next cycle is due, and every user the engine has seen (Users, FailedUserCount).
 
@@ -134,6 +141,7 @@ With -UserName, returns each user''s diagnostics: object GUID, names, source anc
         Related     = @('Invoke-PasswordHashSync', 'Get-PasswordHashSyncEvent', 'Get-PasswordHashSyncTask')
     }
     'Test-PasswordHashSyncConnection' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Tests every connection password hash sync needs, one result per check.'
         Description = 'Checks, in order: the config file, FIPS mode, that the domain controller is reachable (LDAP and the RPC endpoint mapper), the LDAP bind, the DRSR bind, replication rights (reading one in-scope user''s password, as a sync does), that the tenant is reachable, and for a tenant service that the token is valid and its certificate is trusted. Each result says passed, failed or skipped, with the reason; a check whose prerequisite failed is skipped. Nothing is written to the tenant.'
         Parameters  = @{
@@ -147,6 +155,7 @@ With -UserName, returns each user''s diagnostics: object GUID, names, source anc
         Related     = @('Invoke-PasswordHashSync')
     }
     'Get-PasswordHashSyncEvent' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Gets events from the password hash sync event log.'
         Description = 'Reads the engine''s event log (events.jsonl in its state folder, with its rotated files), oldest first, with Microsoft''s Directory Synchronization event IDs: 601/602 start and stop, 605/606 retry queue, 611 domain failure, 617-623 full sync, 620 no retry, 650/651 cycle, 652 and 664 sync errors. Events name users and statuses, never a secret. The engine and the tenant are not opened.'
         Parameters  = @{
@@ -162,6 +171,7 @@ With -UserName, returns each user''s diagnostics: object GUID, names, source anc
         Related     = @('Get-PasswordHashSyncStatus')
     }
     'Register-PasswordHashSyncTask' = @{
+        Defaults    = @{ Interval = '00:02:00'; Name = 'PasswordHashSync'; Scheduler = 'Auto'; RunAsAccount = 'SYSTEM (Windows), root (Linux)'; PowerShellPath = 'this PowerShell'  }
         Synopsis    = 'Schedules Invoke-PasswordHashSync to run at an interval.'
         Description = 'On Windows, registers the scheduled task \phsync\<Name> running as SYSTEM or as -RunAsAccount (a group managed service account), with no execution time limit and no overlapping runs. On Linux, writes a systemd service and timer to /etc/systemd/system and enables the timer, or, without systemd, a cron entry in /etc/cron.d that takes a lock so runs never overlap.
 
@@ -184,6 +194,7 @@ The job starts the PowerShell running now (or -PowerShellPath), imports Password
         Related     = @('Get-PasswordHashSyncTask', 'Unregister-PasswordHashSyncTask', 'Invoke-PasswordHashSync')
     }
     'Get-PasswordHashSyncTask' = @{
+        Defaults    = @{ Name = '*'  }
         Synopsis    = 'Gets the scheduled password hash sync runs that Register-PasswordHashSyncTask created.'
         Description = 'Lists the Windows scheduled tasks under \phsync\, or the systemd units and cron entries marked as written by Register-PasswordHashSyncTask, with their interval, account, config file, command and files. Other units and cron files are never listed.'
         Parameters  = @{
