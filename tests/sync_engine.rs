@@ -269,7 +269,13 @@ fn the_engine_through_the_c_abi() {
         for stage in ["scope", "replicate", "provision", "credentials"] {
             assert!(stages.contains(stage), "no {stage} progress: {seen:?}");
         }
-        assert!(seen.iter().all(|(_, done, total)| done <= total));
+        // done <= total, or total 0 (not known yet: replication batches report what came so far).
+        assert!(seen
+            .iter()
+            .all(|(_, done, total)| done <= total || *total == 0));
+        assert!(seen
+            .iter()
+            .any(|(stage, done, total)| stage == "replicate" && *total == 0 && *done >= 1));
 
         let name = CString::new(u.clone()).unwrap();
         let mut json = ptr::null_mut();
@@ -789,4 +795,98 @@ fn the_connection_check_tests_a_tenant_service_its_token_and_its_certificate() {
         detail(&report, "ca_trusted"),
         "not run: tenant_reachable failed"
     );
+}
+
+#[test]
+fn a_stop_during_replication_ends_the_cycle_before_anything_is_written() {
+    use std::ffi::{c_char, c_void, CStr, CString};
+    use std::ptr;
+
+    use phsync::ffi::*;
+
+    /// Stops at the first replication batch (reported with the accounts so far, total 0).
+    #[derive(Default)]
+    struct Caller {
+        stop: bool,
+        replicate_batches: u64,
+        credentials: u64,
+    }
+    unsafe extern "C" fn on_progress(
+        context: *mut c_void,
+        stage: *const c_char,
+        done: u64,
+        total: u64,
+    ) -> i32 {
+        let caller = &mut *(context as *mut Caller);
+        match CStr::from_ptr(stage).to_str().unwrap() {
+            "replicate" if total == 0 => {
+                assert!(done > 0, "a replication batch reports the accounts so far");
+                caller.replicate_batches += 1;
+                i32::from(caller.stop)
+            }
+            "credentials" => {
+                caller.credentials += 1;
+                0
+            }
+            _ => 0,
+        }
+    }
+
+    let f = SyncFixture::new("stoprep", "");
+    let users: Vec<(String, String)> = (0..3)
+        .map(|i| (f.sam(&format!("sr{i}")), format!("Stop-Repl-{i}!")))
+        .collect();
+    f.ou.add_users(&users);
+    let config = CString::new(f.config.to_str().unwrap()).unwrap();
+    unsafe {
+        let mut engine = ptr::null_mut();
+        assert_eq!(phs_engine_open(config.as_ptr(), &mut engine), PHS_OK);
+        let mut caller = Caller {
+            stop: true,
+            ..Caller::default()
+        };
+        let mut json = ptr::null_mut();
+        let status = phs_sync_cycle(
+            engine,
+            PHS_SYNC_FULL,
+            Some(on_progress),
+            &mut caller as *mut Caller as *mut c_void,
+            &mut json,
+        );
+        assert_eq!(status, PHS_E_CANCELLED, "{}", last_error());
+        assert!(json.is_null());
+        assert_eq!(caller.replicate_batches, 1, "stopped after the first batch");
+        assert_eq!(caller.credentials, 0);
+        // Stopped before provisioning: the tenant has none of these users yet.
+        assert!(
+            f.tenant().users().unwrap().is_empty(),
+            "nothing is written after a stop during replication"
+        );
+        let mut json = ptr::null_mut();
+        assert_eq!(phs_sync_status(engine, &mut json), PHS_OK);
+        let stopped = take(json)["last_cycle"].clone();
+        assert_eq!(stopped["ok"], false, "{stopped}");
+        assert_eq!(stopped["error"], "stopped by the caller");
+
+        // The next cycle runs it all (full again: no cursor was stored) and converges.
+        let mut caller = Caller::default();
+        let mut json = ptr::null_mut();
+        let status = phs_sync_cycle(
+            engine,
+            0,
+            Some(on_progress),
+            &mut caller as *mut Caller as *mut c_void,
+            &mut json,
+        );
+        assert_eq!(status, PHS_OK, "{}", last_error());
+        let report = take(json);
+        assert_eq!(report["mode"], "full", "{report}");
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(report["applied"], users.len() as u64, "{report}");
+        assert!(caller.replicate_batches >= 1);
+        for (sam, password) in &users {
+            assert_eq!(f.sign_in(sam, password), SignInStatus::Success);
+        }
+        phs_engine_free(engine);
+    }
 }

@@ -109,7 +109,7 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
 
 A failure of the engine as a whole (config, DC or tenant unreachable) is a terminating error whose ErrorId is the native status name (PHS_E_CONFIG, PHS_E_DIRECTORY, PHS_E_REPLICATION, ...). Each user whose password could not be synced is a non-terminating error after the result, whose ErrorId is the user''s status (Error, RetryRequestedByTarget, MissingAttribute, ...), so -ErrorAction and $? report it.
 
-Ctrl+C (or PowerShell.Stop()) stops a running cycle once the tenant write in flight (a batch of at most 200 users) is done: what was applied stays applied, the stored cursor does not move, and the next cycle resumes.'
+Ctrl+C (or PowerShell.Stop()) stops a running cycle once the replication batch or the tenant write in flight (a batch of at most 200 users) is done: what was applied stays applied, the stored cursor does not move, and the next cycle resumes.'
         Parameters  = @{
             ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
             Full       = 'Run a full cycle (every user in scope, ignoring the stored cursor) instead of an incremental one.'

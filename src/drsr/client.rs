@@ -454,12 +454,18 @@ impl DrsrClient {
     /// of each batch (objects with a `user`-derived class, or, in incremental replies that
     /// omit objectClass, objects carrying account attributes). Returns the cursor for the
     /// next incremental run: persist it after `on_batch` has stored everything.
-    pub async fn replicate_domain_with(
+    ///
+    /// Generic over the handler, so the future is `Send` exactly when the handler is (the
+    /// engine's handler reports progress to a caller's callback and is not).
+    pub async fn replicate_domain_with<F>(
         &mut self,
         cursor: Option<&ReplicationCursor>,
         batch_size: u32,
-        on_batch: &mut (dyn FnMut(Vec<ReplicatedAccount>) -> Result<()> + Send),
-    ) -> Result<ReplicationCursor> {
+        on_batch: &mut F,
+    ) -> Result<ReplicationCursor>
+    where
+        F: FnMut(Vec<ReplicatedAccount>) -> Result<()> + ?Sized,
+    {
         let dn = match cursor {
             Some(c) => c.naming_context.clone(),
             None => self.domain_dn().await?,

@@ -42,6 +42,9 @@ pub enum DrsrError {
     },
     #[error("the endpoint mapper has no DRSUAPI endpoint (is this host a domain controller?)")]
     NoDrsuapiEndpoint,
+    /// The caller's batch handler asked to stop between GetNCChanges batches.
+    #[error("replication stopped by the caller")]
+    Stopped,
     /// NTLM/Kerberos authentication was rejected: user name, domain or password is wrong,
     /// or the account is disabled/locked/expired.
     #[error("authentication rejected by the domain controller ({detail}): check the user name, domain and password (or the account is disabled, locked or expired)")]

@@ -17,13 +17,15 @@ pub struct phs_engine {
 }
 
 /// Progress of a cycle: `stage` ("scope", "replicate", "provision", "credentials"), items
-/// `done` of `total` ("credentials" is reported once per user). Called on the thread that
+/// `done` of `total` ("credentials" is reported once per user; "replicate" after every
+/// replication batch with the accounts so far and `total` 0, not known yet). Called on the thread that
 /// called `phs_sync_cycle`, never after it returns.
 ///
 /// Return 0 to continue. Any nonzero value asks the engine to stop: it finishes what is in
-/// flight (the current stage, or the current batch of at most 200 credentials, whose users
-/// are still reported) and `phs_sync_cycle` returns `PHS_E_CANCELLED`. What was applied stays
-/// applied; the cursor is not advanced past it, so the next cycle resumes.
+/// flight (the current LDAP scope read, replication batch, or batch of at most 200
+/// credentials, whose users are still reported) and `phs_sync_cycle` returns
+/// `PHS_E_CANCELLED`. What was applied stays applied; the cursor is not advanced past it, so
+/// the next cycle resumes.
 #[allow(non_camel_case_types)]
 pub type phs_progress_fn = Option<
     unsafe extern "C" fn(context: *mut c_void, stage: *const c_char, done: u64, total: u64) -> i32,

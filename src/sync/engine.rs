@@ -39,7 +39,7 @@ fn tenant_down(e: &CloudError) -> bool {
 }
 use crate::config::{AuthMethod, CloudConfig, Config, SourceConfig, StateConfig};
 use crate::directory::{Directory, DirectoryUser, UserScope};
-use crate::drsr::{Auth, DrsrClient, DrsrConfig, ReplicatedAccount, ReplicationCursor};
+use crate::drsr::{Auth, DrsrClient, DrsrConfig, DrsrError, ReplicatedAccount, ReplicationCursor};
 use crate::hash::{new_random_digests, NtHash};
 
 const CURSOR_KEY: &str = "replication_cursor";
@@ -517,14 +517,29 @@ impl Engine {
         progress("replicate", 0, 1);
         let drsr_cfg = self.drsr_config()?;
         let batch = self.config.sync.batch_size;
+        // Progress after every GetNCChanges batch (total 0: not known yet), so a caller can stop
+        // a long first replication between batches instead of waiting for all of it.
+        let stop = self.stop.clone();
         let replicated = self.rt.block_on(async {
             let mut client = DrsrClient::connect(&drsr_cfg).await?;
-            let result = client.replicate_domain(cursor.as_ref(), batch).await;
+            let mut all = Vec::new();
+            let result = client
+                .replicate_domain_with(cursor.as_ref(), batch, &mut |accounts| {
+                    all.extend(accounts);
+                    progress("replicate", all.len() as u64, 0);
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(DrsrError::Stopped);
+                    }
+                    Ok(())
+                })
+                .await;
             let _ = client.close().await;
-            result
+            result.map(|next| (all, next))
         });
-        let (accounts, next_cursor) =
-            replicated.map_err(|e| self.domain_failure(is_full, e.into()))?;
+        let (accounts, next_cursor) = match replicated {
+            Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
+            other => other.map_err(|e| self.domain_failure(is_full, e.into()))?,
+        };
         progress("replicate", accounts.len() as u64, accounts.len() as u64);
         self.check_stop()?;
 

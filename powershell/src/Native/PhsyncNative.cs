@@ -74,7 +74,7 @@ namespace PasswordHashSync.Native
     }
 
     /// <summary>Progress of a sync cycle, raised on the calling thread.</summary>
-    /// <summary>Progress of a cycle; return false to ask the engine to stop after the tenant write in flight.</summary>
+    /// <summary>Progress of a cycle; return false to ask the engine to stop after the replication batch or tenant write in flight.</summary>
     public delegate bool PhsyncProgressHandler(string stage, ulong done, ulong total);
 
     /// <summary>Status codes of include/phsync.h.</summary>
