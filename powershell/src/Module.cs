@@ -215,6 +215,15 @@ namespace PasswordHashSync
             return UrlTenant.IsMatch(tenant) ? tenant : FullPath(tenant);
         }
 
+        /// <summary>A tenant for messages and error targets: a URL's password becomes ***
+        /// (postgres://user:secret@host/db), as the native library shows it.</summary>
+        internal static string TenantForDisplay(string tenant)
+        {
+            return UrlPassword.Replace(tenant, "$1:***@");
+        }
+
+        private static readonly Regex UrlPassword = new Regex("^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@");
+
         /// <summary>Open a tenant: a file or postgres:// directly; a tenant service with a token
         /// file (-TokenFile, else $env:PHSYNC_TOKEN_FILE) and an optional CA file.</summary>
         protected PhsyncCloud OpenCloud(string tenant, string tokenFile, string caFile)
@@ -223,7 +232,7 @@ namespace PasswordHashSync
             if (string.IsNullOrEmpty(tokenFile)) tokenFile = Environment.GetEnvironmentVariable("PHSYNC_TOKEN_FILE");
             if (string.IsNullOrEmpty(caFile)) caFile = Environment.GetEnvironmentVariable("PHSYNC_CA_FILE");
             if (string.IsNullOrEmpty(tokenFile))
-                ThrowTerminatingError(UsageError("The tenant " + tenant + " is a service: pass -TokenFile or set $env:PHSYNC_TOKEN_FILE.", "PhsyncNoTokenFile", tenant));
+                ThrowTerminatingError(UsageError("The tenant " + TenantForDisplay(tenant) + " is a service: pass -TokenFile or set $env:PHSYNC_TOKEN_FILE.", "PhsyncNoTokenFile", TenantForDisplay(tenant)));
             return Lib.OpenRemoteCloud(tenant, FullPath(tokenFile), string.IsNullOrEmpty(caFile) ? null : FullPath(caFile));
         }
 
@@ -243,7 +252,7 @@ namespace PasswordHashSync
     }
 
     /// <summary>Base of the tenant cmdlets: -Tenant, -TokenFile, -CaFile.</summary>
-    public abstract class CloudCmdlet : PhsCmdlet
+    public abstract class CloudCmdlet : PhsCmdlet, IDisposable
     {
         /// <summary>A tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.</summary>
         [Parameter]
@@ -259,7 +268,11 @@ namespace PasswordHashSync
 
         private PhsyncCloud cloud;
 
+        /// <summary>The resolved tenant (may hold a database password: never shown).</summary>
         protected string TenantTarget { get; private set; }
+
+        /// <summary>The tenant as messages and error targets show it.</summary>
+        protected string TenantDisplay { get { return TenantForDisplay(TenantTarget); } }
 
         protected override void BeginProcessing()
         {
@@ -279,7 +292,7 @@ namespace PasswordHashSync
                 catch (Exception e) when (!(e is RuntimeException))
                 {
                     // An unreachable or unusable tenant is a setup failure: stop the pipeline.
-                    ThrowTerminatingError(ErrorFor(e, TenantTarget));
+                    ThrowTerminatingError(ErrorFor(e, TenantDisplay));
                 }
                 return cloud;
             }
@@ -287,10 +300,11 @@ namespace PasswordHashSync
 
         protected override void EndProcessing()
         {
-            CloseCloud();
+            Dispose();
         }
 
-        protected void CloseCloud()
+        /// <summary>Closes the tenant; PowerShell also calls it when the pipeline stops or fails.</summary>
+        public void Dispose()
         {
             if (cloud != null)
             {

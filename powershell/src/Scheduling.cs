@@ -362,7 +362,7 @@ namespace PasswordHashSync
         }
 
         /// <summary>Every job this module wrote whose name matches (wildcards), on every scheduler here.</summary>
-        internal static List<ScheduledSync> Find(PSCmdlet cmdlet, string name, string root)
+        internal static List<ScheduledSync> Find(string name, string root)
         {
             WildcardPattern pattern = new WildcardPattern(string.IsNullOrEmpty(name) ? "*" : name, WildcardOptions.IgnoreCase);
             List<ScheduledSync> found = new List<ScheduledSync>();

@@ -183,6 +183,15 @@ Describe 'Get-CloudUser' {
         { Get-CloudUser 'nobody@example.com' -Tenant $Tenant -ErrorAction Ignore } | Should -Not -Throw
     }
 
+    It 'never shows the password of a database URL, in the error or its target' {
+        $url = 'postgres://phsync:Db-s3cret-pw@127.0.0.1:1/tenant'
+        $e = Get-TerminatingError { Get-CloudUser $Alice -Tenant $url }
+        $e | Should -Not -BeNullOrEmpty
+        $shown = "$e $($e.TargetObject) $($e.CategoryInfo) $($e.Exception.Message)"
+        $shown | Should -Not -Match 'Db-s3cret-pw'
+        "$($e.TargetObject)" | Should -Be 'postgres://phsync:***@127.0.0.1:1/tenant'
+    }
+
     It 'stops with PHS_E_STORAGE when the tenant file cannot be opened' {
         $e = Get-TerminatingError { Get-CloudUser $Alice -Tenant (Join-Path $TestDrive 'no-such-dir/t.db') }
         $e | Should -Not -BeNullOrEmpty

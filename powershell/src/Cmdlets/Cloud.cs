@@ -25,7 +25,7 @@ namespace PasswordHashSync.Cmdlets
 
         protected override void ProcessRecord()
         {
-            if (!ShouldProcess(UserPrincipalName + " in tenant " + TenantTarget, "Reset cloud password")) return;
+            if (!ShouldProcess(UserPrincipalName + " in tenant " + TenantDisplay, "Reset cloud password")) return;
             try
             {
                 string json = Cloud.SetPassword(UserPrincipalName, Password, ForceChangePasswordNextSignIn.IsPresent);

@@ -54,21 +54,14 @@ namespace PasswordHashSync.Cmdlets
         [ValidateNotNullOrEmpty]
         public string[] UserName { get; set; }
 
-        // -UserName: the users of every input record, grouped by config, synced in EndProcessing.
-        private readonly List<KeyValuePair<string, List<string>>> users = new List<KeyValuePair<string, List<string>>>();
+        // -UserName: the names of every input record, synced in EndProcessing with one engine.
+        // In this set -ConfigPath does not bind from the pipeline, so it is the same for all.
+        private readonly List<string> names = new List<string>();
 
         protected override void ProcessConfig()
         {
             if (ParameterSetName == "User")
             {
-                List<string> names = null;
-                foreach (KeyValuePair<string, List<string>> g in users)
-                    if (g.Key == Config) names = g.Value;
-                if (names == null)
-                {
-                    names = new List<string>();
-                    users.Add(new KeyValuePair<string, List<string>>(Config, names));
-                }
                 foreach (string n in UserName)
                     if (!string.IsNullOrEmpty(n)) names.Add(n);
                 return;
@@ -78,13 +71,9 @@ namespace PasswordHashSync.Cmdlets
 
         protected override void EndProcessing()
         {
-            foreach (KeyValuePair<string, List<string>> g in users) SyncUsers(g.Key, g.Value);
-        }
-
-        private void SyncUsers(string config, List<string> names)
-        {
-            if (!ShouldProcess(string.Join(", ", names.ToArray()) + " (" + config + ")", "Synchronize password hashes now")) return;
-            using (PhsyncEngine engine = OpenEngine(config))
+            if (names.Count == 0) return;
+            if (!ShouldProcess(string.Join(", ", names.ToArray()) + " (" + Config + ")", "Synchronize password hashes now")) return;
+            using (PhsyncEngine engine = OpenEngine(Config))
             {
                 foreach (string n in names)
                 {
@@ -206,73 +195,68 @@ namespace PasswordHashSync.Cmdlets
 
         protected override void ProcessConfig()
         {
-            List<string> names = new List<string>();
-            if (UserName != null)
-                foreach (string n in UserName)
-                    if (!string.IsNullOrEmpty(n)) names.Add(n);
             if (engine == null || engineConfig != Config)
             {
                 Dispose();
                 engine = OpenEngine(Config);
                 engineConfig = Config;
             }
+            if (ParameterSetName == "User")
             {
-                if (ParameterSetName == "User")
+                foreach (string n in UserName)
                 {
-                    foreach (string n in names)
+                    if (string.IsNullOrEmpty(n)) continue;
+                    try
                     {
-                        try
-                        {
-                            WriteObject(UserSyncStatus.FromJson(Json.ParseObject(engine.UserStatus(n))));
-                        }
-                        catch (Exception e) when (!(e is RuntimeException))
-                        {
-                            WriteError(ErrorFor(e, n));
-                        }
+                        WriteObject(UserSyncStatus.FromJson(Json.ParseObject(engine.UserStatus(n))));
                     }
-                    return;
+                    catch (Exception e) when (!(e is RuntimeException))
+                    {
+                        WriteError(ErrorFor(e, n));
+                    }
                 }
-                JsonObject all;
-                try
-                {
-                    all = Json.ParseObject(engine.SyncStatus());
-                }
-                catch (Exception e) when (!(e is RuntimeException))
-                {
-                    ThrowTerminatingError(ErrorFor(e, Config));
-                    return;
-                }
-                PasswordHashSyncStatus s = new PasswordHashSyncStatus();
-                s.ConfigPath = Config;
-                s.LastCycle = LastSyncCycle.FromJson(all.Obj("last_cycle"));
-                List<UserSyncResult> users = new List<UserSyncResult>();
-                foreach (object u in all.Arr("users"))
-                {
-                    JsonObject j = u as JsonObject;
-                    if (j != null) users.Add(UserSyncResult.FromJson(j));
-                }
-                s.Users = users.ToArray();
-                s.UserCount = users.Count;
-                s.FailedUserCount = users.FindAll(u => u.IsFailure).Count;
-                List<ScheduledSync> tasks = new List<ScheduledSync>();
-                try
-                {
-                    foreach (ScheduledSync t in Scheduling.Find(this, null, string.IsNullOrEmpty(Root) ? null : FullPath(Root)))
-                        if (string.Equals(t.ConfigPath, Config, StringComparison.Ordinal)) tasks.Add(t);
-                }
-                catch (Exception e) when (!(e is PipelineStoppedException))
-                {
-                    WriteWarning("Could not read the scheduled tasks: " + e.Message);
-                }
-                s.ScheduledTasks = tasks.ToArray();
-                if (tasks.Count > 0 && s.LastCycle != null && s.LastCycle.FinishedAt.HasValue)
-                {
-                    TimeSpan shortest = TimeSpan.MaxValue;
-                    foreach (ScheduledSync t in tasks) if (t.Interval < shortest) shortest = t.Interval;
-                    s.NextCycleDueAt = s.LastCycle.FinishedAt.Value + shortest;
-                }
-                WriteObject(s);
+                return;
             }
+            JsonObject all;
+            try
+            {
+                all = Json.ParseObject(engine.SyncStatus());
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                ThrowTerminatingError(ErrorFor(e, Config));
+                return;
+            }
+            PasswordHashSyncStatus s = new PasswordHashSyncStatus();
+            s.ConfigPath = Config;
+            s.LastCycle = LastSyncCycle.FromJson(all.Obj("last_cycle"));
+            List<UserSyncResult> users = new List<UserSyncResult>();
+            foreach (object u in all.Arr("users"))
+            {
+                JsonObject j = u as JsonObject;
+                if (j != null) users.Add(UserSyncResult.FromJson(j));
+            }
+            s.Users = users.ToArray();
+            s.UserCount = users.Count;
+            s.FailedUserCount = users.FindAll(u => u.IsFailure).Count;
+            List<ScheduledSync> tasks = new List<ScheduledSync>();
+            try
+            {
+                foreach (ScheduledSync t in Scheduling.Find(null, string.IsNullOrEmpty(Root) ? null : FullPath(Root)))
+                    if (string.Equals(t.ConfigPath, Config, StringComparison.Ordinal)) tasks.Add(t);
+            }
+            catch (Exception e) when (!(e is PipelineStoppedException))
+            {
+                WriteWarning("Could not read the scheduled tasks: " + e.Message);
+            }
+            s.ScheduledTasks = tasks.ToArray();
+            if (tasks.Count > 0 && s.LastCycle != null && s.LastCycle.FinishedAt.HasValue)
+            {
+                TimeSpan shortest = TimeSpan.MaxValue;
+                foreach (ScheduledSync t in tasks) if (t.Interval < shortest) shortest = t.Interval;
+                s.NextCycleDueAt = s.LastCycle.FinishedAt.Value + shortest;
+            }
+            WriteObject(s);
         }
     }
 

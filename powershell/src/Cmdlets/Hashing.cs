@@ -53,11 +53,10 @@ namespace PasswordHashSync.Cmdlets
         {
             try
             {
-                byte[] salt = Salt == null ? null : PhsyncLibrary.FromHex(Salt, 10, "Salt");
                 if (ParameterSetName == "NTHash")
                     WriteObject(Lib.DigestFromNtHashHex(NTHash, Salt, (uint)Iterations));
                 else
-                    WriteObject(Lib.Digest(Password, salt, (uint)Iterations));
+                    WriteObject(Lib.Digest(Password, Salt == null ? null : PhsyncLibrary.FromHex(Salt, 10, "Salt"), (uint)Iterations));
             }
             catch (Exception e) when (!(e is RuntimeException))
             {

@@ -144,7 +144,7 @@ namespace PasswordHashSync.Cmdlets
             try
             {
                 string root = string.IsNullOrEmpty(Root) ? null : FullPath(Root);
-                foreach (ScheduledSync s in Scheduling.Find(this, Name, root)) WriteObject(s);
+                foreach (ScheduledSync s in Scheduling.Find(Name, root)) WriteObject(s);
             }
             catch (Exception e) when (!(e is RuntimeException))
             {
@@ -175,7 +175,7 @@ namespace PasswordHashSync.Cmdlets
                 return;
             }
             string root = string.IsNullOrEmpty(Root) ? null : FullPath(Root);
-            var found = Scheduling.Find(this, Name, root);
+            var found = Scheduling.Find(Name, root);
             if (found.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(Name))
             {
                 WriteError(new ErrorRecord(new ItemNotFoundException("No scheduled password hash sync named " + Name + " was found."),
