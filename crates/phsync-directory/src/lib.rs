@@ -1,0 +1,23 @@
+//! The LDAP directory layer: connect and bind to a domain controller (LDAPS or StartTLS,
+//! verified against a configured CA), read the RootDSE, enumerate the in-scope users with a
+//! paged search, and resolve one user by name, UPN, DN or GUID.
+//!
+//! Knows nothing of the cloud. Referrals (Samba returns them for searches at the domain root)
+//! are never followed.
+
+mod connect;
+mod error;
+mod filter;
+mod resolve;
+mod rootdse;
+mod scope;
+mod target;
+mod users;
+
+pub use connect::Directory;
+pub use error::{AccountProblem, DirectoryError};
+pub use filter::escape_filter_value;
+pub use rootdse::RootDse;
+pub use scope::{UserScope, PAGE_SIZE};
+pub use target::{LdapTarget, Transport};
+pub use users::{filetime_to_unix, DirectoryUser, GeneralizedTime, Guid, Sid, UAC_ACCOUNTDISABLE};

@@ -1,0 +1,197 @@
+//! Which users are in scope, and the paged search that lists them.
+//!
+//! In scope: `objectClass=user` and `objectCategory=person`, not `inetOrgPerson`, not
+//! `computer`, not `isCriticalSystemObject=TRUE` (krbtgt, Guest and — in Samba as in Windows —
+//! Administrator), and enabled unless `include_disabled`. Then:
+//! - `scope_ous`: the user lies in (the subtree of) one of these DNs;
+//! - `scope_groups`: the user is a member, directly or through nested groups, of one of these
+//!   groups (LDAP_MATCHING_RULE_IN_CHAIN on memberOf);
+//! - both given: in one of the OUs AND in one of the groups. Neither: the whole domain.
+
+use std::collections::BTreeMap;
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Scope, SearchEntry};
+
+use super::connect::{op_error, Directory};
+use super::error::DirectoryError;
+use super::filter::escape_filter_value;
+use super::users::{DirectoryUser, USER_ATTRS};
+
+/// Page size of the simple paged results control.
+pub const PAGE_SIZE: i32 = 500;
+
+const RESULT_NO_SUCH_OBJECT: u32 = 32;
+
+/// The user scope: filter options, OUs and groups (DNs or sAMAccountNames).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserScope {
+    pub include_disabled: bool,
+    pub ous: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// The filter every user object must match to be considered at all (resolve uses it too).
+pub(crate) const PERSON_FILTER: &str = "(objectClass=user)(objectCategory=person)(!(objectClass=inetOrgPerson))(!(objectClass=computer))";
+
+/// The complete in-scope filter, given the groups already resolved to DNs.
+pub(crate) fn scope_filter(include_disabled: bool, group_dns: &[String]) -> String {
+    let mut f = format!("(&{PERSON_FILTER}(!(isCriticalSystemObject=TRUE))");
+    if !include_disabled {
+        f.push_str("(!(userAccountControl:1.2.840.113556.1.4.803:=2))");
+    }
+    if !group_dns.is_empty() {
+        f.push_str("(|");
+        for g in group_dns {
+            f.push_str(&format!(
+                "(memberOf:1.2.840.113556.1.4.1941:={})",
+                escape_filter_value(g)
+            ));
+        }
+        f.push(')');
+    }
+    f.push(')');
+    f
+}
+
+impl Directory {
+    /// All in-scope users, sorted by sAMAccountName (case-insensitive), each once.
+    pub async fn users(&mut self, scope: &UserScope) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let mut group_dns = Vec::new();
+        for g in &scope.groups {
+            group_dns.push(self.resolve_group(g).await?);
+        }
+        let bases = if scope.ous.is_empty() {
+            vec![self.root_dse.default_naming_context.clone()]
+        } else {
+            let mut v = Vec::new();
+            for ou in &scope.ous {
+                self.check_exists(ou).await?;
+                v.push(ou.trim().to_string());
+            }
+            v
+        };
+        let filter = scope_filter(scope.include_disabled, &group_dns);
+        let mut by_guid = BTreeMap::new();
+        for base in &bases {
+            for u in self.search_users(base, Scope::Subtree, &filter).await? {
+                by_guid.insert(u.object_guid, u);
+            }
+        }
+        let mut users: Vec<DirectoryUser> = by_guid.into_values().collect();
+        users.sort_by_key(|u| u.sam_account_name.to_lowercase());
+        Ok(users)
+    }
+
+    /// Paged search for user entries; referrals are skipped, never followed.
+    pub(crate) async fn search_users(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+    ) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let entries = self.paged_search(base, scope, filter, USER_ATTRS).await?;
+        entries
+            .iter()
+            .map(|e| DirectoryUser::from_entry(e, &self.realm))
+            .collect()
+    }
+
+    /// A paged search returning plain entries. `noSuchObject` on the base gives an empty list.
+    pub(crate) async fn paged_search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let op = format!("search under {base}");
+        let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.page_size)),
+        ];
+        let url = self.url.clone();
+        let timeout = self.timeout;
+        let mut stream = self
+            .ldap
+            .with_timeout(timeout)
+            .streaming_search_with(adapters, base, scope, filter, attrs)
+            .await
+            .map_err(|e| op_error(e, &url, &op, timeout))?;
+        let mut out = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => {
+                    if entry.is_ref() || entry.is_intermediate() {
+                        continue;
+                    }
+                    out.push(SearchEntry::construct(entry));
+                }
+                Ok(None) => break,
+                Err(e) => return Err(op_error(e, &url, &op, timeout)),
+            }
+        }
+        let result = stream.finish().await;
+        match result.rc {
+            0 => Ok(out),
+            RESULT_NO_SUCH_OBJECT => Ok(Vec::new()),
+            rc => Err(DirectoryError::Ldap {
+                operation: op,
+                rc,
+                text: result.text.trim_end_matches('\0').to_string(),
+            }),
+        }
+    }
+
+    /// Fail with `UnknownOu` unless `dn` names an existing object.
+    async fn check_exists(&mut self, dn: &str) -> Result<(), DirectoryError> {
+        let found = self
+            .paged_search(dn.trim(), Scope::Base, "(objectClass=*)", &["objectClass"])
+            .await?;
+        if found.is_empty() {
+            return Err(DirectoryError::UnknownOu { dn: dn.to_string() });
+        }
+        Ok(())
+    }
+
+    /// A group given as DN or sAMAccountName → its DN (as the DC spells it).
+    pub async fn resolve_group(&mut self, name: &str) -> Result<String, DirectoryError> {
+        let name = name.trim();
+        let found = if name.contains('=') {
+            self.paged_search(name, Scope::Base, "(objectClass=group)", &["cn"])
+                .await?
+        } else {
+            let base = self.root_dse.default_naming_context.clone();
+            let filter = format!(
+                "(&(objectClass=group)(sAMAccountName={}))",
+                escape_filter_value(name)
+            );
+            self.paged_search(&base, Scope::Subtree, &filter, &["cn"])
+                .await?
+        };
+        match found.as_slice() {
+            [one] => Ok(one.dn.clone()),
+            _ => Err(DirectoryError::UnknownGroup {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_shapes() {
+        let f = scope_filter(false, &[]);
+        assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
+        assert!(f.contains("(!(userAccountControl:1.2.840.113556.1.4.803:=2))"));
+        assert!(f.contains("(!(isCriticalSystemObject=TRUE))"));
+        let f = scope_filter(true, &["CN=G (x),DC=a".into(), "CN=H,DC=a".into()]);
+        assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
+        assert!(!f.contains("803"));
+        assert!(f.contains("(|(memberOf:1.2.840.113556.1.4.1941:=CN=G \\28x\\29,DC=a)(memberOf:1.2.840.113556.1.4.1941:=CN=H,DC=a))"), "{f}");
+    }
+}

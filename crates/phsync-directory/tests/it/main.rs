@@ -1,0 +1,3 @@
+//! Integration tests of phsync-directory (one binary: see the README's Tests section).
+
+mod directory;

@@ -1,0 +1,76 @@
+//! MS-DRSR replication client: reads account secrets (NT hashes) from a domain controller
+//! the way Microsoft Entra Connect does, with IDL_DRSGetNCChanges over DCE/RPC.
+//!
+//! Layers, bottom up: [`ndr`] (transfer syntax), [`pdu`] (connection-oriented PDUs),
+//! `transport` (TCP), `auth` (NTLM / Kerberos through the `sspi` crate, PKT_PRIVACY),
+//! [`epm`] (endpoint mapper), `rpc` (bind, sealed calls, reassembly), [`drsuapi`] (the
+//! DRS stubs), [`prefix`] (ATTRTYP ↔ OID), [`secrets`] (decryption), [`records`] (typed
+//! results) and [`DrsrClient`], the public entry point.
+//!
+//! Nothing in this module logs a hash, a key or a password, at any level; calls into
+//! `sspi` run with tracing disabled because its instrumentation records buffers.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! # async fn demo() -> phsync_drsr::Result<()> {
+//! use phsync_drsr::{Auth, DrsrClient, DrsrConfig};
+//! let cfg = DrsrConfig::new(
+//!     "dc1.phs.test",
+//!     Auth::Ntlm {
+//!         domain: "PHS".into(),
+//!         user: "phs-replicator".into(),
+//!         password: zeroize::Zeroizing::new(std::env::var("PW").unwrap()),
+//!     },
+//! );
+//! let mut client = DrsrClient::connect(&cfg).await?;
+//! let alice = client.replicate_user("alice").await?;
+//! let (accounts, cursor) = client.replicate_domain(None, 1000).await?;
+//! // ... store the digests, then persist `cursor` (serde) ...
+//! let (changed, next) = client.replicate_domain(Some(&cursor), 1000).await?;
+//! client.close().await?;
+//! # let _ = (alice, accounts, changed, next); Ok(()) }
+//! ```
+//!
+//! # Incremental semantics
+//!
+//! An incremental run (`Some(cursor)`) returns the objects for which the DC has changes to
+//! the requested attributes since the cursor, with only the changed attributes: a password
+//! change arrives as `unicodePwd`/`ntPwdHistory`/`pwdLastSet` without `sAMAccountName` or
+//! `objectSid` (the SID and GUID come from the object's DSNAME). Match records by `guid`.
+//! `password_replicated` tells a password change from other changes: a
+//! `userAccountControl` change comes back with `password_replicated == false`, and a change
+//! to an attribute outside the set (e.g. `description`) is not returned at all.
+//!
+//! # Interoperability notes (verified against Samba 4.17)
+//!
+//! - A wrong NTLM password is not reported at AUTH3 (which has no reply): Samba faults the
+//!   first request with `nca_s_proto_error` (Windows: access denied); both map to
+//!   [`DrsrError::InvalidCredentials`].
+//! - Samba requires the schemaInfo entry at the end of the client prefix table; it is
+//!   always sent (MakeAttid table + `0xFF` + 20 bytes).
+//! - Samba reports missing replication rights as `ERROR_DS_DRA_ACCESS_DENIED` (8453);
+//!   `ERROR_DS_DRA_BAD_DN` (Windows' form of the same) maps to the same error.
+//! - Kerberos: a Samba DC registers `HOST/<fqdn>` but not `ldap/` or the DRSUAPI SPN when
+//!   SPN updates are disabled, so the default SPN is `host/<dc_host>`. The session key for
+//!   secret decryption is the one sspi negotiates for the context (checked by CRC32).
+
+mod auth;
+mod client;
+pub mod drsuapi;
+pub mod epm;
+mod error;
+pub mod ndr;
+pub mod pdu;
+pub mod prefix;
+pub mod records;
+mod rpc;
+pub mod secrets;
+mod transport;
+
+pub use client::{Auth, DrsrClient, DrsrConfig};
+pub use error::{DrsrError, Result};
+pub use ndr::Guid;
+pub use records::{
+    AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector, UtdEntry,
+};

@@ -1,0 +1,3 @@
+//! Integration tests of phsync-drsr (one binary: see the README's Tests section).
+
+mod drsr;

@@ -1,0 +1,34 @@
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use phsync_directory::DirectoryError;
+use phsync_drsr::DrsrError;
+use phsync_tenant::CloudError;
+
+use super::state::StateError;
+
+/// Why a cycle (or a one-user sync) could not run. Per-user failures are not errors: they
+/// are statuses in the report and entries in the retry queue.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("config: {0}")]
+    Setup(String),
+    #[error("{}", super::fips::FIPS_REFUSAL)]
+    Fips,
+    #[error("directory (LDAP): {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("replication (MS-DRSR): {0}")]
+    Replication(#[from] DrsrError),
+    #[error("cloud tenant: {0}")]
+    Tenant(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("no user {0:?} in the directory")]
+    UserNotFound(String),
+    /// The stop flag was set (a signal, or a progress callback asking to stop): what was
+    /// applied stays applied, the cursor was not advanced, the next cycle resumes.
+    #[error("stopped by the caller before the cycle finished; what was applied stays applied, the cursor was not advanced and the next cycle resumes from it")]
+    Interrupted,
+}

@@ -1,0 +1,469 @@
+//! The engine's durable state, one SQLite file (`state.db`, 0600) in the state directory:
+//! the replication cursor, the per-user retry queue, and per-user diagnostics ("why didn't
+//! this user's password sync?") with a history kept for `HISTORY_DAYS`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use phsync_tenant::Timestamp;
+
+/// Attempts history is kept this long (Microsoft's event log keeps far less).
+pub const HISTORY_DAYS: i64 = 90;
+/// After this many failed attempts a user goes to the no-retry list (event 620).
+pub const MAX_ATTEMPTS: u32 = 8;
+const BACKOFF_BASE_SECONDS: i64 = 60;
+const BACKOFF_CAP_SECONDS: i64 = 3600;
+
+/// Per-object results, named as Microsoft's PHS troubleshooting names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SyncStatus {
+    Success,
+    FilteredByTarget,
+    NoTargetConnection,
+    SourceConnectorNotPresent,
+    TargetNotExportedToDirectory,
+    Error,
+    MissingAttribute,
+    RetryRequestedByTarget,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Success => "Success",
+            SyncStatus::FilteredByTarget => "FilteredByTarget",
+            SyncStatus::NoTargetConnection => "NoTargetConnection",
+            SyncStatus::SourceConnectorNotPresent => "SourceConnectorNotPresent",
+            SyncStatus::TargetNotExportedToDirectory => "TargetNotExportedToDirectory",
+            SyncStatus::Error => "Error",
+            SyncStatus::MissingAttribute => "MissingAttribute",
+            SyncStatus::RetryRequestedByTarget => "RetryRequestedByTarget",
+        }
+    }
+
+    fn parse(s: &str) -> SyncStatus {
+        [
+            SyncStatus::Success,
+            SyncStatus::FilteredByTarget,
+            SyncStatus::NoTargetConnection,
+            SyncStatus::SourceConnectorNotPresent,
+            SyncStatus::TargetNotExportedToDirectory,
+            SyncStatus::MissingAttribute,
+            SyncStatus::RetryRequestedByTarget,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .unwrap_or(SyncStatus::Error)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RetryState {
+    None,
+    Queued {
+        attempts: u32,
+        next_attempt_at: Timestamp,
+    },
+    /// Gave up after `attempts`; a later on-prem change or `--full` tries again.
+    Abandoned {
+        attempts: u32,
+    },
+}
+
+/// What the engine knows about one user's last sync attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserDiagnostics {
+    /// objectGUID, canonical string form.
+    pub object_guid: String,
+    pub sam_account_name: String,
+    pub user_principal_name: String,
+    pub source_anchor: String,
+    pub last_attempt_at: Timestamp,
+    pub status: SyncStatus,
+    pub reason: String,
+    pub onprem_changed_at: Option<Timestamp>,
+    /// When the tenant last accepted this user's password.
+    pub applied_at: Option<Timestamp>,
+    pub retry: RetryState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub status: SyncStatus,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("sync state {path}: {message}")]
+pub struct StateError {
+    pub path: String,
+    pub message: String,
+}
+
+pub struct StateStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    object_guid       TEXT PRIMARY KEY,
+    sam               TEXT NOT NULL,
+    upn               TEXT NOT NULL,
+    source_anchor     TEXT NOT NULL,
+    last_attempt_at   INTEGER NOT NULL,
+    status            TEXT NOT NULL,
+    reason            TEXT NOT NULL,
+    onprem_changed_at INTEGER,
+    applied_at        INTEGER,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   INTEGER,
+    abandoned         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS users_sam ON users (lower(sam));
+CREATE INDEX IF NOT EXISTS users_upn ON users (lower(upn));
+CREATE TABLE IF NOT EXISTS history (
+    object_guid TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_guid ON history (object_guid, at);
+";
+
+fn backoff_seconds(attempts: u32) -> i64 {
+    let exp = attempts.saturating_sub(1).min(20);
+    (BACKOFF_BASE_SECONDS << exp).min(BACKOFF_CAP_SECONDS)
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let path = dir.join("state.db");
+        let err = |m: String| StateError {
+            path: path.display().to_string(),
+            message: m,
+        };
+        phsync_tenant::private_file::ensure_private_dir(dir)
+            .map_err(|e| err(format!("cannot create the state directory: {e}")))?;
+        phsync_tenant::private_file::ensure_private_file(&path)
+            .map_err(|e| err(format!("cannot create: {e}")))?;
+        let conn = Connection::open(&path).map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| err(e.to_string()))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(|e| err(format!("not a state file ({e})")))?;
+        // WAL with NORMAL sync: a commit is durable against a process crash (what the
+        // cursor rules need) without an fsync per user.
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(SCHEMA).map_err(|e| err(e.to_string()))?;
+        Ok(StateStore { conn, path })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn put(&self, key: &str, value: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM kv WHERE key = ?1", [key])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Record an attempt's outcome. A success clears the retry state; any other status
+    /// leaves it to `queue_retry`.
+    pub fn record(&self, d: &UserDiagnostics) -> Result<(), StateError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO users (object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at, applied_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(object_guid) DO UPDATE SET sam = excluded.sam, upn = excluded.upn,
+               source_anchor = excluded.source_anchor, last_attempt_at = excluded.last_attempt_at,
+               status = excluded.status, reason = excluded.reason,
+               onprem_changed_at = COALESCE(excluded.onprem_changed_at, users.onprem_changed_at),
+               applied_at = COALESCE(excluded.applied_at, users.applied_at)",
+            params![
+                d.object_guid,
+                d.sam_account_name,
+                d.user_principal_name,
+                d.source_anchor,
+                d.last_attempt_at.unix_micros(),
+                d.status.as_str(),
+                d.reason,
+                d.onprem_changed_at.map(Timestamp::unix_micros),
+                d.applied_at.map(Timestamp::unix_micros),
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        if d.status == SyncStatus::Success || d.status == SyncStatus::FilteredByTarget {
+            tx.execute(
+                "UPDATE users SET attempts = 0, next_attempt_at = NULL, abandoned = 0 WHERE object_guid = ?1",
+                [&d.object_guid],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.execute(
+            "INSERT INTO history (object_guid, at, status, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                d.object_guid,
+                d.last_attempt_at.unix_micros(),
+                d.status.as_str(),
+                d.reason
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Count a failed attempt and schedule the next one with exponential backoff, or move
+    /// the user to the no-retry list after `MAX_ATTEMPTS`. Returns the new retry state.
+    pub fn queue_retry(&self, object_guid: &str, now: Timestamp) -> Result<RetryState, StateError> {
+        let attempts: u32 = self
+            .conn
+            .query_row(
+                "SELECT attempts FROM users WHERE object_guid = ?1",
+                [object_guid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.err(format!("no diagnostics recorded for {object_guid}")))?;
+        let attempts = attempts + 1;
+        let state = if attempts >= MAX_ATTEMPTS {
+            RetryState::Abandoned { attempts }
+        } else {
+            RetryState::Queued {
+                attempts,
+                next_attempt_at: now.plus_seconds(backoff_seconds(attempts)),
+            }
+        };
+        let (next, abandoned) = match &state {
+            RetryState::Queued {
+                next_attempt_at, ..
+            } => (Some(next_attempt_at.unix_micros()), false),
+            _ => (None, true),
+        };
+        self.conn
+            .execute(
+                "UPDATE users SET attempts = ?2, next_attempt_at = ?3, abandoned = ?4 WHERE object_guid = ?1",
+                params![object_guid, attempts, next, abandoned],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(state)
+    }
+
+    /// Users whose retry is due at `now`, oldest first.
+    pub fn due_retries(&self, now: Timestamp) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([now.unix_micros()], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Users queued for a retry (due or not): their changes are durably owed.
+    pub fn queued_retries(&self) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn diagnostics_from_row(r: &Row<'_>) -> rusqlite::Result<UserDiagnostics> {
+        let attempts: u32 = r.get(9)?;
+        let next: Option<i64> = r.get(10)?;
+        let abandoned: bool = r.get(11)?;
+        let retry = match (next, abandoned) {
+            (_, true) => RetryState::Abandoned { attempts },
+            (Some(n), false) => RetryState::Queued {
+                attempts,
+                next_attempt_at: Timestamp::from_unix_micros(n),
+            },
+            (None, false) => RetryState::None,
+        };
+        Ok(UserDiagnostics {
+            object_guid: r.get(0)?,
+            sam_account_name: r.get(1)?,
+            user_principal_name: r.get(2)?,
+            source_anchor: r.get(3)?,
+            last_attempt_at: Timestamp::from_unix_micros(r.get(4)?),
+            status: SyncStatus::parse(&r.get::<_, String>(5)?),
+            reason: r.get(6)?,
+            onprem_changed_at: r.get::<_, Option<i64>>(7)?.map(Timestamp::from_unix_micros),
+            applied_at: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_unix_micros),
+            retry,
+        })
+    }
+
+    /// One user by objectGUID, sAMAccountName (`DOMAIN\sam` too), UPN or source anchor.
+    pub fn user(&self, name: &str) -> Result<Option<UserDiagnostics>, StateError> {
+        let sam = name.rsplit('\\').next().unwrap_or(name);
+        self.conn
+            .query_row(
+                "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at,
+                        applied_at, attempts, next_attempt_at, abandoned
+                 FROM users WHERE lower(object_guid) = lower(?1) OR lower(sam) = lower(?2)
+                   OR lower(upn) = lower(?1) OR source_anchor = ?1
+                 ORDER BY last_attempt_at DESC LIMIT 1",
+                params![name, sam],
+                Self::diagnostics_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn users(&self) -> Result<Vec<UserDiagnostics>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at,
+                        applied_at, attempts, next_attempt_at, abandoned FROM users ORDER BY lower(sam)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], Self::diagnostics_from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn history(
+        &self,
+        object_guid: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, status, reason FROM history WHERE object_guid = ?1 ORDER BY at DESC LIMIT ?2")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![object_guid, limit as i64], |r| {
+                Ok(HistoryEntry {
+                    at: Timestamp::from_unix_micros(r.get(0)?),
+                    status: SyncStatus::parse(&r.get::<_, String>(1)?),
+                    reason: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Drop attempt history older than `HISTORY_DAYS`; the latest status per user stays.
+    pub fn prune(&self, now: Timestamp) -> Result<usize, StateError> {
+        let cutoff = now.plus_seconds(-HISTORY_DAYS * 86_400).unix_micros();
+        self.conn
+            .execute("DELETE FROM history WHERE at < ?1", [cutoff])
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(guid: &str, status: SyncStatus, at: Timestamp) -> UserDiagnostics {
+        UserDiagnostics {
+            object_guid: guid.into(),
+            sam_account_name: "alice".into(),
+            user_principal_name: "alice@phs.test".into(),
+            source_anchor: "anchor".into(),
+            last_attempt_at: at,
+            status,
+            reason: "test".into(),
+            onprem_changed_at: Some(at),
+            applied_at: None,
+            retry: RetryState::None,
+        }
+    }
+
+    #[test]
+    fn retry_backoff_then_abandon_then_success_clears() {
+        let dir = std::env::temp_dir().join(format!("phsync-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = StateStore::open(&dir).unwrap();
+        let t0 = Timestamp::from_unix_micros(1_000_000_000_000_000);
+        s.record(&diag("g1", SyncStatus::RetryRequestedByTarget, t0))
+            .unwrap();
+        let mut next = Vec::new();
+        for i in 1..MAX_ATTEMPTS {
+            match s.queue_retry("g1", t0).unwrap() {
+                RetryState::Queued {
+                    attempts,
+                    next_attempt_at,
+                } => {
+                    assert_eq!(attempts, i);
+                    next.push(next_attempt_at.unix_micros() - t0.unix_micros());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            next.windows(2).all(|w| w[0] <= w[1]),
+            "backoff grows: {next:?}"
+        );
+        assert_eq!(next[0], 60_000_000);
+        assert_eq!(*next.last().unwrap(), 3_600_000_000);
+        assert_eq!(s.due_retries(t0).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            s.due_retries(t0.plus_seconds(3600)).unwrap(),
+            vec!["g1".to_string()]
+        );
+        assert_eq!(
+            s.queue_retry("g1", t0).unwrap(),
+            RetryState::Abandoned {
+                attempts: MAX_ATTEMPTS
+            }
+        );
+        assert!(s.due_retries(t0.plus_seconds(99_999)).unwrap().is_empty());
+        assert_eq!(
+            s.user("PHS\\Alice").unwrap().unwrap().retry,
+            RetryState::Abandoned {
+                attempts: MAX_ATTEMPTS
+            }
+        );
+
+        s.record(&diag("g1", SyncStatus::Success, t0.plus_seconds(10)))
+            .unwrap();
+        let d = s.user("alice@PHS.test").unwrap().unwrap();
+        assert_eq!(d.status, SyncStatus::Success);
+        assert_eq!(d.retry, RetryState::None);
+        assert_eq!(s.history("g1", 10).unwrap().len(), 2);
+        assert_eq!(s.prune(t0.plus_seconds(91 * 86_400)).unwrap(), 2);
+        assert!(
+            s.user("g1").unwrap().is_some(),
+            "the latest status outlives the history"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

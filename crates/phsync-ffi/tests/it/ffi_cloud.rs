@@ -1,0 +1,282 @@
+//! The tenant's C ABI, called as C would call it.
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use phsync::*;
+use phsync_testkit::tenant::TempDir;
+
+fn utf16(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+unsafe fn take_json(p: *mut c_char) -> serde_json::Value {
+    assert!(!p.is_null());
+    let v = serde_json::from_str(CStr::from_ptr(p).to_str().unwrap()).unwrap();
+    phs_string_free(p);
+    v
+}
+
+fn last_error() -> String {
+    let mut buf = vec![0 as c_char; 512];
+    unsafe {
+        phs_last_error_message(buf.as_mut_ptr(), buf.len());
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
+}
+
+#[test]
+fn set_password_and_sign_in_through_the_c_abi() {
+    let dir = TempDir::new("ffi-cloud");
+    let path = CString::new(dir.0.join("t.db").to_str().unwrap()).unwrap();
+    unsafe {
+        let mut cloud = ptr::null_mut();
+        assert_eq!(phs_cloud_open(path.as_ptr(), &mut cloud), PHS_OK);
+        // Users come from the CLI or the engine; add one through the Rust API on the same file.
+        phsync_tenant::open(path.to_str().unwrap(), "test")
+            .unwrap()
+            .add_cloud_user("erin@phs.test", None)
+            .unwrap();
+        let upn = CString::new("erin@phs.test").unwrap();
+        let pw = utf16("Cloud-Passw0rd!");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_set_cloud_password(
+                cloud,
+                upn.as_ptr(),
+                pw.as_ptr(),
+                pw.len(),
+                PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN,
+                &mut json
+            ),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        let v = take_json(json);
+        assert_eq!(v["result"], "applied");
+        assert_eq!(v["force_change_at_next_sign_in"], true);
+
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_sign_in(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), &mut json),
+            PHS_OK
+        );
+        assert_eq!(take_json(json)["result"], "must_change_password");
+
+        let new = utf16("Second-Passw0rd!");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_change_password(
+                cloud,
+                upn.as_ptr(),
+                pw.as_ptr(),
+                pw.len(),
+                new.as_ptr(),
+                new.len(),
+                &mut json
+            ),
+            PHS_OK
+        );
+        assert_eq!(take_json(json)["result"], "success");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_sign_in(cloud, upn.as_ptr(), new.as_ptr(), new.len(), &mut json),
+            PHS_OK
+        );
+        let v = take_json(json);
+        assert_eq!(v["result"], "success");
+        assert!(v["session_token"].is_string());
+
+        let wrong = utf16("wrong");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_sign_in(cloud, upn.as_ptr(), wrong.as_ptr(), wrong.len(), &mut json),
+            PHS_OK
+        );
+        assert_eq!(take_json(json)["result"], "invalid_credentials");
+
+        let mut json = ptr::null_mut();
+        assert_eq!(phs_cloud_user(cloud, upn.as_ptr(), &mut json), PHS_OK);
+        let v = take_json(json);
+        assert_eq!(v["user_principal_name"], "erin@phs.test");
+        assert!(!v.to_string().contains("argon2"));
+
+        // Errors: each its own code, with a message.
+        let weak = utf16("weak");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), weak.as_ptr(), weak.len(), 0, &mut json),
+            PHS_E_PASSWORD_POLICY
+        );
+        assert!(json.is_null());
+        assert!(last_error().contains("policy"));
+        let ghost = CString::new("ghost@phs.test").unwrap();
+        assert_eq!(
+            phs_set_cloud_password(cloud, ghost.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_E_NOT_FOUND
+        );
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), 0x80, &mut json),
+            PHS_E_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            phs_set_cloud_password(
+                ptr::null_mut(),
+                upn.as_ptr(),
+                pw.as_ptr(),
+                pw.len(),
+                0,
+                &mut json
+            ),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert_eq!(
+            phs_set_cloud_password(cloud, ptr::null(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), ptr::null(), 0, 0, &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert_eq!(
+            phs_set_cloud_password(
+                cloud,
+                upn.as_ptr(),
+                pw.as_ptr(),
+                pw.len(),
+                0,
+                ptr::null_mut()
+            ),
+            PHS_E_NULL_ARGUMENT
+        );
+        let lone = [0x41u16, 0xD800, 0x61, 0x31, 0x21, 0x42, 0x43, 0x44];
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), lone.as_ptr(), lone.len(), 0, &mut json),
+            PHS_E_INVALID_PASSWORD
+        );
+        let long = vec![0x41u16; 513];
+        assert_eq!(
+            phs_cloud_sign_in(cloud, upn.as_ptr(), long.as_ptr(), long.len(), &mut json),
+            PHS_E_PASSWORD_TOO_LONG
+        );
+        let bad_utf8 = b"\xff@phs.test\0";
+        assert_eq!(
+            phs_cloud_sign_in(
+                cloud,
+                bad_utf8.as_ptr().cast(),
+                pw.as_ptr(),
+                pw.len(),
+                &mut json
+            ),
+            PHS_E_INVALID_UTF8
+        );
+        phs_cloud_free(cloud);
+        phs_cloud_free(ptr::null_mut());
+        phs_string_free(ptr::null_mut());
+
+        let mut other = ptr::null_mut();
+        let url = CString::new("ftp://nowhere").unwrap();
+        assert_eq!(
+            phs_cloud_open(url.as_ptr(), &mut other),
+            PHS_E_INVALID_ARGUMENT
+        );
+        assert!(other.is_null());
+        let missing = CString::new("/nonexistent-dir/t.db").unwrap();
+        assert_eq!(phs_cloud_open(missing.as_ptr(), &mut other), PHS_E_STORAGE);
+        assert!(last_error().contains("does not exist"), "{}", last_error());
+        assert_eq!(
+            phs_cloud_open(path.as_ptr(), ptr::null_mut()),
+            PHS_E_NULL_ARGUMENT
+        );
+    }
+}
+
+#[test]
+fn a_remote_tenant_through_the_c_abi() {
+    use phsync_tenant::TokenRole;
+    use phsync_testkit::service::ServiceLab;
+    let lab = ServiceLab::new("ffi-remote");
+    let service = lab.serve();
+    lab.admin(&service)
+        .add_cloud_user("remote@phs.test", None)
+        .unwrap();
+    let url = CString::new(service.url.clone()).unwrap();
+    let token = CString::new(lab.admin_token.to_str().unwrap()).unwrap();
+    let ca = CString::new(lab.pki.ca_file.to_str().unwrap()).unwrap();
+    let other_ca = CString::new(lab.pki.other_ca_file.to_str().unwrap()).unwrap();
+    let bogus = lab.dir.0.join("bogus.token");
+    phsync_tenant::private_file::write_private(&bogus, b"phs_0123456789abcdef_nope").unwrap();
+    let bogus = CString::new(bogus.to_str().unwrap()).unwrap();
+    let agent = lab.token(TokenRole::Agent, "a", Some("phs.test"), "agent.token");
+    let agent = CString::new(agent.to_str().unwrap()).unwrap();
+    unsafe {
+        let mut cloud = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut cloud),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        let upn = CString::new("remote@phs.test").unwrap();
+        let pw = utf16("Far-Away-Passw0rd!");
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(take_json(json)["result"], "applied");
+        let weak = utf16("weak");
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), weak.as_ptr(), weak.len(), 0, &mut json),
+            PHS_E_PASSWORD_POLICY
+        );
+        phs_cloud_free(cloud);
+
+        // The service's answers become the usual status codes, with messages.
+        let mut c = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), bogus.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_E_ACCESS_DENIED
+        );
+        assert!(c.is_null());
+        assert!(
+            last_error().contains("invalid or revoked"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), other_ca.as_ptr(), &mut c),
+            PHS_E_UNREACHABLE
+        );
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), ptr::null(), ca.as_ptr(), &mut c),
+            PHS_E_NULL_ARGUMENT
+        );
+        let file = CString::new("/tmp/x.db").unwrap();
+        assert_eq!(
+            phs_cloud_open_remote(file.as_ptr(), token.as_ptr(), ptr::null(), &mut c),
+            PHS_E_INVALID_ARGUMENT
+        );
+        // An agent token may not reset passwords.
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), agent.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_OK
+        );
+        assert_eq!(
+            phs_set_cloud_password(c, upn.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_E_ACCESS_DENIED
+        );
+        phs_cloud_free(c);
+        // A stopped service is unreachable, not a crash.
+        drop(service);
+        assert_eq!(
+            phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut c),
+            PHS_E_UNREACHABLE
+        );
+        let name = CStr::from_ptr(phs_status_name(PHS_E_UNREACHABLE));
+        assert_eq!(name.to_str().unwrap(), "PHS_E_UNREACHABLE");
+    }
+}

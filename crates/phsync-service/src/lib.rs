@@ -1,0 +1,300 @@
+//! `phsync cloud serve`: the tenant as an HTTPS service that many agents share and where
+//! users sign in. A thin layer: every rule is [`LocalTenant`]'s, over the same stores.
+//!
+//! Blocking store work runs on tokio's blocking pool; password checks (Argon2id, PBKDF2)
+//! are additionally capped so a sign-in flood cannot exhaust memory.
+
+pub(crate) mod api;
+pub use api::ROUTES;
+pub mod throttle;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use phsync_tenant::store::TenantStore;
+use phsync_tenant::{Clock, CloudError};
+
+/// The `[service]` table of the service's config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Address and port to listen on, e.g. "127.0.0.1:8443" or "[::]:443".
+    pub listen: SocketAddr,
+    /// A tenant file path or a `postgres://` URL.
+    pub store: String,
+    /// PEM certificate chain and private key; required unless plain HTTP is asked for.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "defaults::request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+    /// Sign-in and password-change attempts per user name per minute (0: no limit).
+    #[serde(default = "defaults::per_user")]
+    pub sign_in_per_user_per_minute: u32,
+    /// Sign-in and password-change attempts per client address per minute (0: no limit).
+    #[serde(default = "defaults::per_address")]
+    pub sign_in_per_address_per_minute: u32,
+    /// Password checks running at once (each Argon2id check holds 19 MiB); 0: 2 per CPU.
+    #[serde(default)]
+    pub max_concurrent_password_checks: usize,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+}
+
+mod defaults {
+    pub fn max_body_bytes() -> usize {
+        1 << 20
+    }
+    pub fn request_timeout_seconds() -> u64 {
+        30
+    }
+    pub fn per_user() -> u32 {
+        20
+    }
+    pub fn per_address() -> u32 {
+        600
+    }
+    pub fn max_connections() -> usize {
+        1024
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    service: ServiceConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("service config {path}: {message}")]
+    Config { path: String, message: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: SocketAddr, message: String },
+    #[error(transparent)]
+    Store(#[from] CloudError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl ServiceConfig {
+    /// Load `[service]` from a TOML file; relative paths are relative to the file.
+    pub fn load(path: &Path) -> Result<ServiceConfig, ServiceError> {
+        let err = |message: String| ServiceError::Config {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| err(e.message().to_string()))?;
+        let mut c = file.service;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.tls_cert, &mut c.tls_key].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if !c.store.contains("://") && Path::new(&c.store).is_relative() {
+            c.store = base.join(&c.store).display().to_string();
+        }
+        if c.max_body_bytes < 1024 {
+            return Err(err("max_body_bytes must be at least 1024".into()));
+        }
+        if c.request_timeout_seconds == 0 {
+            return Err(err("request_timeout_seconds must be at least 1".into()));
+        }
+        if c.max_connections == 0 {
+            return Err(err("max_connections must be at least 1".into()));
+        }
+        Ok(c)
+    }
+
+    /// A config for tests and embedding: loopback, the given store, defaults elsewhere.
+    pub fn new(listen: SocketAddr, store: impl Into<String>) -> Self {
+        ServiceConfig {
+            listen,
+            store: store.into(),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: defaults::max_body_bytes(),
+            request_timeout_seconds: defaults::request_timeout_seconds(),
+            sign_in_per_user_per_minute: defaults::per_user(),
+            sign_in_per_address_per_minute: defaults::per_address(),
+            max_concurrent_password_checks: 0,
+            max_connections: defaults::max_connections(),
+        }
+    }
+}
+
+/// How the service talks to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tls,
+    /// Plain HTTP: only on a loopback address, only when asked for explicitly.
+    InsecureHttp,
+}
+
+fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, ServiceError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Err(ServiceError::Tls(
+            "tls_cert and tls_key are required (plain HTTP needs --insecure-http and a loopback address)".into(),
+        ));
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServiceError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServiceError::Tls(format!(
+            "{}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServiceError::Tls(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServiceError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServiceError::Tls(format!("certificate and key: {e}")))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// A service bound to its socket, ready to run.
+pub struct Service {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Arc<api::App>,
+}
+
+impl Service {
+    /// Open the store (migrating it), load TLS material and bind. Call inside a tokio
+    /// runtime.
+    pub async fn bind(
+        config: ServiceConfig,
+        transport: Transport,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, ServiceError> {
+        let tls = match transport {
+            Transport::Tls => Some(tls_acceptor(&config)?),
+            Transport::InsecureHttp if config.listen.ip().is_loopback() => None,
+            Transport::InsecureHttp => {
+                return Err(ServiceError::Tls(format!(
+                    "plain HTTP is allowed on loopback addresses only, not {}",
+                    config.listen
+                )))
+            }
+        };
+        let location = config.store.clone();
+        let store: Arc<dyn TenantStore> =
+            tokio::task::spawn_blocking(move || phsync_tenant::open_store(&location))
+                .await
+                .map_err(|e| ServiceError::Runtime(e.to_string()))??;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServiceError::Listen {
+                addr: config.listen,
+                message: e.to_string(),
+            })?;
+        Ok(Service {
+            listener,
+            tls,
+            app: Arc::new(api::App::new(config, store, clock)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound socket")
+    }
+
+    /// "https://127.0.0.1:8443"
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
+    }
+
+    /// Serve until `shutdown` completes, then let requests in flight finish (up to the
+    /// request timeout).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+        let router = api::router(self.app.clone());
+        let connections = Arc::new(tokio::sync::Semaphore::new(self.app.config.max_connections));
+        let inflight = self.app.inflight.clone();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection refused: max_connections reached");
+                continue;
+            };
+            let tls = self.tls.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _ = stream.set_nodelay(true);
+                match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                api::serve_connection(tls_stream, peer, router).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                    None => api::serve_connection(stream, peer, router).await,
+                }
+            });
+        }
+        let deadline =
+            Instant::now() + Duration::from_secs(self.app.config.request_timeout_seconds);
+        while inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The OpenAPI document the service publishes at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub(crate) fn inflight_guard(counter: &Arc<AtomicUsize>) -> InflightGuard {
+    counter.fetch_add(1, Ordering::SeqCst);
+    InflightGuard(counter.clone())
+}
+
+pub(crate) struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of phsync-service (one binary: see the README's Tests section).
+
+mod cloud_service;
+mod service_e2e;

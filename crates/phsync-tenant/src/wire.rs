@@ -1,0 +1,195 @@
+//! Request and response bodies of the tenant API, shared by the service and the remote
+//! client so the two cannot drift. Passwords travel as JSON strings (UTF-8) over TLS.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::store::TokenRole;
+use crate::{
+    AuditEntry, CloudError, CredentialOutcome, ProvisionOutcome, StoreStats, SyncedUserSpec,
+    Timestamp, User,
+};
+
+/// The most items one batch request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: "unauthorized", "anchor_not_found", ...
+    pub code: String,
+    pub message: String,
+    /// policy_violation only: every rule the password breaks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl ErrorDetail {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The API code and HTTP status of a tenant error.
+pub fn error_code(e: &CloudError) -> (&'static str, u16) {
+    match e {
+        CloudError::UserNotFound(_) => ("user_not_found", 404),
+        CloudError::AnchorNotFound(_) => ("anchor_not_found", 404),
+        CloudError::UpnConflict(_) => ("upn_conflict", 409),
+        CloudError::AnchorConflict(_) => ("anchor_conflict", 409),
+        CloudError::InvalidUpn(..) => ("invalid_upn", 400),
+        CloudError::PolicyViolation(_) => ("policy_violation", 422),
+        CloudError::MalformedDigest(_) => ("malformed_digest", 400),
+        CloudError::PasswordTooLong { .. } => ("password_too_long", 400),
+        CloudError::InvalidPassword(_) => ("invalid_password", 400),
+        CloudError::InvalidArgument(_) | CloudError::UnsupportedTarget(_) => {
+            ("invalid_request", 400)
+        }
+        CloudError::Forbidden(_) => ("forbidden", 403),
+        CloudError::Unauthorized(_) => ("unauthorized", 401),
+        CloudError::Throttled { .. } => ("too_many_requests", 429),
+        CloudError::Storage(_)
+        | CloudError::TenantFile { .. }
+        | CloudError::Unreachable(_)
+        | CloudError::Remote { .. } => ("storage_unavailable", 503),
+    }
+}
+
+impl From<&CloudError> for ErrorDetail {
+    fn from(e: &CloudError) -> Self {
+        let (code, status) = error_code(e);
+        let message = if status == 503 {
+            // Store internals stay in the service log.
+            "the tenant store is unavailable; retry later".to_string()
+        } else {
+            e.to_string()
+        };
+        ErrorDetail {
+            code: code.into(),
+            message,
+            problems: match e {
+                CloudError::PolicyViolation(p) => p.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    pub users: Vec<SyncedUserSpec>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProvisionResponse {
+    pub results: Vec<ProvisionItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProvisionItem {
+    Ok { outcome: ProvisionOutcome },
+    Err { error: ErrorDetail },
+}
+
+/// One PHS digest. `Drop` wipes the digest.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialItem {
+    pub source_anchor: String,
+    pub digest: Zeroizing<String>,
+    pub changed_at: Timestamp,
+    #[serde(default)]
+    pub force_change_at_next_sign_in: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsRequest {
+    pub credentials: Vec<CredentialItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CredentialsResponse {
+    pub results: Vec<CredentialResultItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CredentialResultItem {
+    Ok(CredentialOutcome),
+    Err { error: ErrorDetail },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsersResponse {
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCloudUser {
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordRequest {
+    pub password: Zeroizing<String>,
+    #[serde(default)]
+    pub force_change_at_next_sign_in: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub user_principal_name: String,
+    pub password: Zeroizing<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub user_principal_name: String,
+    pub old_password: Zeroizing<String>,
+    pub new_password: Zeroizing<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditResponse {
+    pub entries: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub service: String,
+    pub version: String,
+    pub store: String,
+    pub uptime_seconds: u64,
+    pub counts: StoreStats,
+}
+
+/// What the token presented to the service is allowed to do (`GET /v1/token`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: TokenRole,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+}

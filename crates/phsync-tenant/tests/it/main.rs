@@ -1,0 +1,3 @@
+//! Integration tests of phsync-tenant (one binary: see the README's Tests section).
+
+mod cloud_rules;

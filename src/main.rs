@@ -1,7 +1,0 @@
-//! The `phsync` command line: a thin front door over the library.
-
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::run()
-}
