@@ -28,14 +28,7 @@ pub const CREDENTIAL_BATCH: usize = 200;
 /// Errors that say the tenant as a whole is unusable right now (down, unreachable, our
 /// token refused): the cycle fails and keeps its cursor, nothing is lost.
 fn tenant_down(e: &CloudError) -> bool {
-    matches!(
-        e,
-        CloudError::Storage(_)
-            | CloudError::TenantFile { .. }
-            | CloudError::Unreachable(_)
-            | CloudError::Unauthorized(_)
-            | CloudError::Remote { .. }
-    )
+    e.kind().is_outage()
 }
 use crate::config::{AuthMethod, CloudConfig, Config, SourceConfig, StateConfig};
 use phsync_directory::DirectoryUser;

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
 use phsync_hash::HashError;
-use phsync_tenant::CloudError;
+use phsync_tenant::{CloudError, ErrorKind};
 
 mod cloud;
 mod engine;
@@ -104,21 +104,20 @@ impl From<HashError> for FfiError {
 
 impl FfiError {
     pub(crate) fn from_cloud_status(e: &CloudError) -> phs_status {
-        match e {
-            CloudError::UserNotFound(_) | CloudError::AnchorNotFound(_) => PHS_E_NOT_FOUND,
-            CloudError::UpnConflict(_) | CloudError::AnchorConflict(_) => PHS_E_CONFLICT,
-            CloudError::PolicyViolation(_) => PHS_E_PASSWORD_POLICY,
-            CloudError::MalformedDigest(_) => PHS_E_MALFORMED_DIGEST,
-            CloudError::PasswordTooLong { .. } => PHS_E_PASSWORD_TOO_LONG,
-            CloudError::InvalidPassword(_) => PHS_E_INVALID_PASSWORD,
-            CloudError::InvalidUpn(..)
-            | CloudError::InvalidArgument(_)
-            | CloudError::UnsupportedTarget(_) => PHS_E_INVALID_ARGUMENT,
-            CloudError::Storage(_) | CloudError::TenantFile { .. } => PHS_E_STORAGE,
-            CloudError::Forbidden(_) | CloudError::Unauthorized(_) => PHS_E_ACCESS_DENIED,
-            CloudError::Unreachable(_) => PHS_E_UNREACHABLE,
-            CloudError::Throttled { .. } => PHS_E_THROTTLED,
-            CloudError::Remote { .. } => PHS_E_REMOTE,
+        match e.kind() {
+            ErrorKind::NotFound => PHS_E_NOT_FOUND,
+            ErrorKind::Conflict => PHS_E_CONFLICT,
+            ErrorKind::PolicyViolation => PHS_E_PASSWORD_POLICY,
+            ErrorKind::MalformedDigest => PHS_E_MALFORMED_DIGEST,
+            ErrorKind::PasswordTooLong => PHS_E_PASSWORD_TOO_LONG,
+            ErrorKind::InvalidPassword => PHS_E_INVALID_PASSWORD,
+            ErrorKind::InvalidArgument => PHS_E_INVALID_ARGUMENT,
+            ErrorKind::StorageUnavailable => PHS_E_STORAGE,
+            ErrorKind::Forbidden | ErrorKind::Unauthorized => PHS_E_ACCESS_DENIED,
+            ErrorKind::Unreachable => PHS_E_UNREACHABLE,
+            ErrorKind::Throttled => PHS_E_THROTTLED,
+            ErrorKind::Remote => PHS_E_REMOTE,
+            ErrorKind::Internal => PHS_E_RANDOM,
         }
     }
 }

@@ -39,10 +39,106 @@ pub enum CloudError {
     Storage(String),
     #[error("tenant file {path}: {message}")]
     TenantFile { path: String, message: String },
+    /// The operating system's random generator failed: not an outage of the store, and not
+    /// the caller's fault.
+    #[error("the system random generator failed: {0}")]
+    Random(String),
 }
 
-impl From<rusqlite::Error> for CloudError {
-    fn from(e: rusqlite::Error) -> Self {
+/// What kind of failure a [`CloudError`] is: the one classification the engine (outage or
+/// per-user), the service (HTTP status and API code) and the C ABI (status code) derive from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such user or anchor.
+    NotFound,
+    /// The UPN or anchor belongs to another user.
+    Conflict,
+    /// A malformed argument (UPN, target, request field).
+    InvalidArgument,
+    /// A digest that does not parse.
+    MalformedDigest,
+    /// A password over the length limit.
+    PasswordTooLong,
+    /// A password that is not valid text.
+    InvalidPassword,
+    /// The password breaks the cloud password policy.
+    PolicyViolation,
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
+    /// The credentials (an API token) were refused.
+    Unauthorized,
+    /// Too many attempts; retry later.
+    Throttled,
+    /// The tenant store cannot be used now (database down, file unusable).
+    StorageUnavailable,
+    /// The tenant service cannot be reached.
+    Unreachable,
+    /// The tenant service failed the request.
+    Remote,
+    /// A failure of this host (the random generator), not of the tenant or the caller.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The tenant as a whole is unusable right now (down, unreachable, our credentials
+    /// refused, this host failing): a sync cycle stops and keeps its cursor instead of
+    /// recording a per-user failure.
+    pub fn is_outage(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::StorageUnavailable
+                | ErrorKind::Unreachable
+                | ErrorKind::Unauthorized
+                | ErrorKind::Remote
+                | ErrorKind::Internal
+        )
+    }
+
+    /// The HTTP status the tenant service answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::InvalidArgument
+            | ErrorKind::MalformedDigest
+            | ErrorKind::PasswordTooLong
+            | ErrorKind::InvalidPassword => 400,
+            ErrorKind::PolicyViolation => 422,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Throttled => 429,
+            ErrorKind::StorageUnavailable | ErrorKind::Unreachable | ErrorKind::Remote => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+impl CloudError {
+    /// This error's kind (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CloudError::UserNotFound(_) | CloudError::AnchorNotFound(_) => ErrorKind::NotFound,
+            CloudError::UpnConflict(_) | CloudError::AnchorConflict(_) => ErrorKind::Conflict,
+            CloudError::InvalidUpn(..)
+            | CloudError::InvalidArgument(_)
+            | CloudError::UnsupportedTarget(_) => ErrorKind::InvalidArgument,
+            CloudError::PolicyViolation(_) => ErrorKind::PolicyViolation,
+            CloudError::MalformedDigest(_) => ErrorKind::MalformedDigest,
+            CloudError::PasswordTooLong { .. } => ErrorKind::PasswordTooLong,
+            CloudError::InvalidPassword(_) => ErrorKind::InvalidPassword,
+            CloudError::Forbidden(_) => ErrorKind::Forbidden,
+            CloudError::Unauthorized(_) => ErrorKind::Unauthorized,
+            CloudError::Throttled { .. } => ErrorKind::Throttled,
+            CloudError::Storage(_) | CloudError::TenantFile { .. } => ErrorKind::StorageUnavailable,
+            CloudError::Unreachable(_) => ErrorKind::Unreachable,
+            CloudError::Remote { .. } => ErrorKind::Remote,
+            CloudError::Random(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A store failure, with the store's message (kept for the log; the service never sends
+    /// it to clients).
+    pub fn storage(e: impl std::fmt::Display) -> Self {
         CloudError::Storage(e.to_string())
     }
 }
@@ -59,3 +155,44 @@ impl From<phsync_hash::HashError> for CloudError {
 }
 
 pub type CloudResult<T> = Result<T, CloudError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_random_generator_failure_is_internal_not_storage() {
+        let e = CloudError::Random("getrandom: unavailable".into());
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(crate::wire::error_code(&e), ("internal", 500));
+        assert_eq!(
+            crate::wire::ErrorDetail::from(&e).message,
+            "internal error; see the service log"
+        );
+        // Still an outage for the engine: the cycle stops with its cursor kept.
+        assert!(e.kind().is_outage());
+    }
+
+    #[test]
+    fn every_kind_has_one_status_and_outages_are_server_side() {
+        let cases = [
+            (CloudError::UserNotFound("a".into()), 404, false),
+            (CloudError::AnchorConflict("a".into()), 409, false),
+            (CloudError::PolicyViolation(vec![]), 422, false),
+            (CloudError::Unauthorized("t".into()), 401, true),
+            (
+                CloudError::Throttled {
+                    retry_after_seconds: 1,
+                },
+                429,
+                false,
+            ),
+            (CloudError::Storage("db".into()), 503, true),
+            (CloudError::Unreachable("x".into()), 503, true),
+        ];
+        for (e, status, outage) in cases {
+            assert_eq!(e.kind().http_status(), status, "{e}");
+            assert_eq!(e.kind().is_outage(), outage, "{e}");
+        }
+    }
+}

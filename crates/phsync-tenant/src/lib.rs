@@ -20,7 +20,7 @@ pub mod wire;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{CloudError, CloudResult};
+pub use error::{CloudError, CloudResult, ErrorKind};
 pub use model::*;
 pub use policy::TenantSettings;
 pub use postgres::PostgresStore;

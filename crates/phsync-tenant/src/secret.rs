@@ -24,7 +24,7 @@ fn utf16le(password: &[u16]) -> Zeroizing<Vec<u8>> {
 
 pub fn hash_cloud_password(password: &[u16]) -> CloudResult<Zeroizing<String>> {
     let mut salt_bytes = [0u8; 16];
-    getrandom::fill(&mut salt_bytes).map_err(|e| CloudError::Storage(format!("random: {e}")))?;
+    getrandom::fill(&mut salt_bytes).map_err(|e| CloudError::Random(e.to_string()))?;
     let salt =
         SaltString::encode_b64(&salt_bytes).map_err(|e| CloudError::Storage(e.to_string()))?;
     let phc = argon2()

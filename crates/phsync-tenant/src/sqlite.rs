@@ -113,7 +113,8 @@ impl SqliteStore {
         }
         prepare_file(path)?;
         let conn = Connection::open(path).map_err(|e| file_error(path, e))?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(CloudError::storage)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(|e| file_error(path, format!("not a tenant file ({e})")))?;
@@ -123,10 +124,14 @@ impl SqliteStore {
                 format!("cannot enable WAL (journal mode {mode})"),
             ));
         }
-        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
+            .map_err(CloudError::storage)?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(CloudError::storage)?;
         let migrated = (|| -> CloudResult<()> {
-            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(CloudError::storage)?;
             if version > SCHEMA_VERSION {
                 return Err(file_error(
                     path,
@@ -134,13 +139,14 @@ impl SqliteStore {
                 ));
             }
             for migration in &MIGRATIONS[version as usize..] {
-                conn.execute_batch(migration)?;
+                conn.execute_batch(migration).map_err(CloudError::storage)?;
             }
-            conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+            conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))
+                .map_err(CloudError::storage)?;
             Ok(())
         })();
         match migrated {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+            Ok(()) => conn.execute_batch("COMMIT").map_err(CloudError::storage)?,
             Err(e) => {
                 conn.execute_batch("ROLLBACK").ok();
                 return Err(e);
@@ -166,7 +172,8 @@ impl TenantStore for SqliteStore {
         let conn = self.conn.lock().map_err(|_| {
             CloudError::Storage("tenant connection poisoned by an earlier panic".into())
         })?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(CloudError::storage)?;
         Ok(Box::new(SqliteTx { conn, done: false }))
     }
 }
@@ -286,7 +293,7 @@ impl SqliteTx<'_> {
                 c.applied_at.unix_micros(),
                 c.force_change
             ],
-        )?;
+        ).map_err(CloudError::storage)?;
         Ok(written == 1)
     }
 }
@@ -302,15 +309,23 @@ impl StoreTx for SqliteTx<'_> {
         Ok(self
             .conn
             .query_row(&sql, [value], user_from_row)
-            .optional()?)
+            .optional()
+            .map_err(CloudError::storage)?)
     }
 
     fn users(&mut self, source: Option<&str>) -> CloudResult<Vec<UserRow>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE ?1 IS NULL OR source = ?1 ORDER BY upn_key"
-        ))?;
-        let rows = stmt.query_map([source], user_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE ?1 IS NULL OR source = ?1 ORDER BY upn_key"
+            ))
+            .map_err(CloudError::storage)?;
+        let rows = stmt
+            .query_map([source], user_from_row)
+            .map_err(CloudError::storage)?;
+        Ok(rows
+            .collect::<Result<_, _>>()
+            .map_err(CloudError::storage)?)
     }
 
     fn insert_user(&mut self, u: &NewUser<'_>) -> CloudResult<UserRow> {
@@ -358,7 +373,8 @@ impl StoreTx for SqliteTx<'_> {
 
     fn delete_user(&mut self, user_id: i64) -> CloudResult<()> {
         self.conn
-            .execute("DELETE FROM users WHERE id = ?1", [user_id])?;
+            .execute("DELETE FROM users WHERE id = ?1", [user_id])
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
@@ -382,7 +398,7 @@ impl StoreTx for SqliteTx<'_> {
                     })
                 },
             )
-            .optional()?)
+            .optional().map_err(CloudError::storage)?)
     }
 
     fn put_credential(&mut self, user_id: i64, c: &CredentialRow) -> CloudResult<()> {
@@ -398,11 +414,14 @@ impl StoreTx for SqliteTx<'_> {
         if self.upsert_credential(user_id, c, true)? {
             return Ok(None);
         }
-        let current: i64 = self.conn.query_row(
-            "SELECT changed_at FROM credentials WHERE user_id = ?1",
-            [user_id],
-            |r| r.get(0),
-        )?;
+        let current: i64 = self
+            .conn
+            .query_row(
+                "SELECT changed_at FROM credentials WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(CloudError::storage)?;
         Ok(Some(Timestamp::from_unix_micros(current)))
     }
 
@@ -428,32 +447,35 @@ impl StoreTx for SqliteTx<'_> {
                     })
                 },
             )
-            .optional()?)
+            .optional().map_err(CloudError::storage)?)
     }
 
     fn put_lockout(&mut self, row: &LockoutRow) -> CloudResult<()> {
         let recent: Vec<u8> = row.recent.iter().flatten().copied().collect();
-        self.conn.execute(
-            "INSERT INTO lockouts (upn_key, failures, window_start, locked_until, salt, recent)
+        self.conn
+            .execute(
+                "INSERT INTO lockouts (upn_key, failures, window_start, locked_until, salt, recent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(upn_key) DO UPDATE SET failures = excluded.failures,
                window_start = excluded.window_start, locked_until = excluded.locked_until,
                salt = excluded.salt, recent = excluded.recent",
-            params![
-                row.upn_key,
-                row.failures,
-                row.window_start.unix_micros(),
-                row.locked_until.map(Timestamp::unix_micros),
-                row.salt.as_slice(),
-                recent
-            ],
-        )?;
+                params![
+                    row.upn_key,
+                    row.failures,
+                    row.window_start.unix_micros(),
+                    row.locked_until.map(Timestamp::unix_micros),
+                    row.salt.as_slice(),
+                    recent
+                ],
+            )
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
     fn delete_lockout(&mut self, key: &str) -> CloudResult<()> {
         self.conn
-            .execute("DELETE FROM lockouts WHERE upn_key = ?1", [key])?;
+            .execute("DELETE FROM lockouts WHERE upn_key = ?1", [key])
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
@@ -466,7 +488,7 @@ impl StoreTx for SqliteTx<'_> {
                 s.created_at.unix_micros(),
                 s.expires_at.unix_micros()
             ],
-        )?;
+        ).map_err(CloudError::storage)?;
         Ok(())
     }
 
@@ -485,33 +507,43 @@ impl StoreTx for SqliteTx<'_> {
                     })
                 },
             )
-            .optional()?)
+            .optional()
+            .map_err(CloudError::storage)?)
     }
 
     fn append_audit(&mut self, a: &AuditRow) -> CloudResult<()> {
-        self.conn.execute(
-            "INSERT INTO audit (at, actor, action, upn, source_anchor, outcome, detail)
+        self.conn
+            .execute(
+                "INSERT INTO audit (at, actor, action, upn, source_anchor, outcome, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                a.at.unix_micros(),
-                a.actor,
-                a.action,
-                a.upn,
-                a.source_anchor,
-                a.outcome,
-                a.detail
-            ],
-        )?;
+                params![
+                    a.at.unix_micros(),
+                    a.actor,
+                    a.action,
+                    a.upn,
+                    a.source_anchor,
+                    a.outcome,
+                    a.detail
+                ],
+            )
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
     fn audit(&mut self, limit: usize) -> CloudResult<Vec<AuditRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT at, actor, action, upn, source_anchor, outcome, detail FROM audit
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at, actor, action, upn, source_anchor, outcome, detail FROM audit
              ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], audit_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            )
+            .map_err(CloudError::storage)?;
+        let rows = stmt
+            .query_map([limit as i64], audit_from_row)
+            .map_err(CloudError::storage)?;
+        Ok(rows
+            .collect::<Result<_, _>>()
+            .map_err(CloudError::storage)?)
     }
 
     fn settings(&mut self) -> CloudResult<TenantSettings> {
@@ -520,7 +552,8 @@ impl StoreTx for SqliteTx<'_> {
             .query_row("SELECT value FROM meta WHERE key = 'settings'", [], |r| {
                 r.get(0)
             })
-            .optional()?;
+            .optional()
+            .map_err(CloudError::storage)?;
         match json {
             None => Ok(TenantSettings::default()),
             Some(j) => serde_json::from_str(&j)
@@ -530,28 +563,32 @@ impl StoreTx for SqliteTx<'_> {
 
     fn put_settings(&mut self, settings: &TenantSettings) -> CloudResult<()> {
         let json = serde_json::to_string(settings).expect("settings serialize");
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('settings', ?1)
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('settings', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [json],
-        )?;
+                [json],
+            )
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
     fn insert_token(&mut self, t: &TokenRow) -> CloudResult<()> {
-        self.conn.execute(
-            "INSERT INTO tokens (id, name, role, source, secret_hash, created_at, revoked_at)
+        self.conn
+            .execute(
+                "INSERT INTO tokens (id, name, role, source, secret_hash, created_at, revoked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                t.id,
-                t.name,
-                t.role.as_str(),
-                t.source,
-                t.secret_hash.as_slice(),
-                t.created_at.unix_micros(),
-                t.revoked_at.map(Timestamp::unix_micros)
-            ],
-        )?;
+                params![
+                    t.id,
+                    t.name,
+                    t.role.as_str(),
+                    t.source,
+                    t.secret_hash.as_slice(),
+                    t.created_at.unix_micros(),
+                    t.revoked_at.map(Timestamp::unix_micros)
+                ],
+            )
+            .map_err(CloudError::storage)?;
         Ok(())
     }
 
@@ -563,28 +600,42 @@ impl StoreTx for SqliteTx<'_> {
                 [id],
                 token_from_row,
             )
-            .optional()?)
+            .optional()
+            .map_err(CloudError::storage)?)
     }
 
     fn tokens(&mut self) -> CloudResult<Vec<TokenRow>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
-        ))?;
-        let rows = stmt.query_map([], token_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+            ))
+            .map_err(CloudError::storage)?;
+        let rows = stmt
+            .query_map([], token_from_row)
+            .map_err(CloudError::storage)?;
+        Ok(rows
+            .collect::<Result<_, _>>()
+            .map_err(CloudError::storage)?)
     }
 
     fn revoke_token(&mut self, id: &str, at: Timestamp) -> CloudResult<bool> {
-        let n = self.conn.execute(
-            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, at.unix_micros()],
-        )?;
+        let n = self
+            .conn
+            .execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at.unix_micros()],
+            )
+            .map_err(CloudError::storage)?;
         Ok(n == 1)
     }
 
     fn stats(&mut self) -> CloudResult<StoreStats> {
         let count = |sql: &str| -> CloudResult<u64> {
-            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            Ok(self
+                .conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(CloudError::storage)? as u64)
         };
         Ok(StoreStats {
             users: count("SELECT count(*) FROM users")?,
@@ -597,7 +648,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> CloudResult<()> {
-        self.conn.execute_batch("COMMIT")?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(CloudError::storage)?;
         self.done = true;
         Ok(())
     }

@@ -224,8 +224,7 @@ impl LocalTenant {
             Some(l) => l,
             None => {
                 let mut salt = [0u8; 10];
-                getrandom::fill(&mut salt)
-                    .map_err(|e| CloudError::Storage(format!("random: {e}")))?;
+                getrandom::fill(&mut salt).map_err(|e| CloudError::Random(e.to_string()))?;
                 LockoutRow {
                     upn_key: key,
                     failures: 0,
@@ -311,8 +310,7 @@ impl LocalTenant {
         user_id: i64,
     ) -> CloudResult<(String, Timestamp)> {
         let mut raw = Zeroizing::new([0u8; 32]);
-        getrandom::fill(raw.as_mut_slice())
-            .map_err(|e| CloudError::Storage(format!("random: {e}")))?;
+        getrandom::fill(raw.as_mut_slice()).map_err(|e| CloudError::Random(e.to_string()))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice());
         let now = self.clock.now();
         let expires = now.plus_seconds(i64::from(settings.session_lifetime_seconds));

@@ -38,35 +38,38 @@ impl ErrorDetail {
     }
 }
 
-/// The API code and HTTP status of a tenant error.
+/// The API code and HTTP status of a tenant error: the code names the variant (part of the
+/// API contract), the status comes from [`CloudError::kind`].
 pub fn error_code(e: &CloudError) -> (&'static str, u16) {
-    match e {
-        CloudError::UserNotFound(_) => ("user_not_found", 404),
-        CloudError::AnchorNotFound(_) => ("anchor_not_found", 404),
-        CloudError::UpnConflict(_) => ("upn_conflict", 409),
-        CloudError::AnchorConflict(_) => ("anchor_conflict", 409),
-        CloudError::InvalidUpn(..) => ("invalid_upn", 400),
-        CloudError::PolicyViolation(_) => ("policy_violation", 422),
-        CloudError::MalformedDigest(_) => ("malformed_digest", 400),
-        CloudError::PasswordTooLong { .. } => ("password_too_long", 400),
-        CloudError::InvalidPassword(_) => ("invalid_password", 400),
-        CloudError::InvalidArgument(_) | CloudError::UnsupportedTarget(_) => {
-            ("invalid_request", 400)
-        }
-        CloudError::Forbidden(_) => ("forbidden", 403),
-        CloudError::Unauthorized(_) => ("unauthorized", 401),
-        CloudError::Throttled { .. } => ("too_many_requests", 429),
+    let code = match e {
+        CloudError::UserNotFound(_) => "user_not_found",
+        CloudError::AnchorNotFound(_) => "anchor_not_found",
+        CloudError::UpnConflict(_) => "upn_conflict",
+        CloudError::AnchorConflict(_) => "anchor_conflict",
+        CloudError::InvalidUpn(..) => "invalid_upn",
+        CloudError::PolicyViolation(_) => "policy_violation",
+        CloudError::MalformedDigest(_) => "malformed_digest",
+        CloudError::PasswordTooLong { .. } => "password_too_long",
+        CloudError::InvalidPassword(_) => "invalid_password",
+        CloudError::InvalidArgument(_) | CloudError::UnsupportedTarget(_) => "invalid_request",
+        CloudError::Forbidden(_) => "forbidden",
+        CloudError::Unauthorized(_) => "unauthorized",
+        CloudError::Throttled { .. } => "too_many_requests",
         CloudError::Storage(_)
         | CloudError::TenantFile { .. }
         | CloudError::Unreachable(_)
-        | CloudError::Remote { .. } => ("storage_unavailable", 503),
-    }
+        | CloudError::Remote { .. } => "storage_unavailable",
+        CloudError::Random(_) => "internal",
+    };
+    (code, e.kind().http_status())
 }
 
 impl From<&CloudError> for ErrorDetail {
     fn from(e: &CloudError) -> Self {
         let (code, status) = error_code(e);
-        let message = if status == 503 {
+        let message = if status == 500 {
+            "internal error; see the service log".to_string()
+        } else if status >= 500 {
             // Store internals stay in the service log.
             "the tenant store is unavailable; retry later".to_string()
         } else {
