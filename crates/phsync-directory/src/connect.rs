@@ -151,8 +151,8 @@ impl Directory {
         &self.root_dse
     }
 
-    /// Page size of the paged searches (default [`PAGE_SIZE`](super::scope::PAGE_SIZE), 500;
-    /// AD's MaxPageSize is 1000). Small sizes are for tests of the paging itself.
+    /// Page size of the paged searches (default [`PAGE_SIZE`](super::scope::PAGE_SIZE)).
+    /// Small sizes are for tests of the paging itself.
     pub fn set_page_size(&mut self, page_size: u16) {
         self.page_size = i32::from(page_size.max(1));
     }

@@ -2,7 +2,8 @@
 //! verified against a configured CA), read the RootDSE, enumerate the in-scope users with a
 //! paged search, and resolve one user by name, UPN, DN or GUID.
 //!
-//! Knows nothing of the cloud. Referrals (Samba returns them for searches at the domain root)
+//! AD value types (GUID, SID, FILETIME, GeneralizedTime) are `phsync-ad`'s, re-exported
+//! here. Knows nothing of the cloud. Referrals (Samba returns them for searches at the domain root)
 //! are never followed.
 
 mod connect;
@@ -17,7 +18,10 @@ mod users;
 pub use connect::Directory;
 pub use error::{AccountProblem, DirectoryError};
 pub use filter::escape_filter_value;
+pub use phsync_ad::FileTime;
 pub use rootdse::RootDse;
 pub use scope::{UserScope, PAGE_SIZE};
 pub use target::{LdapTarget, Transport};
-pub use users::{filetime_to_unix, DirectoryUser, GeneralizedTime, Guid, Sid, UAC_ACCOUNTDISABLE};
+pub use users::{
+    filetime_to_unix, source_anchor, DirectoryUser, GeneralizedTime, Guid, Sid, UAC_ACCOUNTDISABLE,
+};

@@ -18,7 +18,9 @@ use super::error::DirectoryError;
 use super::filter::escape_filter_value;
 use super::users::{DirectoryUser, USER_ATTRS};
 
-/// Page size of the simple paged results control.
+/// Entries per page requested in the simple paged results control (RFC 2696) of every
+/// paged search. A DC returns at most its MaxPageSize per page (AD's default: 1000).
+/// The one definition of this wire limit.
 pub const PAGE_SIZE: i32 = 500;
 
 const RESULT_NO_SUCH_OBJECT: u32 = 32;

@@ -24,198 +24,17 @@ pub(crate) const USER_ATTRS: &[&str] = &[
     "whenChanged",
 ];
 
-/// An objectGUID: 16 raw bytes as AD stores them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    /// Parse the canonical string form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (braces allowed).
-    /// The first three groups are little-endian in the raw bytes, as in Windows.
-    pub fn parse(s: &str) -> Option<Guid> {
-        let s = s.trim();
-        let s = s
-            .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
-            .unwrap_or(s);
-        let groups: Vec<&str> = s.split('-').collect();
-        let lens = [8, 4, 4, 4, 12];
-        if groups.len() != 5 || groups.iter().zip(lens).any(|(g, l)| g.len() != l) {
-            return None;
-        }
-        let hex: String = groups.concat();
-        let mut be = [0u8; 16];
-        hex::decode_to_slice(&hex, &mut be).ok()?;
-        let mut raw = be;
-        raw[0..4].reverse();
-        raw[4..6].reverse();
-        raw[6..8].reverse();
-        Some(Guid(raw))
-    }
-
-    /// Entra Connect's default sourceAnchor: standard base64 of the raw 16 bytes.
-    pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.0)
-    }
-}
-
-impl std::fmt::Display for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let b = &self.0;
-        write!(
-            f,
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
-        )
-    }
-}
-
-impl std::fmt::Debug for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Guid({self})")
-    }
-}
-
-/// A security identifier parsed from its binary form.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Sid {
-    pub revision: u8,
-    pub authority: u64,
-    pub sub_authorities: Vec<u32>,
-}
-
-impl Sid {
-    /// Parse the binary SID (revision, count, 48-bit big-endian authority, LE sub-authorities).
-    pub fn from_bytes(b: &[u8]) -> Option<Sid> {
-        if b.len() < 8 {
-            return None;
-        }
-        let count = b[1] as usize;
-        if b.len() != 8 + 4 * count || b[0] != 1 {
-            return None;
-        }
-        let authority = b[2..8]
-            .iter()
-            .fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
-        let sub_authorities = b[8..]
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Some(Sid {
-            revision: b[0],
-            authority,
-            sub_authorities,
-        })
-    }
-
-    /// The relative identifier: the last sub-authority.
-    pub fn rid(&self) -> Option<u32> {
-        self.sub_authorities.last().copied()
-    }
-}
-
-impl std::fmt::Display for Sid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "S-{}-{}", self.revision, self.authority)?;
-        for s in &self.sub_authorities {
-            write!(f, "-{s}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for Sid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sid({self})")
-    }
-}
-
-/// An LDAP GeneralizedTime (`YYYYMMDDHHMMSS[.f]Z`), as seconds since the Unix epoch (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GeneralizedTime {
-    pub unix_seconds: i64,
-}
-
-impl GeneralizedTime {
-    /// Parse AD's form: 14 digits, an optional fraction, then `Z` (or `+0000`).
-    pub fn parse(s: &str) -> Option<GeneralizedTime> {
-        let s = s.trim();
-        if s.len() < 15 || !s.is_char_boundary(14) || !s[..14].bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let mut rest = &s[14..];
-        if let Some(r) = rest.strip_prefix(['.', ',']) {
-            let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            rest = &r[digits..];
-        }
-        if rest != "Z" && rest != "+0000" && rest != "-0000" {
-            return None;
-        }
-        let n = |a: usize, b: usize| s[a..b].parse::<i64>().ok();
-        let (y, mo, d, h, mi, se) = (
-            n(0, 4)?,
-            n(4, 6)?,
-            n(6, 8)?,
-            n(8, 10)?,
-            n(10, 12)?,
-            n(12, 14)?,
-        );
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-            return None;
-        }
-        Some(GeneralizedTime {
-            unix_seconds: days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se,
-        })
-    }
-
-    /// ISO 8601 / RFC 3339 in UTC, e.g. `2026-11-22T00:12:33Z`.
-    pub fn to_rfc3339(&self) -> String {
-        let days = self.unix_seconds.div_euclid(86400);
-        let secs = self.unix_seconds.rem_euclid(86400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )
-    }
-}
-
-// Howard Hinnant's civil-calendar algorithms.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use phsync_ad::{GeneralizedTime, Guid, Sid};
 
 /// A Windows FILETIME (100 ns ticks since 1601-01-01) as Unix seconds; `None` for 0 and
-/// "never" (i64::MAX).
+/// "never" (i64::MAX). Kept for callers of the old path; see [`phsync_ad::FileTime`].
 pub fn filetime_to_unix(ft: i64) -> Option<i64> {
-    if ft <= 0 || ft == i64::MAX {
-        None
-    } else {
-        Some(ft / 10_000_000 - 11_644_473_600)
-    }
+    phsync_ad::FileTime(ft).to_unix_seconds()
+}
+
+/// Entra Connect's default sourceAnchor: standard base64 of the objectGUID's raw bytes.
+pub fn source_anchor(guid: &Guid) -> String {
+    base64::engine::general_purpose::STANDARD.encode(guid.as_bytes())
 }
 
 /// One user as the directory describes it.
@@ -232,9 +51,10 @@ pub struct DirectoryUser {
     pub upn_derived: bool,
     pub display_name: Option<String>,
     pub user_account_control: u32,
-    /// FILETIME of the last password set; 0 = must change at next logon.
+    /// Raw FILETIME ([`phsync_ad::FileTime`]) of the last password set; 0 = must change at
+    /// next logon.
     pub pwd_last_set: i64,
-    /// FILETIME; 0 or i64::MAX = never expires.
+    /// Raw FILETIME ([`phsync_ad::FileTime`]); 0 or i64::MAX = never expires.
     pub account_expires: i64,
     pub usn_changed: i64,
     pub when_changed: GeneralizedTime,
@@ -243,7 +63,7 @@ pub struct DirectoryUser {
 impl DirectoryUser {
     /// Entra Connect's sourceAnchor: base64 of the objectGUID bytes.
     pub fn source_anchor(&self) -> String {
-        self.object_guid.to_base64()
+        source_anchor(&self.object_guid)
     }
 
     pub fn enabled(&self) -> bool {
@@ -293,15 +113,10 @@ impl DirectoryUser {
                 .map_err(|_| bad(format!("{name} {v:?} is not an integer")))
         };
         let guid_bytes = bytes("objectGUID").ok_or_else(|| bad("no objectGUID".into()))?;
-        let object_guid = Guid(
-            guid_bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| bad(format!("objectGUID has {} bytes", guid_bytes.len())))?,
-        );
+        let object_guid =
+            Guid::from_slice(&guid_bytes).map_err(|e| bad(format!("objectGUID: {e}")))?;
         let sid_bytes = bytes("objectSid").ok_or_else(|| bad("no objectSid".into()))?;
-        let object_sid =
-            Sid::from_bytes(&sid_bytes).ok_or_else(|| bad("malformed objectSid".into()))?;
+        let object_sid = Sid::from_bytes(&sid_bytes).map_err(|e| bad(format!("objectSid: {e}")))?;
         let rid = object_sid
             .rid()
             .ok_or_else(|| bad("objectSid has no RID".into()))?;
@@ -331,8 +146,9 @@ impl DirectoryUser {
             pwd_last_set: int("pwdLastSet").unwrap_or(0),
             account_expires: int("accountExpires").unwrap_or(0),
             usn_changed: int("uSNChanged")?,
-            when_changed: GeneralizedTime::parse(&when)
-                .ok_or_else(|| bad(format!("whenChanged {when:?} is not a GeneralizedTime")))?,
+            when_changed: when
+                .parse::<GeneralizedTime>()
+                .map_err(|e| bad(format!("whenChanged: {e}")))?,
         })
     }
 }
@@ -362,65 +178,13 @@ impl Serialize for DirectoryUser {
 
 #[cfg(test)]
 mod tests {
+    //! GUID, SID and time parsing are tested in phsync-ad; here only what this crate adds.
     use super::*;
 
     #[test]
-    fn guid_round_trip_and_anchor() {
-        // Microsoft's documented example: GUID string vs. raw bytes (little-endian first groups).
+    fn source_anchor_is_base64_of_the_raw_guid() {
         let g = Guid::parse("{0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9}").unwrap();
-        assert_eq!(
-            g.0,
-            [
-                0x3d, 0x2c, 0x1b, 0x0a, 0x5f, 0x4e, 0x71, 0x60, 0x82, 0x93, 0xa4, 0xb5, 0xc6, 0xd7,
-                0xe8, 0xf9
-            ]
-        );
-        assert_eq!(g.to_string(), "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9");
-        assert_eq!(g.to_base64(), "PSwbCl9OcWCCk6S1xtfo+Q==");
-        assert!(Guid::parse("0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f").is_none());
-        assert!(Guid::parse("alice").is_none());
-    }
-
-    #[test]
-    fn sid_parse() {
-        // S-1-5-21-1-2-3-1104
-        let mut b = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
-        for s in [21u32, 1, 2, 3, 1104] {
-            b.extend_from_slice(&s.to_le_bytes());
-        }
-        let sid = Sid::from_bytes(&b).unwrap();
-        assert_eq!(sid.to_string(), "S-1-5-21-1-2-3-1104");
-        assert_eq!(sid.rid(), Some(1104));
-        assert!(Sid::from_bytes(&b[..b.len() - 1]).is_none());
-        assert!(Sid::from_bytes(&[]).is_none());
-    }
-
-    #[test]
-    fn generalized_time() {
-        let t = GeneralizedTime::parse("20261122001233.0Z").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-22T00:12:33Z");
-        assert_eq!(
-            GeneralizedTime::parse("19700101000000Z")
-                .unwrap()
-                .unix_seconds,
-            0
-        );
-        assert_eq!(
-            GeneralizedTime::parse("20000229235959.123Z")
-                .unwrap()
-                .to_rfc3339(),
-            "2000-02-29T23:59:59Z"
-        );
-        for bad in [
-            "",
-            "2026",
-            "20261322001233.0Z",
-            "20261122001233.0",
-            "2026112200123x.0Z",
-            "20261122001233.Z",
-        ] {
-            assert!(GeneralizedTime::parse(bad).is_none(), "{bad}");
-        }
+        assert_eq!(source_anchor(&g), "PSwbCl9OcWCCk6S1xtfo+Q==");
     }
 
     #[test]

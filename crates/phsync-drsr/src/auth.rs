@@ -66,6 +66,9 @@ pub(crate) struct Step {
     pub complete: bool,
 }
 
+/// Largest KDC reply (Kerberos over TCP, RFC 4120 §7.2.2 length prefix) read.
+const MAX_KDC_REPLY_LEN: usize = 1 << 20;
+
 /// KDC error names that mean "these credentials are not good".
 const KDC_CREDENTIAL_ERRORS: &[&str] = &[
     "pre-authentication information was invalid",
@@ -153,7 +156,7 @@ impl sspi::network_client::NetworkClient for KdcClient {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).map_err(io)?;
         let n = u32::from_be_bytes(len) as usize;
-        if n > 1 << 20 {
+        if n > MAX_KDC_REPLY_LEN {
             return Err(io(std::io::Error::other("KDC reply larger than 1 MiB")));
         }
         let mut out = vec![0u8; 4 + n];

@@ -18,9 +18,10 @@ use super::prefix::PrefixTable;
 use super::records::{
     class_name, AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector,
 };
-use super::rpc::RpcConnection;
+use super::rpc::{RpcConnection, MAX_STUB_LEN};
 use super::secrets::{decrypt_hash, decrypt_history, SessionKeys};
 use super::transport::Transport;
+use phsync_ad::SECONDS_1601_TO_1970;
 use phsync_hash::NtHash;
 
 /// How to authenticate to the domain controller.
@@ -118,6 +119,16 @@ const OID_UNICODE_PWD: &str = "1.2.840.113556.1.4.90";
 const OID_NT_PWD_HISTORY: &str = "1.2.840.113556.1.4.94";
 const OID_IS_DELETED: &str = "1.2.840.113556.1.2.48";
 
+/// cMaxObjects a caller without its own setting asks for per GetNCChanges batch
+/// (DRS_MSG_GETCHGREQ_V8.cMaxObjects). A DC caps it further by its own policy.
+pub const DEFAULT_BATCH_SIZE: u32 = 1000;
+
+/// cMaxBytes of every GetNCChanges request (DRS_MSG_GETCHGREQ_V8.cMaxBytes): a DC stops
+/// adding objects to a reply past about this many bytes. The one definition of this limit;
+/// it stays below the largest reply stub accepted ([`MAX_STUB_LEN`]).
+const MAX_BYTES_PER_BATCH: u32 = 10 << 20;
+const _: () = assert!((MAX_BYTES_PER_BATCH as usize) < MAX_STUB_LEN);
+
 /// The partial attribute set requested.
 const ACCOUNT_ATTRIBUTES: &[&str] = &[
     OID_OBJECT_GUID,
@@ -131,9 +142,6 @@ const ACCOUNT_ATTRIBUTES: &[&str] = &[
     OID_NT_PWD_HISTORY,
     OID_IS_DELETED,
 ];
-
-/// Seconds between 1601-01-01 and 1970-01-01.
-const EPOCH_DIFF_SECS: i64 = 11_644_473_600;
 
 /// An authenticated DRSUAPI session with one domain controller.
 pub struct DrsrClient {
@@ -391,7 +399,7 @@ impl DrsrClient {
             up_to_dateness: cursor.map(|c| c.up_to_dateness.clone()),
             flags,
             max_objects,
-            max_bytes: 10 << 20,
+            max_bytes: MAX_BYTES_PER_BATCH,
             extended_op,
             partial_attribute_set: pas,
             prefix_table: prefix,
@@ -611,7 +619,7 @@ impl DrsrClient {
                 a.distinguished_name = Some(n.dn.clone());
             }
             if !n.sid.is_empty() {
-                a.sid = Sid::from_bytes(&n.sid);
+                a.sid = Sid::from_bytes(&n.sid).ok();
             }
         }
         let mut unicode_pwd: Option<(&[u8], Option<AttributeMetadata>)> = None;
@@ -619,7 +627,7 @@ impl DrsrClient {
         for (i, attr) in obj.attrs.iter().enumerate() {
             let meta = obj.meta.get(i).map(|m| AttributeMetadata {
                 version: m.version,
-                changed_unix: m.time_changed - EPOCH_DIFF_SECS,
+                changed_unix: m.time_changed - SECONDS_1601_TO_1970,
                 originating_invocation_id: m.originating_dsa,
                 originating_usn: m.originating_usn,
             });
@@ -635,14 +643,12 @@ impl DrsrClient {
             let first = attr.values.first().map(|v| v.as_slice());
             match oid.as_str() {
                 OID_OBJECT_GUID => {
-                    if let Some(v) = first.filter(|v| v.len() == 16) {
-                        let mut g = [0u8; 16];
-                        g.copy_from_slice(v);
-                        a.guid = Guid(g);
+                    if let Some(g) = first.and_then(|v| Guid::from_slice(v).ok()) {
+                        a.guid = g;
                     }
                 }
                 OID_OBJECT_SID => {
-                    if let Some(s) = first.and_then(Sid::from_bytes) {
+                    if let Some(s) = first.and_then(|b| Sid::from_bytes(b).ok()) {
                         a.sid = Some(s);
                     }
                 }

@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> phsync_drsr::Result<()> {
-//! use phsync_drsr::{Auth, DrsrClient, DrsrConfig};
+//! use phsync_drsr::{Auth, DrsrClient, DrsrConfig, DEFAULT_BATCH_SIZE};
 //! let cfg = DrsrConfig::new(
 //!     "dc1.phs.test",
 //!     Auth::Ntlm {
@@ -25,9 +25,9 @@
 //! );
 //! let mut client = DrsrClient::connect(&cfg).await?;
 //! let alice = client.replicate_user("alice").await?;
-//! let (accounts, cursor) = client.replicate_domain(None, 1000).await?;
+//! let (accounts, cursor) = client.replicate_domain(None, DEFAULT_BATCH_SIZE).await?;
 //! // ... store the digests, then persist `cursor` (serde) ...
-//! let (changed, next) = client.replicate_domain(Some(&cursor), 1000).await?;
+//! let (changed, next) = client.replicate_domain(Some(&cursor), DEFAULT_BATCH_SIZE).await?;
 //! client.close().await?;
 //! # let _ = (alice, accounts, changed, next); Ok(()) }
 //! ```
@@ -68,9 +68,9 @@ mod rpc;
 pub mod secrets;
 mod transport;
 
-pub use client::{Auth, DrsrClient, DrsrConfig};
+pub use client::{Auth, DrsrClient, DrsrConfig, DEFAULT_BATCH_SIZE};
 pub use error::{DrsrError, Result};
-pub use ndr::Guid;
+pub use phsync_ad::{FileTime, Guid};
 pub use records::{
     AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector, UtdEntry,
 };

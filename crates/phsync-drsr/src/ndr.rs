@@ -9,64 +9,7 @@
 //! count is checked against the remaining bytes before anything is reserved.
 
 use super::error::{DrsrError, Result};
-
-/// A GUID in its wire form (Data1..Data3 little-endian, Data4 as bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    pub const ZERO: Guid = Guid([0; 16]);
-
-    /// Parse the canonical `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` form (braces optional).
-    pub fn parse(s: &str) -> Option<Guid> {
-        let s = s.trim().trim_start_matches('{').trim_end_matches('}');
-        let parts: Vec<&str> = s.split('-').collect();
-        if parts.len() != 5
-            || [8, 4, 4, 4, 12]
-                .iter()
-                .zip(&parts)
-                .any(|(n, p)| p.len() != *n || !p.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return None;
-        }
-        let d1 = u32::from_str_radix(parts[0], 16).ok()?;
-        let d2 = u16::from_str_radix(parts[1], 16).ok()?;
-        let d3 = u16::from_str_radix(parts[2], 16).ok()?;
-        let mut tail = [0u8; 8];
-        hex::decode_to_slice(format!("{}{}", parts[3], parts[4]), &mut tail).ok()?;
-        let mut g = [0u8; 16];
-        g[0..4].copy_from_slice(&d1.to_le_bytes());
-        g[4..6].copy_from_slice(&d2.to_le_bytes());
-        g[6..8].copy_from_slice(&d3.to_le_bytes());
-        g[8..16].copy_from_slice(&tail);
-        Some(Guid(g))
-    }
-
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 16]
-    }
-}
-
-impl std::fmt::Display for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let g = &self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{}-{}",
-            u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
-            u16::from_le_bytes([g[4], g[5]]),
-            u16::from_le_bytes([g[6], g[7]]),
-            hex::encode(&g[8..10]),
-            hex::encode(&g[10..16])
-        )
-    }
-}
-
-impl std::fmt::Debug for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")
-    }
-}
+pub use phsync_ad::Guid;
 
 /// NDR encoder.
 #[derive(Debug, Default)]
@@ -326,16 +269,6 @@ mod tests {
         assert_eq!(r.conformant_varying_wstring("i").unwrap(), "PHS\\alice");
         assert_eq!(r.conformant_bytes("j").unwrap(), &[9, 8, 7]);
         assert_eq!(r.remaining(), 0);
-    }
-
-    #[test]
-    fn guid_text_form() {
-        let s = "e24d201a-4fd6-11d1-a3da-0000f875ae0d";
-        let g = Guid::parse(s).unwrap();
-        assert_eq!(g.to_string(), s);
-        assert_eq!(&g.0[..4], &[0x1a, 0x20, 0x4d, 0xe2]);
-        assert!(Guid::parse("not-a-guid").is_none());
-        assert!(Guid::parse("e24d201a-4fd6-11d1-a3da-0000f875ae0").is_none());
     }
 
     #[test]

@@ -2,63 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ndr::Guid;
+pub use phsync_ad::{Guid, Sid};
 use phsync_hash::NtHash;
-
-/// A security identifier in its binary form.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Sid {
-    pub revision: u8,
-    pub authority: u64,
-    pub sub_authorities: Vec<u32>,
-}
-
-impl Sid {
-    /// Parse a binary SID (`objectSid` value or DSNAME.Sid). Exact length required.
-    pub fn from_bytes(b: &[u8]) -> Option<Sid> {
-        if b.len() < 8 {
-            return None;
-        }
-        let n = b[1] as usize;
-        if n > 15 || b.len() != 8 + 4 * n {
-            return None;
-        }
-        let mut auth = [0u8; 8];
-        auth[2..].copy_from_slice(&b[2..8]);
-        let sub_authorities = (0..n)
-            .map(|i| {
-                let o = 8 + 4 * i;
-                u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-            })
-            .collect();
-        Some(Sid {
-            revision: b[0],
-            authority: u64::from_be_bytes(auth),
-            sub_authorities,
-        })
-    }
-
-    /// The relative identifier: the last sub-authority.
-    pub fn rid(&self) -> Option<u32> {
-        self.sub_authorities.last().copied()
-    }
-}
-
-impl std::fmt::Display for Sid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "S-{}-{}", self.revision, self.authority)?;
-        for s in &self.sub_authorities {
-            write!(f, "-{s}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for Sid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")
-    }
-}
 
 /// Replication metadata of one attribute (PROPERTY_META_DATA_EXT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,16 +114,22 @@ pub(crate) fn class_name(oid: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// Cursors persisted before the GUID type moved to phsync-ad hold GUIDs as byte
+    /// arrays; they still load, and are written back with GUID strings.
     #[test]
-    fn sid_parses_and_prints() {
-        let b = hex::decode("010500000000000515000000a065cf7e784b9b5fe77c8770f4010000").unwrap();
-        let s = Sid::from_bytes(&b).unwrap();
+    fn cursor_json_reads_legacy_guid_arrays() {
+        let legacy = r#"{"naming_context":"DC=phs,DC=test",
+            "invocation_id":[53,66,81,227,6,75,209,17,171,4,0,192,79,194,220,210],
+            "usn_vector":{"high_obj_update":7,"reserved":0,"high_prop_update":7},
+            "up_to_dateness":[{"invocation_id":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"usn":7}]}"#;
+        let c: ReplicationCursor = serde_json::from_str(legacy).unwrap();
         assert_eq!(
-            s.to_string(),
-            "S-1-5-21-2127521184-1604012920-1887927527-500"
+            c.invocation_id.to_string(),
+            "e3514235-4b06-11d1-ab04-00c04fc2dcd2"
         );
-        assert_eq!(s.rid(), Some(500));
-        assert!(Sid::from_bytes(&b[..20]).is_none());
-        assert!(Sid::from_bytes(&[1, 200, 0, 0, 0, 0, 0, 5]).is_none());
+        assert_eq!(c.up_to_dateness[0].invocation_id, Guid([1; 16]));
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains(r#""invocation_id":"e3514235-4b06-11d1-ab04-00c04fc2dcd2""#));
+        assert_eq!(serde_json::from_str::<ReplicationCursor>(&json).unwrap(), c);
     }
 }

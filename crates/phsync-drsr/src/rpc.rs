@@ -13,7 +13,7 @@ use super::pdu::{
 use super::secrets::SessionKey;
 use super::transport::Transport;
 
-/// Largest reassembled response stub accepted.
+/// Largest reassembled response stub accepted (bounds memory for one GetNCChanges reply).
 pub(crate) const MAX_STUB_LEN: usize = 64 << 20;
 const AUTH_CONTEXT_ID: u32 = 0;
 

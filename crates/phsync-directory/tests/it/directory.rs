@@ -350,7 +350,7 @@ fn user_records() {
         assert_eq!(u.source_anchor().len(), 24);
         assert!(u.usn_changed > 0);
         assert!(
-            u.when_changed.unix_seconds > 1_600_000_000,
+            u.when_changed.unix_seconds() > 1_600_000_000,
             "{:?}",
             u.when_changed
         );

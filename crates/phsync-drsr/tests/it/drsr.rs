@@ -3,7 +3,10 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use phsync_drsr::{Auth, DrsrClient, DrsrConfig, DrsrError, ReplicatedAccount, ReplicationCursor};
+use phsync_drsr::{
+    Auth, DrsrClient, DrsrConfig, DrsrError, ReplicatedAccount, ReplicationCursor,
+    DEFAULT_BATCH_SIZE,
+};
 use phsync_hash::NtHash;
 use phsync_testkit::lab::{parse_env, parse_seed, Lab};
 use zeroize::Zeroizing;
@@ -175,7 +178,7 @@ async fn ntlm_whole_domain_hashes_match_seed() {
         .naming_context
         .eq_ignore_ascii_case(lab.var("PHSYNC_LAB_BASE_DN")));
     // Default batch size gives the same accounts.
-    let (again, _) = c.replicate_domain(None, 1000).await.unwrap();
+    let (again, _) = c.replicate_domain(None, DEFAULT_BATCH_SIZE).await.unwrap();
     check_seed_in(&lab, &again);
     c.close().await.unwrap();
 }
@@ -266,7 +269,7 @@ async fn incremental_returns_only_password_changes_since_cursor() {
         ensure_user(&lab, u);
     }
     let mut c = replicator_client(&lab).await;
-    let (_, cursor) = c.replicate_domain(None, 1000).await.unwrap();
+    let (_, cursor) = c.replicate_domain(None, DEFAULT_BATCH_SIZE).await.unwrap();
     // The caller persists the cursor: it must survive serialization.
     let json = serde_json::to_string(&cursor).unwrap();
     let cursor: ReplicationCursor = serde_json::from_str(&json).unwrap();
@@ -279,7 +282,10 @@ async fn incremental_returns_only_password_changes_since_cursor() {
     }
     set_description(&lab, untouched_pw, &random_password("desc"));
 
-    let (inc, next) = c.replicate_domain(Some(&cursor), 1000).await.unwrap();
+    let (inc, next) = c
+        .replicate_domain(Some(&cursor), DEFAULT_BATCH_SIZE)
+        .await
+        .unwrap();
     for (u, pw) in &new_pw {
         let a = inc
             .iter()
@@ -316,7 +322,10 @@ async fn incremental_returns_only_password_changes_since_cursor() {
     }
     assert!(next.usn_vector.high_obj_update >= cursor.usn_vector.high_obj_update);
     // Nothing changed since `next` among our accounts.
-    let (again, _) = c.replicate_domain(Some(&next), 1000).await.unwrap();
+    let (again, _) = c
+        .replicate_domain(Some(&next), DEFAULT_BATCH_SIZE)
+        .await
+        .unwrap();
     for (u, _) in &new_pw {
         let g = c.resolve_account(u).await.unwrap();
         assert!(
