@@ -5,11 +5,12 @@
 //! the anchor or UPN (so two creators of one new user queue) and `FOR UPDATE` on the row.
 //! Stale rejection is additionally a single conditional `INSERT ... ON CONFLICT ... WHERE`.
 
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
+use r2d2_postgres::PostgresConnectionManager;
 use zeroize::Zeroizing;
 
 use super::store::{
@@ -82,21 +83,77 @@ CREATE TABLE tokens (
 /// Key of the advisory lock that serializes migrations.
 const MIGRATION_LOCK: i64 = 0x7068_7379_6e63; // "phsync"
 
-const MAX_CONNECTIONS: usize = 32;
+const MAX_CONNECTIONS: u32 = 32;
+/// How long a transaction waits for a connection when all of them are busy.
 const POOL_WAIT: Duration = Duration::from_secs(30);
+/// How often a waiting transaction looks whether a connection attempt failed meanwhile.
+const POOL_POLL: Duration = Duration::from_millis(50);
 
-/// A PostgreSQL tenant store with a small connection pool.
+/// A PostgreSQL tenant store over an r2d2 connection pool (at most [`MAX_CONNECTIONS`],
+/// opened on demand, kept until they break).
 pub struct PostgresStore {
-    config: postgres::Config,
+    /// `None` only while dropping (see `Drop`).
+    pool: Option<r2d2::Pool<Manager>>,
+    /// The last failed connection attempt, for failing fast while the server is down.
+    connect_errors: Arc<ConnectErrors>,
     /// The URL without its password, for messages.
     display: String,
-    pool: Mutex<Pool>,
-    available: Condvar,
 }
 
-struct Pool {
-    idle: Vec<Client>,
-    open: usize,
+/// A pooled client and whether a failed `ROLLBACK` left it unusable.
+struct PooledClient {
+    client: Client,
+    broken: bool,
+}
+
+/// r2d2_postgres's manager (no TLS, as the store refuses `sslmode=require`), plus
+/// discarding a client whose transaction could not be rolled back.
+#[derive(Debug)]
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PooledClient;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PooledClient, postgres::Error> {
+        self.0.connect().map(|client| PooledClient {
+            client,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledClient) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut PooledClient) -> bool {
+        conn.broken || conn.client.is_closed()
+    }
+}
+
+/// r2d2 connects on its own threads and retries; this keeps the last failure so a caller
+/// waiting for a connection hears about it at once, as it would connecting itself.
+#[derive(Debug, Default)]
+struct ConnectErrors(Mutex<Option<(Instant, String)>>);
+
+impl ConnectErrors {
+    fn since(&self, start: Instant) -> Option<String> {
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|(at, _)| *at >= start)
+            .map(|(_, m)| m.clone())
+    }
+}
+
+#[derive(Debug)]
+struct ConnectErrorHandler(Arc<ConnectErrors>);
+
+impl r2d2::HandleError<postgres::Error> for ConnectErrorHandler {
+    fn handle_error(&self, e: postgres::Error) {
+        let message = describe(&e);
+        tracing::debug!(error = %message, "PostgreSQL connection attempt failed");
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), message));
+    }
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -158,29 +215,31 @@ impl PostgresStore {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("phsync");
+        let connect_errors = Arc::new(ConnectErrors::default());
+        let pool = r2d2::Pool::builder()
+            .max_size(MAX_CONNECTIONS)
+            .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_on_check_out(false)
+            .connection_timeout(POOL_WAIT)
+            .error_handler(Box::new(ConnectErrorHandler(connect_errors.clone())))
+            .build_unchecked(Manager(PostgresConnectionManager::new(config, NoTls)));
         let store = PostgresStore {
-            config,
+            pool: Some(pool),
+            connect_errors,
             display,
-            pool: Mutex::new(Pool {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            available: Condvar::new(),
         };
-        let mut client = store.connect()?;
-        store.migrate(&mut client)?;
-        store.release(client, true);
+        let mut conn = store.acquire()?;
+        store.migrate(&mut conn.client)?;
+        drop(conn);
         Ok(store)
     }
 
-    fn connect(&self) -> CloudResult<Client> {
-        self.config.connect(NoTls).map_err(|e| {
-            CloudError::Storage(format!(
-                "cannot connect to PostgreSQL at {}: {}",
-                self.display,
-                describe(&e)
-            ))
-        })
+    fn pool(&self) -> &r2d2::Pool<Manager> {
+        self.pool
+            .as_ref()
+            .expect("the pool lives until the store is dropped")
     }
 
     fn migrate(&self, client: &mut Client) -> CloudResult<()> {
@@ -220,34 +279,25 @@ impl PostgresStore {
         tx.commit().map_err(|e| pg_error("migration", e))
     }
 
-    fn acquire(&self) -> CloudResult<Client> {
-        let mut pool = self
-            .pool
-            .lock()
-            .map_err(|_| CloudError::Storage("PostgreSQL pool poisoned".into()))?;
+    /// A connection: an idle one, a new one, or the first one freed within [`POOL_WAIT`].
+    /// A failed connection attempt ends the wait at once.
+    fn acquire(&self) -> CloudResult<r2d2::PooledConnection<Manager>> {
+        let start = Instant::now();
         loop {
-            while let Some(client) = pool.idle.pop() {
-                if !client.is_closed() {
-                    return Ok(client);
-                }
-                pool.open -= 1;
+            let left = POOL_WAIT.saturating_sub(start.elapsed());
+            match self.pool().get_timeout(left.min(POOL_POLL)) {
+                // Closed while idle: dropping it makes the pool discard it.
+                Ok(conn) if conn.client.is_closed() => continue,
+                Ok(conn) => return Ok(conn),
+                Err(_) => {}
             }
-            if pool.open < MAX_CONNECTIONS {
-                pool.open += 1;
-                drop(pool);
-                return self.connect().inspect_err(|_| {
-                    if let Ok(mut p) = self.pool.lock() {
-                        p.open -= 1;
-                    }
-                    self.available.notify_one();
-                });
+            if let Some(message) = self.connect_errors.since(start) {
+                return Err(CloudError::Storage(format!(
+                    "cannot connect to PostgreSQL at {}: {message}",
+                    self.display
+                )));
             }
-            let (guard, timeout) = self
-                .available
-                .wait_timeout(pool, POOL_WAIT)
-                .map_err(|_| CloudError::Storage("PostgreSQL pool poisoned".into()))?;
-            pool = guard;
-            if timeout.timed_out() && pool.idle.is_empty() && pool.open >= MAX_CONNECTIONS {
+            if start.elapsed() >= POOL_WAIT {
                 return Err(CloudError::Storage(format!(
                     "all {MAX_CONNECTIONS} PostgreSQL connections stayed busy for {}s",
                     POOL_WAIT.as_secs()
@@ -255,29 +305,14 @@ impl PostgresStore {
             }
         }
     }
-
-    fn release(&self, client: Client, healthy: bool) {
-        if let Ok(mut pool) = self.pool.lock() {
-            if healthy && !client.is_closed() {
-                pool.idle.push(client);
-            } else {
-                pool.open -= 1;
-            }
-        }
-        self.available.notify_one();
-    }
 }
 
 impl Drop for PostgresStore {
     /// The driver's clients block on their own runtime when closed, which panics on a
     /// thread that drives async tasks (a service shutting down): close them on a plain one.
     fn drop(&mut self) {
-        let idle = match self.pool.get_mut() {
-            Ok(pool) => std::mem::take(&mut pool.idle),
-            Err(p) => std::mem::take(&mut p.into_inner().idle),
-        };
-        if !idle.is_empty() {
-            let _ = std::thread::spawn(move || drop(idle)).join();
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
         }
     }
 }
@@ -288,30 +323,26 @@ impl TenantStore for PostgresStore {
     }
 
     fn write(&self) -> CloudResult<Box<dyn StoreTx + '_>> {
-        let mut client = self.acquire()?;
-        if let Err(e) = client.batch_execute("BEGIN") {
-            self.release(client, false);
+        let mut conn = self.acquire()?;
+        if let Err(e) = conn.client.batch_execute("BEGIN") {
+            conn.broken = true;
             return Err(pg_error("BEGIN", e));
         }
-        Ok(Box::new(PgTx {
-            store: self,
-            client: Some(client),
-            done: false,
-        }))
+        Ok(Box::new(PgTx { conn, done: false }))
     }
 }
 
-struct PgTx<'a> {
-    store: &'a PostgresStore,
-    client: Option<Client>,
+struct PgTx {
+    conn: r2d2::PooledConnection<Manager>,
     done: bool,
 }
 
-impl Drop for PgTx<'_> {
+impl Drop for PgTx {
+    /// Back to the pool: committed, or rolled back; a client that cannot roll back is
+    /// discarded.
     fn drop(&mut self) {
-        if let Some(mut client) = self.client.take() {
-            let healthy = self.done || client.batch_execute("ROLLBACK").is_ok();
-            self.store.release(client, healthy);
+        if !self.done && self.conn.client.batch_execute("ROLLBACK").is_err() {
+            self.conn.broken = true;
         }
     }
 }
@@ -377,9 +408,9 @@ fn map_unique(e: postgres::Error, upn: &str, anchor: Option<&str>) -> CloudError
     pg_error("write", e)
 }
 
-impl PgTx<'_> {
+impl PgTx {
     fn client(&mut self) -> &mut Client {
-        self.client.as_mut().expect("client present until drop")
+        &mut self.conn.client
     }
 
     /// Serialize transactions on one key (advisory, released at commit or rollback).
@@ -430,7 +461,7 @@ impl PgTx<'_> {
     }
 }
 
-impl StoreTx for PgTx<'_> {
+impl StoreTx for PgTx {
     fn user(&mut self, key: UserKey<'_>) -> CloudResult<Option<UserRow>> {
         let row = match key {
             UserKey::Id(id) => self.client().query_opt(
@@ -806,7 +837,32 @@ impl StoreTx for PgTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, PostgresStore};
+    use crate::CloudError;
+
+    #[test]
+    fn an_unreachable_server_fails_fast_without_the_password() {
+        let start = std::time::Instant::now();
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let e = PostgresStore::open("postgres://phsync:s3cret@127.0.0.1:1/db")
+            .err()
+            .expect("nothing listens on port 1");
+        let CloudError::Storage(message) = &e else {
+            panic!("{e:?}");
+        };
+        assert!(
+            message.starts_with(
+                "cannot connect to PostgreSQL at postgres://phsync:***@127.0.0.1:1/db: "
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "waited {:?} for a refused connection",
+            start.elapsed()
+        );
+    }
 
     #[test]
     fn urls_lose_their_password_in_messages() {
