@@ -5,23 +5,21 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::auth::{Mechanism, SecurityContext};
+use super::convert::{account_from, account_if_relevant, ACCOUNT_ATTRIBUTES};
 use super::drsuapi::{
-    self, DrsHandle, DsName, GetNcChangesReply, GetNcChangesRequest, RawObject, DRSUAPI_SYNTAX,
-    DRS_INIT_SYNC, DRS_NEVER_SYNCED, DRS_WRIT_REP, DS_FQDN_1779_NAME, DS_NT4_ACCOUNT_NAME,
-    DS_UNIQUE_ID_NAME, DS_USER_PRINCIPAL_NAME, EXOP_NONE, EXOP_REPL_OBJ, NTDSAPI_CLIENT_GUID,
+    self, DrsHandle, DrsMsgGetchgreplyV6, DrsMsgGetchgreqV8, DsName, DRSUAPI_SYNTAX, DRS_INIT_SYNC,
+    DRS_NEVER_SYNCED, DRS_WRIT_REP, DS_FQDN_1779_NAME, DS_NT4_ACCOUNT_NAME, DS_UNIQUE_ID_NAME,
+    DS_USER_PRINCIPAL_NAME, EXOP_NONE, EXOP_REPL_OBJ, NTDSAPI_CLIENT_GUID,
 };
 use super::epm::{decode_ept_map, encode_ept_map, EPM_SYNTAX, EPT_MAP_OPNUM};
 use super::error::{codes, DrsrError, Result};
 use super::ndr::Guid;
 use super::pdu::NDR_SYNTAX;
-use super::prefix::PrefixTable;
-use super::records::{
-    class_name, AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector,
-};
+use super::prefix::SchemaPrefixTable;
+use super::records::{ReplicatedAccount, ReplicationCursor, UsnVector};
 use super::rpc::{RpcConnection, MAX_STUB_LEN};
-use super::secrets::{decrypt_hash, decrypt_history, SessionKeys};
+use super::secrets::SessionKeys;
 use super::transport::Transport;
-use phsync_ad::SECONDS_1601_TO_1970;
 use phsync_hash::NtHash;
 
 /// How to authenticate to the domain controller.
@@ -108,17 +106,6 @@ impl DrsrConfig {
     }
 }
 
-const OID_OBJECT_GUID: &str = "1.2.840.113556.1.4.2";
-const OID_OBJECT_SID: &str = "1.2.840.113556.1.4.146";
-const OID_SAM_ACCOUNT_NAME: &str = "1.2.840.113556.1.4.221";
-const OID_UPN: &str = "1.2.840.113556.1.4.656";
-const OID_OBJECT_CLASS: &str = "2.5.4.0";
-const OID_UAC: &str = "1.2.840.113556.1.4.8";
-const OID_PWD_LAST_SET: &str = "1.2.840.113556.1.4.96";
-const OID_UNICODE_PWD: &str = "1.2.840.113556.1.4.90";
-const OID_NT_PWD_HISTORY: &str = "1.2.840.113556.1.4.94";
-const OID_IS_DELETED: &str = "1.2.840.113556.1.2.48";
-
 /// cMaxObjects a caller without its own setting asks for per GetNCChanges batch
 /// (DRS_MSG_GETCHGREQ_V8.cMaxObjects). A DC caps it further by its own policy.
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
@@ -128,20 +115,6 @@ pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// it stays below the largest reply stub accepted ([`MAX_STUB_LEN`]).
 const MAX_BYTES_PER_BATCH: u32 = 10 << 20;
 const _: () = assert!((MAX_BYTES_PER_BATCH as usize) < MAX_STUB_LEN);
-
-/// The partial attribute set requested.
-const ACCOUNT_ATTRIBUTES: &[&str] = &[
-    OID_OBJECT_GUID,
-    OID_OBJECT_SID,
-    OID_SAM_ACCOUNT_NAME,
-    OID_UPN,
-    OID_OBJECT_CLASS,
-    OID_UAC,
-    OID_PWD_LAST_SET,
-    OID_UNICODE_PWD,
-    OID_NT_PWD_HISTORY,
-    OID_IS_DELETED,
-];
 
 /// An authenticated DRSUAPI session with one domain controller.
 pub struct DrsrClient {
@@ -385,13 +358,13 @@ impl DrsrClient {
         flags: u32,
         max_objects: u32,
         extended_op: u32,
-    ) -> Result<GetNcChangesRequest> {
-        let mut prefix = PrefixTable::new();
+    ) -> Result<DrsMsgGetchgreqV8> {
+        let mut prefix = SchemaPrefixTable::new();
         let pas = ACCOUNT_ATTRIBUTES
             .iter()
             .map(|oid| prefix.make_attid(oid))
             .collect::<Result<Vec<_>>>()?;
-        Ok(GetNcChangesRequest {
+        Ok(DrsMsgGetchgreqV8 {
             dest_dsa: NTDSAPI_CLIENT_GUID,
             invocation_id: cursor.map(|c| c.invocation_id).unwrap_or(Guid::ZERO),
             naming_context: nc,
@@ -406,7 +379,7 @@ impl DrsrClient {
         })
     }
 
-    async fn get_nc_changes(&mut self, req: &GetNcChangesRequest) -> Result<GetNcChangesReply> {
+    async fn get_nc_changes(&mut self, req: &DrsMsgGetchgreqV8) -> Result<DrsMsgGetchgreplyV6> {
         let stub = drsuapi::encode_get_nc_changes(&self.handle, req);
         let rep = self
             .rpc
@@ -420,6 +393,7 @@ impl DrsrClient {
             })?;
         let reply = drsuapi::decode_get_nc_changes(&rep)?;
         tracing::debug!(
+            source_dsa = %reply.source_dsa,
             objects = reply.objects.len(),
             more = reply.more_data,
             usn_to = reply.usn_to.high_obj_update,
@@ -454,7 +428,7 @@ impl DrsrClient {
                 name: account.to_owned(),
                 status: reply.extended_ret,
             })?;
-        self.account_from(&reply, obj)
+        account_from(&self.keys, &reply, obj)
     }
 
     /// Replicate the domain naming context in batches of `batch_size` objects, from
@@ -509,7 +483,7 @@ impl DrsrClient {
             }
             let mut accounts = Vec::new();
             for obj in &reply.objects {
-                if let Some(a) = self.account_if_relevant(&reply, obj)? {
+                if let Some(a) = account_if_relevant(&self.keys, &reply, obj)? {
                     accounts.push(a);
                 }
             }
@@ -577,151 +551,6 @@ impl DrsrClient {
         }
         Ok(())
     }
-
-    fn account_if_relevant(
-        &self,
-        reply: &GetNcChangesReply,
-        obj: &RawObject,
-    ) -> Result<Option<ReplicatedAccount>> {
-        let has = |oid: &str| {
-            obj.attrs
-                .iter()
-                .any(|a| reply.prefix_table.oid_of(a.attid).as_deref() == Some(oid))
-        };
-        let acct = self.account_from(reply, obj)?;
-        let relevant = if has(OID_OBJECT_CLASS) {
-            acct.has_class("user")
-        } else {
-            [
-                OID_SAM_ACCOUNT_NAME,
-                OID_UNICODE_PWD,
-                OID_NT_PWD_HISTORY,
-                OID_PWD_LAST_SET,
-                OID_UAC,
-                OID_UPN,
-                OID_IS_DELETED,
-            ]
-            .iter()
-            .any(|o| has(o))
-        };
-        Ok(relevant.then_some(acct))
-    }
-
-    fn account_from(
-        &self,
-        reply: &GetNcChangesReply,
-        obj: &RawObject,
-    ) -> Result<ReplicatedAccount> {
-        let mut a = ReplicatedAccount::default();
-        if let Some(n) = &obj.name {
-            a.guid = n.guid;
-            if !n.dn.is_empty() {
-                a.distinguished_name = Some(n.dn.clone());
-            }
-            if !n.sid.is_empty() {
-                a.sid = Sid::from_bytes(&n.sid).ok();
-            }
-        }
-        let mut unicode_pwd: Option<(&[u8], Option<AttributeMetadata>)> = None;
-        let mut history: Option<&[u8]> = None;
-        for (i, attr) in obj.attrs.iter().enumerate() {
-            let meta = obj.meta.get(i).map(|m| AttributeMetadata {
-                version: m.version,
-                changed_unix: m.time_changed - SECONDS_1601_TO_1970,
-                originating_invocation_id: m.originating_dsa,
-                originating_usn: m.originating_usn,
-            });
-            if let Some(m) = &meta {
-                a.usn = Some(
-                    a.usn
-                        .map_or(m.originating_usn, |u| u.max(m.originating_usn)),
-                );
-            }
-            let Some(oid) = reply.prefix_table.oid_of(attr.attid) else {
-                continue;
-            };
-            let first = attr.values.first().map(|v| v.as_slice());
-            match oid.as_str() {
-                OID_OBJECT_GUID => {
-                    if let Some(g) = first.and_then(|v| Guid::from_slice(v).ok()) {
-                        a.guid = g;
-                    }
-                }
-                OID_OBJECT_SID => {
-                    if let Some(s) = first.and_then(|b| Sid::from_bytes(b).ok()) {
-                        a.sid = Some(s);
-                    }
-                }
-                OID_SAM_ACCOUNT_NAME => a.sam_account_name = first.map(utf16le),
-                OID_UPN => a.user_principal_name = first.map(utf16le),
-                OID_OBJECT_CLASS => {
-                    a.object_classes = attr
-                        .values
-                        .iter()
-                        .filter(|v| v.len() == 4)
-                        .map(|v| {
-                            let id = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                            match reply.prefix_table.oid_of(id) {
-                                Some(o) => class_name(&o).map(str::to_owned).unwrap_or(o),
-                                None => format!("0x{id:08x}"),
-                            }
-                        })
-                        .collect();
-                }
-                OID_UAC => {
-                    a.user_account_control = first
-                        .filter(|v| v.len() == 4)
-                        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
-                }
-                OID_PWD_LAST_SET => {
-                    a.pwd_last_set = first.filter(|v| v.len() == 8).map(|v| {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(v);
-                        i64::from_le_bytes(b)
-                    })
-                }
-                OID_IS_DELETED => {
-                    a.is_deleted = first.is_some_and(|v| v.iter().any(|b| *b != 0));
-                }
-                OID_UNICODE_PWD => {
-                    unicode_pwd = Some((first.unwrap_or(&[]), meta));
-                }
-                OID_NT_PWD_HISTORY => history = first,
-                _ => {}
-            }
-        }
-        a.rid = a.sid.as_ref().and_then(Sid::rid);
-        if let Some((blob, meta)) = unicode_pwd {
-            a.password_replicated = true;
-            a.password_metadata = meta;
-            if !blob.is_empty() {
-                let rid = a.rid.ok_or_else(|| {
-                    DrsrError::protocol("replicated account", "an objectSid to decrypt unicodePwd")
-                })?;
-                a.nt_hash = decrypt_hash(&self.keys, rid, blob, "unicodePwd")?;
-            }
-        }
-        if let Some(blob) = history {
-            if !blob.is_empty() {
-                let rid = a.rid.ok_or_else(|| {
-                    DrsrError::protocol(
-                        "replicated account",
-                        "an objectSid to decrypt ntPwdHistory",
-                    )
-                })?;
-                a.nt_hash_history = decrypt_history(&self.keys, rid, blob, "ntPwdHistory")?;
-            }
-        }
-        Ok(a)
-    }
-}
-
-fn utf16le(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16_lossy(&units)
 }
 
 fn dns_to_dn(dns: &str) -> String {

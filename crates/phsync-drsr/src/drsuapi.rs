@@ -1,5 +1,7 @@
-//! DRSUAPI (MS-DRSR) stubs: IDL_DRSBind, IDL_DRSUnbind, IDL_DRSCrackNames and
-//! IDL_DRSGetNCChanges (request V8, reply V6) encoding and decoding.
+//! DRSUAPI (MS-DRSR) wire types and stubs: IDL_DRSBind (§4.1.3), IDL_DRSUnbind (§4.1.25),
+//! IDL_DRSCrackNames (§4.1.4) and IDL_DRSGetNCChanges (§4.1.10; request V8, reply V6)
+//! encoding and decoding. Types carry the spec's names in Rust casing; turning them into
+//! records is `convert`'s job.
 //!
 //! NDR deferral: embedded pointer referents follow the scalars of the construct that
 //! holds them, in member order; a referent's own referents follow its scalars. The reply's
@@ -9,8 +11,8 @@
 
 use super::error::{DrsrError, Result};
 use super::ndr::{Guid, NdrReader, NdrWriter};
-use super::prefix::{PrefixEntry, PrefixTable};
-use super::records::{UsnVector, UtdEntry};
+use super::prefix::{PrefixTableEntry, SchemaPrefixTable};
+use super::records::{UptodateCursorV1, UsnVector};
 
 /// DRSUAPI interface e3514235-4b06-11d1-ab04-00c04fc2dcd2 v4.0.
 pub(crate) const DRSUAPI_SYNTAX: (Guid, u16, u16) = (
@@ -70,7 +72,8 @@ pub(crate) const DS_NT4_ACCOUNT_NAME: u32 = 2;
 pub(crate) const DS_UNIQUE_ID_NAME: u32 = 6;
 pub(crate) const DS_USER_PRINCIPAL_NAME: u32 = 8;
 
-/// Policy handle returned by DRSBind.
+/// DRS_HANDLE: the context handle IDL_DRSBind returns (MS-DRSR §4.1.3), 20 bytes on the
+/// wire.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DrsHandle(pub [u8; 20]);
 
@@ -86,24 +89,74 @@ fn status(r: &mut NdrReader<'_>, what: &'static str) -> Result<u32> {
 
 // ---------------------------------------------------------------- DRSBind / Unbind
 
-/// IDL_DRSBind request.
+/// DRS_EXTENSIONS_INT, the capabilities exchanged by IDL_DRSBind.
+/// MS-DRSR §5.39
+///
+/// Only the fields up to dwReplEpoch are sent (cb = 28); later fields (dwFlagsExt,
+/// ConfigObjGUID, dwExtCaps) are optional and ignored when a DC sends them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrsExtensionsInt {
+    /// dwFlags: DRS_EXT_* capability bits.
+    pub flags: u32,
+    /// SiteObjGuid.
+    pub site_obj_guid: Guid,
+    /// Pid.
+    pub pid: u32,
+    /// dwReplEpoch.
+    pub repl_epoch: u32,
+}
+
+impl DrsExtensionsInt {
+    /// Bytes from dwFlags through dwReplEpoch.
+    const LEN: usize = 28;
+
+    /// The bytes counted by cb (dwFlags through dwReplEpoch).
+    fn encode(&self) -> Vec<u8> {
+        let mut ext = Vec::with_capacity(Self::LEN);
+        ext.extend_from_slice(&self.flags.to_le_bytes());
+        ext.extend_from_slice(self.site_obj_guid.as_bytes());
+        ext.extend_from_slice(&self.pid.to_le_bytes());
+        ext.extend_from_slice(&self.repl_epoch.to_le_bytes());
+        ext
+    }
+
+    /// From the bytes counted by cb; fields a short structure lacks stay zero.
+    fn decode(ext: &[u8]) -> DrsExtensionsInt {
+        let u32_at = |o: usize| {
+            ext.get(o..o + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        DrsExtensionsInt {
+            flags: u32_at(0),
+            site_obj_guid: ext
+                .get(4..20)
+                .and_then(|b| Guid::from_slice(b).ok())
+                .unwrap_or_default(),
+            pid: u32_at(20),
+            repl_epoch: u32_at(24),
+        }
+    }
+}
+
+/// IDL_DRSBind request (MS-DRSR §4.1.3): the client DSA GUID and our DRS_EXTENSIONS_INT.
 pub fn encode_bind(epoch: u32) -> Vec<u8> {
     let mut w = NdrWriter::new();
     w.pointer();
     w.guid(&NTDSAPI_CLIENT_GUID);
     w.pointer();
-    // DRS_EXTENSIONS_INT (28 bytes): dwFlags, SiteObjGuid, Pid, dwReplEpoch.
-    let mut ext = Vec::with_capacity(28);
-    ext.extend_from_slice(&CLIENT_EXTENSIONS.to_le_bytes());
-    ext.extend_from_slice(&[0u8; 16]);
-    ext.extend_from_slice(&0u32.to_le_bytes());
-    ext.extend_from_slice(&epoch.to_le_bytes());
+    let ext = DrsExtensionsInt {
+        flags: CLIENT_EXTENSIONS,
+        repl_epoch: epoch,
+        ..Default::default()
+    }
+    .encode();
     w.u32(ext.len() as u32); // conformance
     w.u32(ext.len() as u32); // cb
     w.bytes(&ext);
     w.into_bytes()
 }
 
+/// What IDL_DRSBind returns (MS-DRSR §4.1.3): the handle and the server's extensions.
 #[derive(Debug, Clone)]
 pub struct BindReply {
     pub handle: DrsHandle,
@@ -113,18 +166,11 @@ pub struct BindReply {
 
 pub fn decode_bind(stub: &[u8]) -> Result<BindReply> {
     let mut r = NdrReader::new(stub);
-    let mut server_flags = 0;
-    let mut repl_epoch = 0;
+    let mut server = DrsExtensionsInt::default();
     if r.pointer("DRSBind ppextServer")? {
         let _max = r.u32("DRS_EXTENSIONS conformance")?;
         let cb = r.u32("DRS_EXTENSIONS cb")? as usize;
-        let ext = r.take(cb, "DRS_EXTENSIONS")?;
-        if ext.len() >= 4 {
-            server_flags = u32::from_le_bytes([ext[0], ext[1], ext[2], ext[3]]);
-        }
-        if ext.len() >= 28 {
-            repl_epoch = u32::from_le_bytes([ext[24], ext[25], ext[26], ext[27]]);
-        }
+        server = DrsExtensionsInt::decode(r.take(cb, "DRS_EXTENSIONS")?);
     }
     r.align(4)?;
     let mut h = [0u8; 20];
@@ -135,8 +181,8 @@ pub fn decode_bind(stub: &[u8]) -> Result<BindReply> {
     }
     Ok(BindReply {
         handle: DrsHandle(h),
-        server_flags,
-        repl_epoch,
+        server_flags: server.flags,
+        repl_epoch: server.repl_epoch,
     })
 }
 
@@ -168,14 +214,15 @@ pub fn encode_crack_names(h: &DrsHandle, offered: u32, desired: u32, names: &[&s
     w.into_bytes()
 }
 
+/// One result of IDL_DRSCrackNames (MS-DRSR §4.1.4): DS_NAME_RESULT_ITEMW.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrackedName {
+pub struct DsNameResultItemW {
     pub status: u32,
     pub domain: Option<String>,
     pub name: Option<String>,
 }
 
-pub fn decode_crack_names(stub: &[u8]) -> Result<Vec<CrackedName>> {
+pub fn decode_crack_names(stub: &[u8]) -> Result<Vec<DsNameResultItemW>> {
     let mut r = NdrReader::new(stub);
     let ver = r.u32("CrackNames version")?;
     let sw = r.u32("CrackNames switch")?;
@@ -211,7 +258,7 @@ pub fn decode_crack_names(stub: &[u8]) -> Result<Vec<CrackedName>> {
                 } else {
                     None
                 };
-                out.push(CrackedName {
+                out.push(DsNameResultItemW {
                     status: st,
                     domain,
                     name,
@@ -228,6 +275,10 @@ pub fn decode_crack_names(stub: &[u8]) -> Result<Vec<CrackedName>> {
 
 // ---------------------------------------------------------------- DSNAME
 
+/// DSNAME: an object's identity by GUID, SID and DN.
+/// MS-DRSR §5.50
+///
+/// `sid` holds the SidLen bytes of the 28-byte NT4SID field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DsName {
     pub guid: Guid,
@@ -280,23 +331,28 @@ fn decode_dsname(r: &mut NdrReader<'_>) -> Result<DsName> {
 
 // ---------------------------------------------------------------- GetNCChanges
 
-/// Parameters of one DRS_MSG_GETCHGREQ_V8.
+/// DRS_MSG_GETCHGREQ_V8: one IDL_DRSGetNCChanges request.
+/// MS-DRSR §4.1.10.2.6
+///
+/// `usn_from` is usnvecFrom (USN_VECTOR, §5.210); `up_to_dateness` is pUpToDateVecDest
+/// (UPTODATE_VECTOR_V1_EXT, §5.204, of UPTODATE_CURSOR_V1, §5.202); `partial_attribute_set`
+/// is pPartialAttrSet (PARTIAL_ATTR_VECTOR_V1_EXT); `prefix_table` is PrefixTableDest.
 #[derive(Debug, Clone)]
-pub struct GetNcChangesRequest {
+pub struct DrsMsgGetchgreqV8 {
     pub dest_dsa: Guid,
     pub invocation_id: Guid,
     pub naming_context: DsName,
     pub usn_from: UsnVector,
-    pub up_to_dateness: Option<Vec<UtdEntry>>,
+    pub up_to_dateness: Option<Vec<UptodateCursorV1>>,
     pub flags: u32,
     pub max_objects: u32,
     pub max_bytes: u32,
     pub extended_op: u32,
     pub partial_attribute_set: Vec<u32>,
-    pub prefix_table: PrefixTable,
+    pub prefix_table: SchemaPrefixTable,
 }
 
-pub fn encode_get_nc_changes(h: &DrsHandle, req: &GetNcChangesRequest) -> Vec<u8> {
+pub fn encode_get_nc_changes(h: &DrsHandle, req: &DrsMsgGetchgreqV8) -> Vec<u8> {
     let mut w = NdrWriter::new();
     w.bytes(&h.0);
     w.u32(8); // dwInVersion
@@ -323,7 +379,7 @@ pub fn encode_get_nc_changes(h: &DrsHandle, req: &GetNcChangesRequest) -> Vec<u8
         w.pointer();
     }
     w.null_pointer(); // pPartialAttrSetEx
-    let mut entries: Vec<PrefixEntry> = req.prefix_table.entries.clone();
+    let mut entries: Vec<PrefixTableEntry> = req.prefix_table.entries.clone();
     entries.push(super::prefix::schema_info_entry());
     w.u32(entries.len() as u32);
     w.pointer();
@@ -365,45 +421,59 @@ pub fn encode_get_nc_changes(h: &DrsHandle, req: &GetNcChangesRequest) -> Vec<u8
     w.into_bytes()
 }
 
-/// One attribute of a replicated object: ATTRTYP and raw values.
+/// ATTR: one attribute of an object, its ATTRTYP and its values (the ATTRVALBLOCK, §5.17,
+/// of ATTRVALs, §5.16, flattened to byte vectors). An ENTINF's ATTRBLOCK (§5.10) is a
+/// `Vec<Attr>`.
+/// MS-DRSR §5.9
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawAttr {
+pub struct Attr {
     pub attid: u32,
     pub values: Vec<Vec<u8>>,
 }
 
+/// PROPERTY_META_DATA_EXT: the stamp of one attribute in a reply (dwVersion, timeChanged
+/// as DSTIME, uuidDsaOriginating, usnOriginating); a PROPERTY_META_DATA_EXT_VECTOR is a
+/// `Vec` of them, parallel to the ATTRBLOCK.
+/// MS-DRSR §5 (PROPERTY_META_DATA_EXT; see the IDL in §7)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawMeta {
+pub struct PropertyMetaDataExt {
     pub version: u32,
     pub time_changed: i64,
     pub originating_dsa: Guid,
     pub originating_usn: u64,
 }
 
-/// One REPLENTINFLIST entry.
+/// One REPLENTINFLIST item: the ENTINF (§5.53: pName, ulFlags, AttrBlock) flattened in,
+/// then fIsNCPrefix, pParentGuid and pMetaDataExt. The wire's linked list is a `Vec`.
+/// MS-DRSR §5.162
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawObject {
+pub struct ReplentinflistItem {
     pub name: Option<DsName>,
     pub flags: u32,
-    pub attrs: Vec<RawAttr>,
+    pub attrs: Vec<Attr>,
     pub is_nc_prefix: bool,
     pub parent_guid: Option<Guid>,
     /// One entry per attribute of `attrs`, same order (PROPERTY_META_DATA_EXT_VECTOR).
-    pub meta: Vec<RawMeta>,
+    pub meta: Vec<PropertyMetaDataExt>,
 }
 
-/// The parts of DRS_MSG_GETCHGREPLY_V6 a client uses.
+/// DRS_MSG_GETCHGREPLY_V6: one IDL_DRSGetNCChanges reply, the parts a client uses.
+/// MS-DRSR §4.1.10.2.12
+///
+/// `up_to_dateness` is pUpToDateVecSrc (UPTODATE_VECTOR_V2_EXT of UPTODATE_CURSOR_V2,
+/// §5.203, kept without timeLastSyncSuccess); `prefix_table` is PrefixTableSrc; the
+/// linked values (rgValues, REPLVALINF_V1 §5.167) are skipped.
 #[derive(Debug, Clone, Default)]
-pub struct GetNcChangesReply {
+pub struct DrsMsgGetchgreplyV6 {
     pub source_dsa: Guid,
     pub invocation_id: Guid,
     pub naming_context: Option<DsName>,
     pub usn_from: UsnVector,
     pub usn_to: UsnVector,
-    pub up_to_dateness: Vec<UtdEntry>,
-    pub prefix_table: PrefixTable,
+    pub up_to_dateness: Vec<UptodateCursorV1>,
+    pub prefix_table: SchemaPrefixTable,
     pub extended_ret: u32,
-    pub objects: Vec<RawObject>,
+    pub objects: Vec<ReplentinflistItem>,
     pub more_data: bool,
     pub linked_value_count: u32,
     pub drs_error: u32,
@@ -427,7 +497,7 @@ struct ItemScalars {
     has_meta: bool,
 }
 
-fn decode_attr_block(r: &mut NdrReader<'_>, attr_count: u32) -> Result<Vec<RawAttr>> {
+fn decode_attr_block(r: &mut NdrReader<'_>, attr_count: u32) -> Result<Vec<Attr>> {
     let max = r.count("ATTRBLOCK conformance", 12)?;
     if max < attr_count as usize {
         return Err(DrsrError::protocol("ATTRBLOCK", "conformance >= attrCount"));
@@ -472,12 +542,12 @@ fn decode_attr_block(r: &mut NdrReader<'_>, attr_count: u32) -> Result<Vec<RawAt
                 }
             }
         }
-        attrs.push(RawAttr { attid, values });
+        attrs.push(Attr { attid, values });
     }
     Ok(attrs)
 }
 
-fn decode_meta_ext(r: &mut NdrReader<'_>) -> Result<Vec<RawMeta>> {
+fn decode_meta_ext(r: &mut NdrReader<'_>) -> Result<Vec<PropertyMetaDataExt>> {
     let max = r.count("PROPERTY_META_DATA_EXT_VECTOR conformance", 40)?;
     r.align(8)?;
     let n = r.u32("cNumProps")? as usize;
@@ -494,7 +564,7 @@ fn decode_meta_ext(r: &mut NdrReader<'_>) -> Result<Vec<RawMeta>> {
         let time_changed = r.u64("timeChanged")? as i64;
         let originating_dsa = r.guid("uuidDsaOriginating")?;
         let originating_usn = r.u64("usnOriginating")?;
-        out.push(RawMeta {
+        out.push(PropertyMetaDataExt {
             version,
             time_changed,
             originating_dsa,
@@ -506,7 +576,7 @@ fn decode_meta_ext(r: &mut NdrReader<'_>) -> Result<Vec<RawMeta>> {
 
 /// Decode an IDL_DRSGetNCChanges response stub (version 6 only; compressed or V1/V2/V7
 /// replies are protocol errors because we never ask for them).
-pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
+pub fn decode_get_nc_changes(stub: &[u8]) -> Result<DrsMsgGetchgreplyV6> {
     let mut r = NdrReader::new(stub);
     let ver = r.u32("GetNCChanges pdwOutVersion")?;
     let sw = r.u32("GetNCChanges switch")?;
@@ -517,7 +587,7 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
         ));
     }
     r.align(8)?;
-    let mut rep = GetNcChangesReply {
+    let mut rep = DrsMsgGetchgreplyV6 {
         source_dsa: r.guid("uuidDsaObjSrc")?,
         invocation_id: r.guid("uuidInvocIdSrc")?,
         ..Default::default()
@@ -560,7 +630,8 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
             let invocation_id = r.guid("UPTODATE_CURSOR_V2 uuidDsa")?;
             let usn = r.u64("UPTODATE_CURSOR_V2 usnHighPropUpdate")?;
             let _time = r.u64("UPTODATE_CURSOR_V2 timeLastSyncSuccess")?;
-            rep.up_to_dateness.push(UtdEntry { invocation_id, usn });
+            rep.up_to_dateness
+                .push(UptodateCursorV1 { invocation_id, usn });
         }
     }
     if has_prefix {
@@ -591,7 +662,9 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
             } else {
                 Vec::new()
             };
-            rep.prefix_table.entries.push(PrefixEntry { ndx, prefix });
+            rep.prefix_table
+                .entries
+                .push(PrefixTableEntry { ndx, prefix });
         }
     }
     if has_objects {
@@ -621,7 +694,7 @@ pub fn decode_get_nc_changes(stub: &[u8]) -> Result<GetNcChangesReply> {
         // Then the remaining referents, innermost item first.
         let mut objects = Vec::with_capacity(items.len());
         for it in items.iter().rev() {
-            let mut o = RawObject {
+            let mut o = ReplentinflistItem {
                 flags: it.flags,
                 is_nc_prefix: it.is_nc_prefix,
                 ..Default::default()
@@ -695,6 +768,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn drs_extensions_int_round_trip_and_short_forms() {
+        let ext = DrsExtensionsInt {
+            flags: CLIENT_EXTENSIONS,
+            site_obj_guid: Guid([9; 16]),
+            pid: 42,
+            repl_epoch: 3,
+        };
+        let b = ext.encode();
+        assert_eq!(b.len(), DrsExtensionsInt::LEN);
+        assert_eq!(DrsExtensionsInt::decode(&b), ext);
+        // A longer structure (dwFlagsExt etc.) decodes; a shorter one leaves zeros.
+        let mut longer = b.clone();
+        longer.extend_from_slice(&[0xff; 24]);
+        assert_eq!(DrsExtensionsInt::decode(&longer), ext);
+        let short = DrsExtensionsInt::decode(&b[..4]);
+        assert_eq!(short.flags, CLIENT_EXTENSIONS);
+        assert_eq!(short.repl_epoch, 0);
+        assert_eq!(DrsExtensionsInt::decode(&[]), DrsExtensionsInt::default());
+    }
+
+    #[test]
     fn bind_reply_decodes_epoch_and_errors() {
         let mut w = NdrWriter::new();
         w.pointer();
@@ -749,7 +843,11 @@ pub(crate) mod tests {
     }
 
     /// Build a V6 reply with `objects`, encoded the way Samba's pidl does it.
-    pub(crate) fn encode_reply(objects: &[RawObject], more: bool, prefix: &PrefixTable) -> Vec<u8> {
+    pub(crate) fn encode_reply(
+        objects: &[ReplentinflistItem],
+        more: bool,
+        prefix: &SchemaPrefixTable,
+    ) -> Vec<u8> {
         let mut w = NdrWriter::new();
         w.u32(6);
         w.u32(6);
@@ -866,9 +964,9 @@ pub(crate) mod tests {
         w.into_bytes()
     }
 
-    pub(crate) fn sample_objects() -> Vec<RawObject> {
+    pub(crate) fn sample_objects() -> Vec<ReplentinflistItem> {
         (0..3u8)
-            .map(|i| RawObject {
+            .map(|i| ReplentinflistItem {
                 name: Some(DsName {
                     guid: Guid([10 + i; 16]),
                     sid: hex::decode("010500000000000515000000a065cf7e784b9b5fe77c8770f4010000")
@@ -877,14 +975,14 @@ pub(crate) mod tests {
                 }),
                 flags: 1,
                 attrs: vec![
-                    RawAttr {
+                    Attr {
                         attid: 0x0009_00dd,
                         values: vec![format!("u{i}")
                             .encode_utf16()
                             .flat_map(|u| u.to_le_bytes())
                             .collect()],
                     },
-                    RawAttr {
+                    Attr {
                         attid: 0,
                         values: vec![vec![0, 0, 1, 0], vec![9, 0, 5, 0]],
                     },
@@ -892,13 +990,13 @@ pub(crate) mod tests {
                 is_nc_prefix: false,
                 parent_guid: Some(Guid([7; 16])),
                 meta: vec![
-                    RawMeta {
+                    PropertyMetaDataExt {
                         version: 1,
                         time_changed: 13_000_000_000,
                         originating_dsa: Guid([2; 16]),
                         originating_usn: 100 + i as u64,
                     },
-                    RawMeta {
+                    PropertyMetaDataExt {
                         version: 1,
                         time_changed: 13_000_000_001,
                         originating_dsa: Guid([2; 16]),
@@ -909,8 +1007,8 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) fn sample_prefix() -> PrefixTable {
-        let mut p = PrefixTable::new();
+    pub(crate) fn sample_prefix() -> SchemaPrefixTable {
+        let mut p = SchemaPrefixTable::new();
         p.make_attid("1.2.840.113556.1.4.221").unwrap();
         p.make_attid("2.5.4.0").unwrap();
         p
@@ -949,12 +1047,12 @@ pub(crate) mod tests {
 
     #[test]
     fn get_nc_changes_request_layout() {
-        let mut prefix = PrefixTable::new();
+        let mut prefix = SchemaPrefixTable::new();
         let pas = vec![
             prefix.make_attid("1.2.840.113556.1.4.90").unwrap(),
             prefix.make_attid("2.5.4.0").unwrap(),
         ];
-        let req = GetNcChangesRequest {
+        let req = DrsMsgGetchgreqV8 {
             dest_dsa: NTDSAPI_CLIENT_GUID,
             invocation_id: Guid::ZERO,
             naming_context: DsName {
@@ -963,7 +1061,7 @@ pub(crate) mod tests {
                 dn: "DC=phs,DC=test".into(),
             },
             usn_from: UsnVector::default(),
-            up_to_dateness: Some(vec![UtdEntry {
+            up_to_dateness: Some(vec![UptodateCursorV1 {
                 invocation_id: Guid([5; 16]),
                 usn: 42,
             }]),

@@ -1,13 +1,34 @@
 //! MS-DRSR replication client: reads account secrets (NT hashes) from a domain controller
 //! the way Microsoft Entra Connect does, with IDL_DRSGetNCChanges over DCE/RPC.
 //!
-//! Layers, bottom up: [`ndr`] (transfer syntax), [`pdu`] (connection-oriented PDUs),
-//! `transport` (TCP), `auth` (NTLM / Kerberos through the `sspi` crate, PKT_PRIVACY),
-//! [`epm`] (endpoint mapper), `rpc` (bind, sealed calls, reassembly), [`drsuapi`] (the
-//! DRS stubs), [`prefix`] (ATTRTYP ↔ OID), [`secrets`] (decryption), [`records`] (typed
-//! results) and [`DrsrClient`], the public entry point.
+//! It knows nothing of the cloud: it returns [`ReplicatedAccount`] records and a
+//! [`ReplicationCursor`]; what happens to them is the engine's business.
 //!
-//! Nothing in this module logs a hash, a key or a password, at any level; calls into
+//! # Public API
+//!
+//! [`DrsrClient`] (connect, resolve and replicate one account, replicate the domain in
+//! batches), its [`DrsrConfig`] and [`Auth`], the records ([`ReplicatedAccount`],
+//! [`AttributeMetadata`], [`ReplicationCursor`], [`UsnVector`], [`UptodateCursorV1`]),
+//! [`DrsrError`], and [`DEFAULT_BATCH_SIZE`]. [`Guid`], [`Sid`] and [`FileTime`] are
+//! `phsync-ad`'s, re-exported. Everything else is private to the crate.
+//!
+//! # Modules, bottom up (all private)
+//!
+//! - `ndr`: NDR 2.0 transfer syntax (primitives, alignment, conformant arrays, pointers).
+//! - `pdu`: MS-RPCE connection-oriented PDUs (bind, request, response, sec_trailer).
+//! - `transport`: TCP with timeouts.
+//! - `auth`: NTLM / Kerberos through the `sspi` crate at PKT_PRIVACY.
+//! - `epm`: the endpoint mapper (ept_map) to find the DRSUAPI port.
+//! - `rpc`: bind, sealed calls, fragment reassembly.
+//! - `prefix`: SCHEMA_PREFIX_TABLE, ATTRTYP ↔ OID.
+//! - `drsuapi`: MS-DRSR wire types with the spec's names (`DrsMsgGetchgreqV8`,
+//!   `DrsMsgGetchgreplyV6`, `ReplentinflistItem`, `Attr`, `PropertyMetaDataExt`, `DsName`,
+//!   `DrsExtensionsInt`, ...) and their encoding and decoding.
+//! - `secrets`: decryption of `unicodePwd` / `ntPwdHistory` with the session key.
+//! - `convert`: wire types → records (attributes by OID, DSTIME → Unix time, decryption).
+//! - `records`: the typed results; `client`: [`DrsrClient`]; `error`: [`DrsrError`].
+//!
+//! Nothing in this crate logs a hash, a key or a password, at any level; calls into
 //! `sspi` run with tracing disabled because its instrumentation records buffers.
 //!
 //! # Usage
@@ -57,20 +78,23 @@
 
 mod auth;
 mod client;
-pub mod drsuapi;
-pub mod epm;
+mod convert;
+mod drsuapi;
+mod epm;
 mod error;
-pub mod ndr;
-pub mod pdu;
-pub mod prefix;
-pub mod records;
+mod ndr;
+mod pdu;
+mod prefix;
+mod records;
 mod rpc;
-pub mod secrets;
+mod secrets;
 mod transport;
 
 pub use client::{Auth, DrsrClient, DrsrConfig, DEFAULT_BATCH_SIZE};
 pub use error::{DrsrError, Result};
 pub use phsync_ad::{FileTime, Guid};
 pub use records::{
-    AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UsnVector, UtdEntry,
+    AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UptodateCursorV1, UsnVector,
 };
+/// Former name of [`UptodateCursorV1`].
+pub type UtdEntry = UptodateCursorV1;

@@ -30,14 +30,6 @@ impl NdrWriter {
         self.buf
     }
 
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     /// Pad with zeros to a multiple of `n` (1, 2, 4 or 8).
     pub fn align(&mut self, n: usize) {
         while !self.buf.len().is_multiple_of(n) {
@@ -45,6 +37,7 @@ impl NdrWriter {
         }
     }
 
+    #[cfg(test)]
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -115,10 +108,6 @@ impl<'a> NdrReader<'a> {
         NdrReader { data, pos: 0 }
     }
 
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
@@ -152,6 +141,7 @@ impl<'a> NdrReader<'a> {
         Ok(s)
     }
 
+    #[cfg(test)]
     pub fn u8(&mut self, what: &'static str) -> Result<u8> {
         Ok(self.take(1, what)?[0])
     }

@@ -184,8 +184,6 @@ pub struct Fragment<'a> {
     pub body: &'a [u8],
     pub trailer: Option<SecTrailer>,
     pub auth_value: &'a [u8],
-    /// The whole fragment as received.
-    pub raw: &'a [u8],
 }
 
 impl<'a> Fragment<'a> {
@@ -208,7 +206,6 @@ impl<'a> Fragment<'a> {
                 body: &raw[HEADER_LEN..],
                 trailer: None,
                 auth_value: &[],
-                raw,
             });
         }
         let trailer_at = raw.len() - auth_len - SEC_TRAILER_LEN;
@@ -218,7 +215,6 @@ impl<'a> Fragment<'a> {
             body: &raw[HEADER_LEN..trailer_at],
             trailer: Some(trailer),
             auth_value: &raw[trailer_at + SEC_TRAILER_LEN..],
-            raw,
         })
     }
 

@@ -2,25 +2,28 @@
 
 use super::error::{DrsrError, Result};
 
-/// One prefix table entry: index and BER-encoded OID prefix.
+/// PrefixTableEntry: an index and a BER-encoded OID prefix (OID_t).
+/// MS-DRSR §5.154
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefixEntry {
+pub struct PrefixTableEntry {
     pub ndx: u32,
     pub prefix: Vec<u8>,
 }
 
-/// A prefix table (client's `PrefixTableDest` or the server's reply table).
+/// SCHEMA_PREFIX_TABLE: maps ATTRTYPs to OIDs and back (the client's `PrefixTableDest`
+/// or the server's `PrefixTableSrc`); algorithms of §5.16.4.
+/// MS-DRSR §5.180
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrefixTable {
-    pub entries: Vec<PrefixEntry>,
+pub struct SchemaPrefixTable {
+    pub entries: Vec<PrefixTableEntry>,
 }
 
 /// The schemaInfo pseudo-entry Samba requires at the end of a client prefix table:
 /// index 0, 21 bytes: 0xFF, schema revision (big-endian u32), invocation id.
-pub fn schema_info_entry() -> PrefixEntry {
+pub fn schema_info_entry() -> PrefixTableEntry {
     let mut v = vec![0xff];
     v.extend_from_slice(&[0u8; 20]);
-    PrefixEntry { ndx: 0, prefix: v }
+    PrefixTableEntry { ndx: 0, prefix: v }
 }
 
 /// Well-known prefixes of the default table (MS-DRSR 5.16.4, Samba drsuapi.idl).
@@ -96,7 +99,7 @@ pub fn decode_oid(b: &[u8]) -> Option<String> {
     )
 }
 
-impl PrefixTable {
+impl SchemaPrefixTable {
     pub fn new() -> Self {
         Self::default()
     }
@@ -130,7 +133,7 @@ impl PrefixTable {
                         .find(|n| !self.entries.iter().any(|e| e.ndx == *n))
                         .unwrap_or(0xffff)
                 });
-                self.entries.push(PrefixEntry {
+                self.entries.push(PrefixTableEntry {
                     ndx,
                     prefix: prefix.to_vec(),
                 });
@@ -186,7 +189,7 @@ mod tests {
 
     #[test]
     fn make_attid_matches_windows_defaults() {
-        let mut t = PrefixTable::new();
+        let mut t = SchemaPrefixTable::new();
         assert_eq!(t.make_attid("1.2.840.113556.1.4.90").unwrap(), 0x0009_005a); // unicodePwd
         assert_eq!(t.make_attid("1.2.840.113556.1.4.146").unwrap(), 0x0009_0092); // objectSid
         assert_eq!(t.make_attid("1.2.840.113556.1.4.656").unwrap(), 0x0009_0290); // UPN

@@ -61,14 +61,18 @@ impl ReplicatedAccount {
     }
 }
 
-/// Up-to-dateness vector entry.
+/// UPTODATE_CURSOR_V1: "all changes originated by `invocation_id` up to `usn` are
+/// applied". Also the wire type of the request's up-to-dateness vector, so it lives with
+/// the records it is persisted in.
+/// MS-DRSR §5.202
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UtdEntry {
+pub struct UptodateCursorV1 {
     pub invocation_id: Guid,
     pub usn: u64,
 }
 
-/// USN high-water mark (USN_VECTOR).
+/// USN_VECTOR: the high-water mark passed between IDL_DRSGetNCChanges calls.
+/// MS-DRSR §5.210
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsnVector {
     pub high_obj_update: u64,
@@ -85,29 +89,7 @@ pub struct ReplicationCursor {
     /// invocationId of the DC the cursor came from.
     pub invocation_id: Guid,
     pub usn_vector: UsnVector,
-    pub up_to_dateness: Vec<UtdEntry>,
-}
-
-/// Well-known object class OIDs and their names.
-pub(crate) fn class_name(oid: &str) -> Option<&'static str> {
-    Some(match oid {
-        "2.5.6.0" => "top",
-        "2.5.6.6" => "person",
-        "2.5.6.7" => "organizationalPerson",
-        "1.2.840.113556.1.5.9" => "user",
-        "1.2.840.113556.1.5.8" => "group",
-        "1.2.840.113556.1.3.30" => "computer",
-        "2.16.840.1.113730.3.2.2" => "inetOrgPerson",
-        "2.5.6.5" => "organizationalUnit",
-        "1.2.840.113556.1.3.23" => "container",
-        "1.2.840.113556.1.5.67" => "domainDNS",
-        "1.2.840.113556.1.5.34" => "trustedDomain",
-        "1.2.840.113556.1.5.4" => "builtinDomain",
-        "1.2.840.113556.1.5.17" => "server",
-        "1.2.840.113556.1.5.7000.47" => "nTDSDSA",
-        "1.2.840.113556.1.5.28" => "secret",
-        _ => return None,
-    })
+    pub up_to_dateness: Vec<UptodateCursorV1>,
 }
 
 #[cfg(test)]

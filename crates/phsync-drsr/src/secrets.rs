@@ -57,12 +57,9 @@ impl SessionKeys {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 
     #[cfg(test)]
