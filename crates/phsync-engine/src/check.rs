@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::engine::{dc_host, drsr_config, engine_sections, guid_string, tenant_target};
+use super::engine::guid_string;
 use super::{fips, SyncError};
 use crate::config::{AuthMethod, Config};
+use crate::settings::Settings;
 use phsync_directory::DirectoryUser;
 use phsync_drsr::{DrsrClient, DrsrError};
 use phsync_tenant::{self as cloud, CloudError, TenantTarget, TlsProbe};
@@ -146,7 +147,7 @@ impl Results {
 /// connect).
 pub fn check_connection(config_path: &Path) -> CheckReport {
     let mut r = Results::default();
-    let Some(config) = check_config(&mut r, config_path) else {
+    let Some((config, settings)) = check_config(&mut r, config_path) else {
         for name in &CHECK_NAMES[1..] {
             r.skip(name, "not run: config failed");
         }
@@ -158,8 +159,8 @@ pub fn check_connection(config_path: &Path) -> CheckReport {
         .build()
     {
         Ok(rt) => {
-            rt.block_on(check_directory(&mut r, &config));
-            check_tenant(&mut r, &rt, &config);
+            rt.block_on(check_directory(&mut r, &config, &settings));
+            check_tenant(&mut r, &rt, &settings);
         }
         Err(e) => {
             for name in &CHECK_NAMES[2..] {
@@ -170,7 +171,7 @@ pub fn check_connection(config_path: &Path) -> CheckReport {
     r.into_report()
 }
 
-fn check_config(r: &mut Results, path: &Path) -> Option<Config> {
+fn check_config(r: &mut Results, path: &Path) -> Option<(Config, Settings)> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -178,24 +179,25 @@ fn check_config(r: &mut Results, path: &Path) -> Option<Config> {
             return None;
         }
     };
-    let checked = (|| -> Result<String, SyncError> {
-        let (cloud_cfg, state_cfg) = engine_sections(&config)?;
-        let dc = dc_host(&config.source)?;
+    let checked = (|| -> Result<(String, Settings), SyncError> {
+        let settings = Settings::from_config(&config)?;
         // Readable now, and not world-readable: dropped (zeroized) at once.
-        drop(config.source.password()?);
-        Ok(format!(
-            "{} is valid: DC {dc}, LDAP {}, bind account {}, tenant {}, state directory {}",
+        drop(settings.password.read()?);
+        let detail = format!(
+            "{} is valid: DC {}, LDAP {}, bind account {}, tenant {}, state directory {}",
             path.display(),
-            config.source.url()?,
+            settings.replication.dc_host,
+            settings.ldap.url,
             config.source.username.trim(),
-            tenant_target(cloud_cfg).display(),
-            state_cfg.dir.display()
-        ))
+            settings.tenant.display(),
+            settings.state_dir.display()
+        );
+        Ok((detail, settings))
     })();
     match checked {
-        Ok(detail) => {
+        Ok((detail, settings)) => {
             r.pass("config", detail);
-            Some(config)
+            Some((config, settings))
         }
         Err(e) => {
             r.fail("config", e.to_string());
@@ -259,7 +261,7 @@ async fn tcp_connect(host: &str, port: u16, what: &str) -> Result<(), String> {
     }
 }
 
-async fn check_directory(r: &mut Results, config: &Config) {
+async fn check_directory(r: &mut Results, config: &Config, settings: &Settings) {
     let src = &config.source;
 
     // dc_reachable: the ports the engine will use, before any protocol.
@@ -268,9 +270,8 @@ async fn check_directory(r: &mut Results, config: &Config) {
         .ok()
         .and_then(|url| ldap_host_port(&url))
         .ok_or_else(|| "cannot take a host and port from the LDAP URL".to_string());
-    let rpc = dc_host(src)
-        .map_err(|e| e.to_string())
-        .map(|host| match src.rpc_port {
+    let rpc =
+        Ok::<_, String>(settings.replication.dc_host.clone()).map(|host| match src.rpc_port {
             Some(port) => (host, port, "DRSUAPI (source.rpc_port)"),
             None => (host, 135, "the RPC endpoint mapper"),
         });
@@ -301,7 +302,7 @@ async fn check_directory(r: &mut Results, config: &Config) {
     if !ldap_reachable {
         r.skip("ldap_bind", unreachable);
     } else {
-        match src.connect_directory().await {
+        match settings.connect_directory().await {
             Ok(d) => {
                 let dc = &d.root_dse().dns_host_name;
                 r.pass(
@@ -329,7 +330,7 @@ async fn check_directory(r: &mut Results, config: &Config) {
     if !rpc_reachable {
         r.skip("drsr_bind", unreachable);
     } else if r.may_run("drsr_bind", &["fips", "ldap_bind"]) {
-        let connected = match drsr_config(config) {
+        let connected = match settings.replication.drsr_config(&settings.password) {
             Ok(cfg) => DrsrClient::connect(&cfg)
                 .await
                 .map(|c| (c, cfg.dc_host.clone()))
@@ -423,9 +424,8 @@ async fn read_one_password(
     )
 }
 
-fn check_tenant(r: &mut Results, rt: &tokio::runtime::Runtime, config: &Config) {
-    let (cloud_cfg, _) = engine_sections(config).expect("checked by the config check");
-    let target = tenant_target(cloud_cfg);
+fn check_tenant(r: &mut Results, rt: &tokio::runtime::Runtime, settings: &Settings) {
+    let target = settings.tenant.clone();
     if target.is_remote() {
         check_service(r, rt, &target);
         return;

@@ -437,59 +437,24 @@ impl SourceConfig {
         }
     }
 
+    /// Where the bind password comes from (validated: exactly one source).
+    pub fn password_source(&self) -> Result<crate::settings::PasswordSource, ConfigError> {
+        use crate::settings::PasswordSource;
+        match (&self.password_file, &self.password_env) {
+            (Some(f), None) => Ok(PasswordSource::File(f.clone())),
+            (None, Some(e)) => Ok(PasswordSource::Env(e.clone())),
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "source.password_file and source.password_env are both set; set exactly one".into(),
+            )),
+            (None, None) => Err(ConfigError::Invalid(
+                "no bind password source: set source.password_file or source.password_env".into(),
+            )),
+        }
+    }
+
     /// Read the bind password now (from the file or the environment). Never cached.
     pub fn password(&self) -> Result<Zeroizing<String>, ConfigError> {
-        if let Some(name) = &self.password_env {
-            let value =
-                std::env::var(name).map_err(|_| ConfigError::PasswordEnv { name: name.clone() })?;
-            let value = Zeroizing::new(value);
-            if value.is_empty() {
-                return Err(ConfigError::EmptyPassword {
-                    origin: format!("environment variable {name}"),
-                });
-            }
-            return Ok(value);
-        }
-        let path = self
-            .password_file
-            .as_ref()
-            .ok_or_else(|| ConfigError::Invalid("no bind password source".into()))?;
-        let perm_err = |source| ConfigError::PasswordFile {
-            path: path.clone(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(perm_err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o004 != 0 {
-                return Err(ConfigError::PasswordFileMode {
-                    path: path.clone(),
-                    mode,
-                });
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = meta;
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(perm_err)?);
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            perm_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not UTF-8",
-            ))
-        })?;
-        // One trailing line ending is not part of the password.
-        let text = text
-            .strip_suffix("\r\n")
-            .or_else(|| text.strip_suffix('\n'))
-            .unwrap_or(text);
-        if text.is_empty() {
-            return Err(ConfigError::EmptyPassword {
-                origin: format!("file {}", path.display()),
-            });
-        }
-        Ok(Zeroizing::new(text.to_string()))
+        self.password_source()?.read()
     }
 }
 

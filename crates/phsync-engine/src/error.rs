@@ -7,14 +7,13 @@ use phsync_tenant::CloudError;
 
 use super::state::StateError;
 
-/// Why a cycle (or a one-user sync) could not run. Per-user failures are not errors: they
+/// Why a cycle (or a one-user sync) could not run: each variant names the layer that failed,
+/// so callers map it once (the C ABI to a status, the CLI to an exit code). Per-user failures are not errors: they
 /// are statuses in the report and entries in the retry queue.
 #[derive(Debug, Error)]
 pub enum SyncError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("config: {0}")]
-    Setup(String),
     #[error("{}", super::fips::FIPS_REFUSAL)]
     Fips,
     #[error("directory (LDAP): {0}")]
@@ -25,6 +24,15 @@ pub enum SyncError {
     Tenant(#[from] CloudError),
     #[error(transparent)]
     State(#[from] StateError),
+    /// The stored replication cursor does not parse (written by another version, or damaged).
+    #[error("the stored replication cursor is unreadable ({0}); run a full sync")]
+    CursorUnreadable(String),
+    /// The event log could not be opened.
+    #[error("cannot open the event log in {dir}: {detail}")]
+    EventLog { dir: String, detail: String },
+    /// This host failed (the async runtime could not start, the random generator failed).
+    #[error("{0}")]
+    Host(String),
     #[error("no user {0:?} in the directory")]
     UserNotFound(String),
     /// The stop flag was set (a signal, or a progress callback asking to stop): what was

@@ -1,5 +1,14 @@
-//! The sync engine: the only module that joins the directory, the replication client and
-//! the cloud tenant.
+//! The sync engine: the only crate that joins the directory (LDAP), the replication source
+//! (MS-DRSR) and the cloud tenant.
+//!
+//! - [`config`] reads the TOML file; [`settings`] turns it, once, into validated settings
+//!   that build every component.
+//! - [`Engine`] runs a cycle as a pipeline of stages (scope → replicate → provision → retry →
+//!   deliver) over the small interfaces in [`ports`], with live implementations over LDAP and
+//!   MS-DRSR and fakes in the unit tests.
+//! - [`state`] keeps the cursor, the retry queue and per-user diagnostics; [`events`] the
+//!   event log (Entra Connect's event IDs).
+//! - [`check_connection`] tests each step a cycle takes, one by one, without writing.
 
 pub mod check;
 pub mod config;
@@ -7,10 +16,14 @@ mod engine;
 mod error;
 pub mod events;
 pub mod fips;
+pub mod ports;
+pub mod settings;
 pub mod state;
 
 pub use check::{check_connection, CheckReport, CheckResult};
 pub use engine::{
-    CycleReport, Engine, LastCycle, ProgressFn, UserStatus, CREDENTIAL_BATCH, STOPPED_BY_CALLER,
+    CycleReport, Engine, LastCycle, Parts, ProgressFn, UserStatus, CREDENTIAL_BATCH,
+    STOPPED_BY_CALLER,
 };
 pub use error::SyncError;
+pub use settings::Settings;

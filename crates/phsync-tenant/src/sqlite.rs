@@ -306,11 +306,10 @@ impl StoreTx for SqliteTx<'_> {
             UserKey::Anchor(a) => ("source_anchor", a.to_string().into()),
         };
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1");
-        Ok(self
-            .conn
+        self.conn
             .query_row(&sql, [value], user_from_row)
             .optional()
-            .map_err(CloudError::storage)?)
+            .map_err(CloudError::storage)
     }
 
     fn users(&mut self, source: Option<&str>) -> CloudResult<Vec<UserRow>> {
@@ -323,9 +322,7 @@ impl StoreTx for SqliteTx<'_> {
         let rows = stmt
             .query_map([source], user_from_row)
             .map_err(CloudError::storage)?;
-        Ok(rows
-            .collect::<Result<_, _>>()
-            .map_err(CloudError::storage)?)
+        rows.collect::<Result<_, _>>().map_err(CloudError::storage)
     }
 
     fn insert_user(&mut self, u: &NewUser<'_>) -> CloudResult<UserRow> {
@@ -379,7 +376,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn credential(&mut self, user_id: i64) -> CloudResult<Option<CredentialRow>> {
-        Ok(self
+        self
             .conn
             .query_row(
                 "SELECT source, secret, changed_at, applied_at, force_change FROM credentials WHERE user_id = ?1",
@@ -398,7 +395,7 @@ impl StoreTx for SqliteTx<'_> {
                     })
                 },
             )
-            .optional().map_err(CloudError::storage)?)
+            .optional().map_err(CloudError::storage)
     }
 
     fn put_credential(&mut self, user_id: i64, c: &CredentialRow) -> CloudResult<()> {
@@ -426,7 +423,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn lockout(&mut self, key: &str) -> CloudResult<Option<LockoutRow>> {
-        Ok(self
+        self
             .conn
             .query_row(
                 "SELECT failures, window_start, locked_until, salt, recent FROM lockouts WHERE upn_key = ?1",
@@ -447,7 +444,7 @@ impl StoreTx for SqliteTx<'_> {
                     })
                 },
             )
-            .optional().map_err(CloudError::storage)?)
+            .optional().map_err(CloudError::storage)
     }
 
     fn put_lockout(&mut self, row: &LockoutRow) -> CloudResult<()> {
@@ -493,8 +490,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn session(&mut self, token_hash: &[u8; 32]) -> CloudResult<Option<SessionRow>> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?1",
                 [token_hash.as_slice()],
@@ -508,7 +504,7 @@ impl StoreTx for SqliteTx<'_> {
                 },
             )
             .optional()
-            .map_err(CloudError::storage)?)
+            .map_err(CloudError::storage)
     }
 
     fn append_audit(&mut self, a: &AuditRow) -> CloudResult<()> {
@@ -541,9 +537,7 @@ impl StoreTx for SqliteTx<'_> {
         let rows = stmt
             .query_map([limit as i64], audit_from_row)
             .map_err(CloudError::storage)?;
-        Ok(rows
-            .collect::<Result<_, _>>()
-            .map_err(CloudError::storage)?)
+        rows.collect::<Result<_, _>>().map_err(CloudError::storage)
     }
 
     fn settings(&mut self) -> CloudResult<TenantSettings> {
@@ -593,15 +587,14 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn token(&mut self, id: &str) -> CloudResult<Option<TokenRow>> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
                 [id],
                 token_from_row,
             )
             .optional()
-            .map_err(CloudError::storage)?)
+            .map_err(CloudError::storage)
     }
 
     fn tokens(&mut self) -> CloudResult<Vec<TokenRow>> {
@@ -614,9 +607,7 @@ impl StoreTx for SqliteTx<'_> {
         let rows = stmt
             .query_map([], token_from_row)
             .map_err(CloudError::storage)?;
-        Ok(rows
-            .collect::<Result<_, _>>()
-            .map_err(CloudError::storage)?)
+        rows.collect::<Result<_, _>>().map_err(CloudError::storage)
     }
 
     fn revoke_token(&mut self, id: &str, at: Timestamp) -> CloudResult<bool> {

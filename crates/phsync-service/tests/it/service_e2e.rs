@@ -1,7 +1,6 @@
 //! End to end: the Samba DC → sync engines (agents) → `phsync cloud serve` replicas over
 //! HTTPS (self-made CA) → PostgreSQL, and users signing in over HTTPS.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -181,27 +180,23 @@ fn a_user_the_tenant_lost_is_provisioned_again_and_its_password_retried() {
     for (i, u) in users.iter().enumerate() {
         a.f.ou.set_password(u, &format!("After-Passw0rd-{i}"));
     }
-    // One credential at a time, slowly; the last user is deleted in the cloud after the
-    // cycle provisioned it and before its credential is sent.
-    let mut child = Command::new(phsync_testkit::phsync_bin())
-        .args(["sync", "--config"])
-        .arg(&a.configs[0])
-        .env("PHSYNC_FAULT_APPLY_DELAY_MS", "1500")
-        .env("PHSYNC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in stderr.by_ref() {
-        if line.unwrap().contains("password synced") {
-            break;
-        }
-    }
+    // One credential per tenant call; the last user is deleted in the cloud after the
+    // cycle provisioned it and before its credential is sent (after the first credential).
     let lost = a.f.ou.upn(&users[2]);
-    a.admin(0).delete_user(&lost).unwrap();
-    let rest: Vec<String> = stderr.map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success(), "{rest:?}");
+    let mut engine = a.engine(0);
+    engine.set_credential_batch(1);
+    let admin = a.admin(0);
+    let mut deleted = false;
+    let report = engine
+        .cycle(false, &mut |stage, done, _| {
+            if stage == "credentials" && done == 1 && !deleted {
+                admin.delete_user(&lost).unwrap();
+                deleted = true;
+            }
+        })
+        .unwrap();
+    assert!(deleted);
+    assert_eq!(report.applied, 3, "{report:?}");
 
     assert_eq!(
         a.sign_in(0, &users[2], "After-Passw0rd-2"),

@@ -223,7 +223,7 @@ pub fn run(args: RunArgs) -> CliResult {
         tracing::info!("stopping after the user in flight");
         flag.store(true, Ordering::SeqCst);
     });
-    let interval = Duration::from_secs(engine.config().sync.interval_seconds);
+    let interval = engine.settings().rules.interval;
     let heartbeat_every = Duration::from_secs(30 * 60);
     let mut last_heartbeat = Instant::now();
     engine.started();

@@ -1,0 +1,452 @@
+//! The engine: one cycle is a pipeline of stages, each in its own module.
+//!
+//! - [`scope`]: the in-scope users from the directory;
+//! - [`replicate`]: the password changes from the DC since the stored cursor;
+//! - [`provision`]: the tenant's users follow the scope (created, updated, disabled), and
+//!   the tenant's policy setting follows the config;
+//! - [`retry`]: the users whose current password must be fetched (new, back in scope, due
+//!   retries), and the recording of each user's outcome with its retry state;
+//! - [`deliver`]: filter, digest and apply the passwords in on-prem chronological order.
+//!
+//! The cursor is stored only when everything it covers is in the tenant or in the retry
+//! queue. The engine reaches the directory, the DC, the tenant and the clock only through
+//! [`crate::ports`] and [`phsync_tenant::CloudTenant`]/[`Clock`], so the rules are
+//! unit-tested against fakes (see `tests` below).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::json;
+
+use crate::events::{id, EventLog, Level};
+use crate::ports::live::{DrsrSource, LdapDirectory};
+use crate::ports::{Cursor, DirectorySource, ReplicationSource};
+use crate::settings::Settings;
+use crate::state::{StateStore, UserDiagnostics};
+use crate::{fips, SyncError};
+use phsync_directory::DirectoryUser;
+use phsync_drsr::ReplicatedAccount;
+use phsync_tenant::{Clock, CloudError, CloudTenant, SystemClock, Timestamp};
+
+mod deliver;
+mod provision;
+mod replicate;
+mod report;
+mod retry;
+mod scope;
+#[cfg(test)]
+mod tests;
+mod user;
+
+pub use report::{CycleReport, LastCycle, UserStatus, STOPPED_BY_CALLER};
+
+/// Credentials per tenant call: one HTTPS request for a remote tenant (the service takes at
+/// most `phsync_tenant::wire::MAX_BATCH`). A stop request takes effect between batches (the
+/// batch in flight is applied and recorded first).
+pub const CREDENTIAL_BATCH: usize = 200;
+
+const CURSOR_KEY: &str = "replication_cursor";
+const LAST_CYCLE_KEY: &str = "last_cycle";
+const EVENT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+const EVENT_LOG_FILES: usize = 10;
+
+/// Progress: (stage, done, total). Called on the caller's thread only.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64, u64);
+
+/// The tenant's actor name for what the engine does (its audit entries).
+pub(crate) const TENANT_ACTOR: &str = "sync-agent";
+
+/// Errors that say the tenant as a whole is unusable right now (down, unreachable, our
+/// token refused): the cycle fails and keeps its cursor, nothing is lost.
+fn tenant_down(e: &CloudError) -> bool {
+    e.kind().is_outage()
+}
+
+pub(crate) fn guid_string(bytes: &[u8; 16]) -> String {
+    phsync_drsr::Guid(*bytes).to_string()
+}
+
+/// One password to deliver.
+struct Pending<'a> {
+    user: &'a DirectoryUser,
+    account: ReplicatedAccount,
+    changed_at: Timestamp,
+}
+
+/// The parts an engine runs on. [`Engine::open`] builds the live ones from settings; tests
+/// pass fakes.
+pub struct Parts {
+    pub directory: Box<dyn DirectorySource + Send>,
+    pub replication: Box<dyn ReplicationSource + Send>,
+    /// `None`: opened from the settings' tenant target at the first cycle.
+    pub tenant: Option<Box<dyn CloudTenant>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct Engine {
+    settings: Arc<Settings>,
+    directory: Box<dyn DirectorySource + Send>,
+    replication: Box<dyn ReplicationSource + Send>,
+    tenant: OnceLock<Box<dyn CloudTenant>>,
+    clock: Arc<dyn Clock>,
+    state: StateStore,
+    events: EventLog,
+    stop: Arc<AtomicBool>,
+    credential_batch: usize,
+    /// The tenant's policy setting was brought in line with the config (once per engine).
+    policy_checked: bool,
+}
+
+impl Engine {
+    /// Load the config file and open the state store and the event log. Opening changes
+    /// nothing outside the engine's own state directory: the tenant is opened (and its
+    /// policy setting aligned) by the first cycle, so `phsync status` works without it.
+    pub fn open(config_path: &Path) -> Result<Engine, SyncError> {
+        Engine::with_settings(Settings::load(config_path)?)
+    }
+
+    /// An engine over the live directory (LDAP), DC (MS-DRSR) and tenant of `settings`.
+    pub fn with_settings(settings: Settings) -> Result<Engine, SyncError> {
+        let settings = Arc::new(settings);
+        let rt = Arc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))?,
+        );
+        let parts = Parts {
+            directory: Box::new(LdapDirectory::new(settings.clone(), rt.clone())),
+            replication: Box::new(DrsrSource::new(settings.clone(), rt)),
+            tenant: None,
+            clock: Arc::new(SystemClock),
+        };
+        Engine::with_parts(settings, parts)
+    }
+
+    /// An engine over the given parts (fakes in tests).
+    pub fn with_parts(settings: Arc<Settings>, parts: Parts) -> Result<Engine, SyncError> {
+        let dir = &settings.state_dir;
+        let state = StateStore::open(dir)?;
+        let events = EventLog::open(dir, EVENT_LOG_MAX_BYTES, EVENT_LOG_FILES).map_err(|e| {
+            SyncError::EventLog {
+                dir: dir.display().to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        let tenant = OnceLock::new();
+        if let Some(t) = parts.tenant {
+            let _ = tenant.set(t);
+        }
+        Ok(Engine {
+            settings,
+            directory: parts.directory,
+            replication: parts.replication,
+            tenant,
+            clock: parts.clock,
+            state,
+            events,
+            stop: Arc::new(AtomicBool::new(false)),
+            credential_batch: CREDENTIAL_BATCH,
+            policy_checked: false,
+        })
+    }
+
+    /// The validated settings this engine runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Set from another thread (a signal handler) to stop after the user in flight.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Credentials per tenant call (default [`CREDENTIAL_BATCH`], at least 1). Smaller
+    /// batches let a stop take effect sooner; tests use 1 to act between credentials.
+    pub fn set_credential_batch(&mut self, credentials: usize) {
+        self.credential_batch = credentials.clamp(1, CREDENTIAL_BATCH);
+    }
+
+    /// The tenant, opened at first use.
+    fn tenant(&self) -> Result<&dyn CloudTenant, SyncError> {
+        if let Some(t) = self.tenant.get() {
+            return Ok(t.as_ref());
+        }
+        let t = phsync_tenant::open_target(&self.settings.tenant, TENANT_ACTOR)?;
+        Ok(self.tenant.get_or_init(|| t).as_ref())
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn emit(
+        &self,
+        event_id: u16,
+        level: Level,
+        message: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        // A full disk must not stop a sync: the failure is already reported via tracing.
+        let _ = self.events.emit(event_id, level, message, data);
+    }
+
+    fn check_fips(&self) -> Result<(), SyncError> {
+        if fips::host_in_fips_mode() && !self.settings.rules.allow_non_fips_crypto {
+            self.emit(
+                id::MD5_UNAVAILABLE,
+                Level::Error,
+                fips::FIPS_REFUSAL,
+                serde_json::Value::Null,
+            );
+            return Err(SyncError::Fips);
+        }
+        Ok(())
+    }
+
+    /// A DC or tenant outage: event 611 (and 621 for a full sync), then the error.
+    fn domain_failure(&self, full: bool, error: SyncError) -> SyncError {
+        let domain = &self.settings.domain;
+        self.emit(
+            id::DOMAIN_SYNC_ERROR,
+            Level::Error,
+            format!(
+                "password hash sync failed for domain {domain}: {error}; the cycle will be retried"
+            ),
+            json!({ "domain": domain }),
+        );
+        if full {
+            self.emit(
+                id::FULL_SYNC_FAILED,
+                Level::Error,
+                format!("full password sync failed: {error}"),
+                serde_json::Value::Null,
+            );
+        }
+        error
+    }
+
+    /// `Err(Interrupted)` once the stop flag is set.
+    fn check_stop(&self) -> Result<(), SyncError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(SyncError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Run one cycle: full on the first run or when `full`, incremental otherwise. The
+    /// outcome (also a failure or a stop) is stored for [`Engine::last_cycle`]. With the stop
+    /// flag set, the cycle ends with `Err(Interrupted)` at the next stage or credential batch
+    /// boundary: what was applied stays applied, the cursor is not advanced.
+    pub fn cycle(
+        &mut self,
+        full: bool,
+        progress: ProgressFn<'_>,
+    ) -> Result<CycleReport, SyncError> {
+        let mode = if full { "full" } else { "incremental" };
+        let mut report = CycleReport::new(mode, self.now(), 0);
+        let result = self.run_cycle(full, progress, &mut report);
+        if result.is_err() {
+            report.finished_at = self.now();
+        }
+        let record = match &result {
+            Ok(()) => LastCycle::from_report(&report, report.ok, None),
+            Err(SyncError::Interrupted) => {
+                let domain = &self.settings.domain;
+                self.emit(
+                    id::PROGRESS,
+                    Level::Info,
+                    format!(
+                        "password sync cycle for domain {domain} stopped by the caller ({} applied, {} already current, {} failed so far); what was applied stays applied, the cursor was not advanced and the next cycle resumes from it",
+                        report.applied, report.stale, report.failed
+                    ),
+                    json!({ "domain": domain, "mode": report.mode, "applied": report.applied, "stale": report.stale, "failed": report.failed }),
+                );
+                LastCycle::from_report(&report, false, Some(STOPPED_BY_CALLER.into()))
+            }
+            Err(e) => {
+                let mut nothing = CycleReport::new(report.mode, report.started_at, 0);
+                nothing.finished_at = report.finished_at;
+                LastCycle::from_report(&nothing, false, Some(e.to_string()))
+            }
+        };
+        let record = serde_json::to_string(&record).expect("the record serializes");
+        if let Err(e) = self.state.put(LAST_CYCLE_KEY, &record) {
+            tracing::warn!("the last cycle's outcome could not be stored: {e}");
+        }
+        result.map(|()| report)
+    }
+
+    /// The stages of one cycle, in order.
+    fn run_cycle(
+        &mut self,
+        full: bool,
+        progress: ProgressFn<'_>,
+        report: &mut CycleReport,
+    ) -> Result<(), SyncError> {
+        self.check_fips()?;
+        let cursor = if full {
+            None
+        } else {
+            self.state.get(CURSOR_KEY)?.map(Cursor)
+        };
+        let is_full = cursor.is_none();
+        report.mode = if is_full { "full" } else { "incremental" };
+        self.cycle_started(is_full);
+        self.align_tenant_policy()
+            .map_err(|e| self.domain_failure(is_full, e))?;
+
+        let in_scope = self
+            .scope(progress)
+            .map_err(|e| self.domain_failure(is_full, e))?;
+        report.in_scope = in_scope.len() as u64;
+        self.check_stop()?;
+
+        let (accounts, next_cursor) =
+            self.replicate(cursor.as_ref(), progress)
+                .map_err(|e| match e {
+                    SyncError::Interrupted
+                    | SyncError::CursorUnreadable(_)
+                    | SyncError::Config(_) => e,
+                    other => self.domain_failure(is_full, other),
+                })?;
+        self.check_stop()?;
+
+        let back_in_scope = self.provision(&in_scope, report, progress, is_full)?;
+        self.check_stop()?;
+
+        let pending = self.pending(&in_scope, accounts, &back_in_scope, report)?;
+        report.changes = pending.len() as u64;
+        self.deliver(pending, report, progress)?;
+
+        // A stop requested during the last batch: everything was delivered, but the caller
+        // asked to stop, so the cycle ends as stopped (the cursor stays; nothing is lost).
+        self.check_stop()?;
+        // Everything the cursor covers is now in the tenant or in the retry queue.
+        if let Err(e) = self.state.put(CURSOR_KEY, &next_cursor.0) {
+            self.emit(
+                id::CYCLE_STATE_NOT_STORED,
+                Level::Error,
+                format!("the replication cursor could not be stored: {e}"),
+                serde_json::Value::Null,
+            );
+            return Err(e.into());
+        }
+        report.finished_at = self.now();
+        report.ok = report.failed == 0;
+        let _ = self.state.prune(report.finished_at);
+        self.cycle_finished(is_full, report);
+        Ok(())
+    }
+
+    fn cycle_started(&self, is_full: bool) {
+        let domain = &self.settings.domain;
+        if is_full {
+            self.emit(
+                id::FULL_SYNC_STARTED,
+                Level::Info,
+                "full password sync started",
+                serde_json::Value::Null,
+            );
+            self.emit(
+                id::FULL_SYNC_STARTED_DOMAIN,
+                Level::Info,
+                format!("full password sync started for domain {domain}"),
+                json!({ "domain": domain }),
+            );
+        } else {
+            self.emit(
+                id::BATCH_START,
+                Level::Info,
+                format!("password sync cycle started for domain {domain}"),
+                json!({ "domain": domain }),
+            );
+        }
+    }
+
+    fn cycle_finished(&self, is_full: bool, report: &CycleReport) {
+        let domain = &self.settings.domain;
+        let summary = json!({
+            "mode": report.mode, "in_scope": report.in_scope, "changes": report.changes, "applied": report.applied,
+            "stale": report.stale, "filtered": report.filtered, "disabled": report.disabled,
+            "failed": report.failed, "retry_queued": report.retry_queued,
+        });
+        if is_full {
+            self.emit(
+                id::FULL_SYNC_DONE_DOMAIN,
+                Level::Info,
+                format!("full password sync finished for domain {domain}"),
+                summary.clone(),
+            );
+            self.emit(
+                id::FULL_SYNC_DONE,
+                Level::Info,
+                "full password sync finished",
+                summary,
+            );
+        } else {
+            self.emit(
+                id::BATCH_END,
+                Level::Info,
+                format!("password sync cycle finished for domain {domain}"),
+                summary,
+            );
+        }
+    }
+
+    /// Diagnostics and recent history for one user.
+    pub fn user_status(&self, name: &str) -> Result<Option<UserStatus>, SyncError> {
+        Ok(match self.state.user(name)? {
+            Some(user) => {
+                let history = self.state.history(&user.object_guid, 20)?;
+                Some(UserStatus { user, history })
+            }
+            None => None,
+        })
+    }
+
+    /// Diagnostics of every user the engine has seen.
+    pub fn all_user_status(&self) -> Result<Vec<UserDiagnostics>, SyncError> {
+        Ok(self.state.users()?)
+    }
+
+    /// The last cycle's outcome (completed, failed or stopped); `None` before the first.
+    pub fn last_cycle(&self) -> Result<Option<LastCycle>, SyncError> {
+        Ok(self
+            .state
+            .get(LAST_CYCLE_KEY)?
+            .and_then(|t| LastCycle::parse_stored(&t)))
+    }
+
+    pub fn heartbeat(&self) {
+        self.emit(
+            id::HEARTBEAT,
+            Level::Info,
+            "password hash sync is running",
+            serde_json::Value::Null,
+        );
+    }
+
+    pub fn started(&self) {
+        self.emit(
+            id::START,
+            Level::Info,
+            "password hash sync started",
+            serde_json::Value::Null,
+        );
+    }
+
+    pub fn stopped(&self) {
+        self.emit(
+            id::STOP,
+            Level::Info,
+            "password hash sync stopped",
+            serde_json::Value::Null,
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Stage 4, retry: which users get a password this cycle (the changes replicated, plus new
+//! or back-in-scope users and due retries, fetched one by one), and how each outcome is
+//! recorded: diagnostics, history, and the retry queue with its backoff.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use phsync_directory::DirectoryUser;
+use phsync_drsr::ReplicatedAccount;
+use phsync_tenant::Timestamp;
+
+use super::{guid_string, CycleReport, Engine, Pending};
+use crate::events::{id, Level};
+use crate::state::{RetryState, SyncStatus, UserDiagnostics};
+use crate::SyncError;
+
+/// The on-prem time of a password change, for "newest wins". The replication metadata's
+/// originating time has one-second resolution; its version (bumped by every originating
+/// write) orders changes within one second.
+pub(super) fn change_time(
+    account: &ReplicatedAccount,
+    user: &DirectoryUser,
+    now: Timestamp,
+) -> Timestamp {
+    if let Some(meta) = &account.password_metadata {
+        let within_second = i64::from(meta.version.min(999_999));
+        return Timestamp::from_unix_micros(meta.changed_unix * 1_000_000 + within_second);
+    }
+    account
+        .pwd_last_set
+        .and_then(Timestamp::from_filetime)
+        .or_else(|| Timestamp::from_filetime(user.pwd_last_set))
+        .unwrap_or(now)
+}
+
+impl Engine {
+    /// The passwords to deliver this cycle, sorted by on-prem change time: every replicated
+    /// password change of an in-scope user, plus the current password of users created or
+    /// re-enabled now and of due retries (fetched singly). A user whose password cannot be
+    /// fetched is recorded as failed (and queued for retry).
+    pub(super) fn pending<'u>(
+        &self,
+        in_scope: &'u [DirectoryUser],
+        accounts: Vec<ReplicatedAccount>,
+        back_in_scope: &HashSet<[u8; 16]>,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Pending<'u>>, SyncError> {
+        let by_guid: HashMap<[u8; 16], &DirectoryUser> =
+            in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
+        let now = self.now();
+        let mut pending = Vec::new();
+        let mut seen = HashSet::new();
+        for account in accounts {
+            if let Some(user) = by_guid.get(&account.guid.0) {
+                if account.password_replicated {
+                    seen.insert(account.guid.0);
+                    let changed_at = change_time(&account, user, now);
+                    pending.push(Pending {
+                        user,
+                        account,
+                        changed_at,
+                    });
+                }
+            }
+        }
+        // New or back in scope without a password change in this window (moved into an OU,
+        // added to a group, re-enabled): fetch their current password; due retries likewise.
+        let mut fetch: Vec<[u8; 16]> = back_in_scope
+            .iter()
+            .filter(|g| !seen.contains(*g))
+            .copied()
+            .collect();
+        fetch.sort_unstable();
+        for guid in self.state.due_retries(now)? {
+            if let Some(g) = phsync_drsr::Guid::parse(&guid) {
+                if by_guid.contains_key(&g.0) && !seen.contains(&g.0) && !fetch.contains(&g.0) {
+                    fetch.push(g.0);
+                }
+            }
+        }
+        if !fetch.is_empty() {
+            for (guid, result) in fetch.iter().zip(self.fetch(&fetch)) {
+                let user = by_guid[guid];
+                match result {
+                    Ok(account) => {
+                        let changed_at = change_time(&account, user, now);
+                        pending.push(Pending {
+                            user,
+                            account,
+                            changed_at,
+                        });
+                    }
+                    Err(reason) => {
+                        let d = self.diagnostics(
+                            user,
+                            SyncStatus::Error,
+                            format!("could not read the password from the DC: {reason}"),
+                            None,
+                            None,
+                        );
+                        self.fail(report, d)?;
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|p| p.changed_at);
+        Ok(pending)
+    }
+
+    /// Single users' current passwords; when the DC cannot be reached at all, each user
+    /// fails with that reason.
+    pub(super) fn fetch(&self, guids: &[[u8; 16]]) -> Vec<Result<ReplicatedAccount, String>> {
+        match self.replication.fetch(guids) {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect(),
+            Err(e) => {
+                let reason = e.to_string();
+                guids.iter().map(|_| Err(reason.clone())).collect()
+            }
+        }
+    }
+
+    pub(super) fn diagnostics(
+        &self,
+        user: &DirectoryUser,
+        status: SyncStatus,
+        reason: String,
+        changed_at: Option<Timestamp>,
+        applied_at: Option<Timestamp>,
+    ) -> UserDiagnostics {
+        UserDiagnostics {
+            object_guid: guid_string(&user.object_guid.0),
+            sam_account_name: user.sam_account_name.clone(),
+            user_principal_name: user.user_principal_name.clone(),
+            source_anchor: user.source_anchor(),
+            last_attempt_at: self.now(),
+            status,
+            reason,
+            onprem_changed_at: changed_at,
+            applied_at,
+            retry: RetryState::None,
+        }
+    }
+
+    /// Record a success; a user that was in the retry queue leaves it.
+    pub(super) fn succeed(
+        &self,
+        report: &mut CycleReport,
+        d: UserDiagnostics,
+    ) -> Result<(), SyncError> {
+        let was_queued = !matches!(
+            self.state.user(&d.object_guid)?.map(|x| x.retry),
+            None | Some(RetryState::None)
+        );
+        self.state.record(&d)?;
+        if was_queued {
+            self.emit(
+                id::RETRY_QUEUE_REMOVE,
+                Level::Info,
+                format!("{} removed from the retry queue", d.sam_account_name),
+                json!({ "user": d.sam_account_name }),
+            );
+        }
+        report.users.push(d);
+        Ok(())
+    }
+
+    /// Record a failure and queue a retry (with backoff), or give up after the last attempt.
+    pub(super) fn fail(
+        &self,
+        report: &mut CycleReport,
+        mut d: UserDiagnostics,
+    ) -> Result<(), SyncError> {
+        self.state.record(&d)?;
+        d.retry = self.state.queue_retry(&d.object_guid, self.now())?;
+        let data = json!({ "user": d.sam_account_name, "status": d.status.as_str(), "reason": d.reason, "retry": d.retry });
+        self.emit(
+            id::OBJECT_FAILED,
+            Level::Warning,
+            format!(
+                "password sync failed for {}: {}",
+                d.sam_account_name, d.reason
+            ),
+            data.clone(),
+        );
+        match d.retry {
+            RetryState::Abandoned { attempts } => self.emit(
+                id::NO_RETRY,
+                Level::Error,
+                format!("{} will not be retried after {attempts} attempts; a new on-prem change or a full sync tries again", d.sam_account_name),
+                data,
+            ),
+            _ => {
+                self.emit(id::RETRY_QUEUE_ADD, Level::Warning, format!("{} added to the retry queue", d.sam_account_name), data);
+                report.retry_queued += 1;
+            }
+        }
+        report.failed += 1;
+        report.users.push(d);
+        Ok(())
+    }
+}

@@ -1,0 +1,503 @@
+//! The engine's rules against in-memory fakes of the directory and the DC, a tenant file in
+//! a temporary directory and a manual clock: milliseconds, no Samba.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use phsync_directory::{DirectoryUser, GeneralizedTime, Guid, Sid};
+use phsync_drsr::{AttributeMetadata, DrsrError, ReplicatedAccount};
+use phsync_hash::NtHash;
+use phsync_tenant::{CloudTenant, ManualClock, SignInStatus, Timestamp};
+
+use super::*;
+use crate::ports::{BatchHandler, Cursor, DirectorySource, ReplicationSource};
+use crate::settings::{PasswordSource, ReplicationTarget, SyncRules};
+
+/// The directory: a list of in-scope users, changed by the test between cycles.
+#[derive(Clone, Default)]
+struct FakeDirectory(Arc<Mutex<Vec<DirectoryUser>>>);
+
+impl DirectorySource for FakeDirectory {
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+    fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|u| u.sam_account_name == name)
+            .map(|u| (u.clone(), true))
+            .ok_or_else(|| SyncError::UserNotFound(name.into()))
+    }
+}
+
+/// The DC: queued changes (handed over by the next replication) and each user's current
+/// password (for single-object fetches). The cursor counts replications.
+#[derive(Clone, Default)]
+struct FakeDc {
+    changes: Arc<Mutex<Vec<ReplicatedAccount>>>,
+    current: Arc<Mutex<HashMap<[u8; 16], ReplicatedAccount>>>,
+    replications: Arc<Mutex<u32>>,
+}
+
+impl ReplicationSource for FakeDc {
+    fn replicate(
+        &self,
+        cursor: Option<&Cursor>,
+        on_batch: BatchHandler<'_>,
+    ) -> Result<Cursor, SyncError> {
+        if let Some(Cursor(c)) = cursor {
+            assert!(
+                c.starts_with("after-"),
+                "the engine stores what it was given"
+            );
+        }
+        let batch: Vec<_> = std::mem::take(&mut *self.changes.lock().unwrap());
+        match on_batch(batch) {
+            Ok(()) => {}
+            Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
+            Err(e) => return Err(e.into()),
+        }
+        let mut n = self.replications.lock().unwrap();
+        *n += 1;
+        Ok(Cursor(format!("after-{n}")))
+    }
+
+    fn fetch(
+        &self,
+        guids: &[[u8; 16]],
+    ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError> {
+        let current = self.current.lock().unwrap();
+        Ok(guids
+            .iter()
+            .map(|g| {
+                current.get(g).cloned().ok_or(DrsrError::NameNotFound {
+                    name: guid_string(g),
+                    status: 2,
+                })
+            })
+            .collect())
+    }
+}
+
+impl FakeDc {
+    /// `user` changes its password to `password` at `version` (later versions are newer).
+    fn change(&self, user: &DirectoryUser, password: Option<&str>, version: u32) {
+        let account = ReplicatedAccount {
+            guid: phsync_drsr::Guid(user.object_guid.0),
+            distinguished_name: Some(user.dn.clone()),
+            sid: None,
+            rid: Some(user.rid),
+            sam_account_name: Some(user.sam_account_name.clone()),
+            user_principal_name: Some(user.user_principal_name.clone()),
+            object_classes: vec!["user".into()],
+            user_account_control: Some(user.user_account_control),
+            pwd_last_set: None,
+            is_deleted: false,
+            password_replicated: true,
+            nt_hash: password.map(|p| NtHash::from_password(p).unwrap()),
+            nt_hash_history: Vec::new(),
+            password_metadata: Some(AttributeMetadata {
+                version,
+                changed_unix: 1_700_000_000,
+                originating_invocation_id: phsync_drsr::Guid([7; 16]),
+                originating_usn: u64::from(version),
+            }),
+            usn: Some(u64::from(version)),
+        };
+        self.current
+            .lock()
+            .unwrap()
+            .insert(user.object_guid.0, account.clone());
+        self.changes.lock().unwrap().push(account);
+    }
+}
+
+fn user(n: u8, sam: &str) -> DirectoryUser {
+    let mut sid = vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0];
+    sid.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, n, 4, 0, 0]);
+    DirectoryUser {
+        dn: format!("CN={sam},OU=Fake,DC=phs,DC=test"),
+        object_guid: Guid([n; 16]),
+        object_sid: Sid::from_bytes(&sid).unwrap(),
+        rid: 1000 + u32::from(n),
+        sam_account_name: sam.into(),
+        user_principal_name: format!("{sam}@phs.test"),
+        upn_derived: false,
+        display_name: Some(sam.to_uppercase()),
+        user_account_control: 0x200,
+        pwd_last_set: 133_000_000_000_000_000,
+        account_expires: 0,
+        usn_changed: 1,
+        when_changed: GeneralizedTime::parse("20250101000000.0Z").unwrap(),
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    settings: Arc<Settings>,
+    directory: FakeDirectory,
+    dc: FakeDc,
+    clock: Arc<ManualClock>,
+    tenant_path: PathBuf,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant_path = dir.path().join("tenant.db");
+        let settings = Settings {
+            domain: "PHS".into(),
+            ldap: phsync_directory::LdapTarget {
+                url: "ldaps://127.0.0.1".into(),
+                transport: phsync_directory::Transport::Plain,
+                timeout: std::time::Duration::from_secs(1),
+                bind_name: "repl@phs.test".into(),
+                realm: "PHS.TEST".into(),
+                netbios_domain: "PHS".into(),
+            },
+            password: PasswordSource::Env("PHSYNC_FAKE_UNUSED".into()),
+            replication: ReplicationTarget {
+                dc_host: "127.0.0.1".into(),
+                rpc_port: None,
+                connect_timeout: std::time::Duration::from_secs(1),
+                method: crate::config::AuthMethod::Ntlm,
+                account_domain: "PHS".into(),
+                account: "repl".into(),
+                realm: "PHS.TEST".into(),
+                kdc: "127.0.0.1:88".into(),
+                spn: None,
+            },
+            scope: Default::default(),
+            tenant: phsync_tenant::TenantTarget::new(tenant_path.display().to_string()),
+            state_dir: dir.path().join("state"),
+            rules: SyncRules {
+                sync_temporary_passwords: false,
+                apply_cloud_password_policy: false,
+                allow_non_fips_crypto: false,
+                replication_batch: 1000,
+                interval: std::time::Duration::from_secs(120),
+            },
+        };
+        Rig {
+            _dir: dir,
+            settings: Arc::new(settings),
+            directory: FakeDirectory::default(),
+            dc: FakeDc::default(),
+            clock: Arc::new(ManualClock::new(
+                Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            )),
+            tenant_path,
+        }
+    }
+
+    fn tenant(&self) -> Box<dyn CloudTenant> {
+        phsync_tenant::open_with_clock(
+            self.tenant_path.to_str().unwrap(),
+            "test",
+            self.clock.clone(),
+        )
+        .unwrap()
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::with_parts(
+            self.settings.clone(),
+            Parts {
+                directory: Box::new(self.directory.clone()),
+                replication: Box::new(self.dc.clone()),
+                tenant: Some(self.tenant()),
+                clock: self.clock.clone(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn add(&self, u: &DirectoryUser) {
+        self.directory.0.lock().unwrap().push(u.clone());
+    }
+
+    fn sign_in(&self, upn: &str, password: &str) -> SignInStatus {
+        let pw: Vec<u16> = password.encode_utf16().collect();
+        self.tenant().sign_in(upn, &pw).unwrap().result
+    }
+}
+
+fn quiet() -> impl FnMut(&str, u64, u64) {
+    |_, _, _| {}
+}
+
+#[test]
+fn a_full_sync_delivers_in_scope_users_and_the_next_cycle_only_changes() {
+    let rig = Rig::new();
+    let (ann, bob, out) = (user(1, "ann"), user(2, "bob"), user(3, "out"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
+    rig.dc.change(&out, Some("Out-Passw0rd-1"), 1); // not in scope
+    let mut engine = rig.engine();
+    let report = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!(report.mode, "full");
+    assert_eq!((report.in_scope, report.applied, report.failed), (2, 2, 0));
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("out@phs.test", "Out-Passw0rd-1"),
+        SignInStatus::InvalidCredentials
+    );
+    assert_eq!(
+        engine.state.get(CURSOR_KEY).unwrap().as_deref(),
+        Some("after-1")
+    );
+
+    let quiet_cycle = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((quiet_cycle.mode, quiet_cycle.applied), ("incremental", 0));
+    rig.dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
+    let next = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((next.changes, next.applied), (1, 1));
+    assert_eq!(
+        rig.sign_in("bob@phs.test", "Bob-Passw0rd-2"),
+        SignInStatus::Success
+    );
+}
+
+#[test]
+fn changes_are_applied_in_on_prem_order_so_the_newest_wins() {
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    // The DC hands over the newer change first.
+    rig.dc.change(&ann, Some("Newest-Passw0rd-3"), 3);
+    rig.dc.change(&ann, Some("Older-Passw0rd-2"), 2);
+    let report = rig.engine().cycle(false, &mut quiet()).unwrap();
+    assert_eq!(report.changes, 2);
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Newest-Passw0rd-3"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Older-Passw0rd-2"),
+        SignInStatus::InvalidCredentials
+    );
+}
+
+#[test]
+fn a_user_leaving_the_scope_is_disabled_in_the_tenant() {
+    let rig = Rig::new();
+    let (ann, bob) = (user(1, "ann"), user(2, "bob"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    engine.cycle(false, &mut quiet()).unwrap();
+    rig.directory
+        .0
+        .lock()
+        .unwrap()
+        .retain(|u| u.sam_account_name != "bob");
+    let report = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!(report.disabled, 1);
+    assert_eq!(
+        rig.sign_in("bob@phs.test", "Bob-Passw0rd-1"),
+        SignInStatus::AccountDisabled
+    );
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+}
+
+#[test]
+fn a_missing_hash_is_queued_and_retried_when_due() {
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, None, 1);
+    let mut engine = rig.engine();
+    let first = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((first.failed, first.retry_queued), (1, 1));
+    assert!(!first.ok);
+    // The DC has the hash now; the retry is fetched only once its backoff has passed.
+    rig.dc
+        .current
+        .lock()
+        .unwrap()
+        .get_mut(&ann.object_guid.0)
+        .unwrap()
+        .nt_hash = Some(NtHash::from_password("Ann-Passw0rd-1").unwrap());
+    let early = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!(early.applied, 0);
+    rig.clock.advance_seconds(24 * 3600);
+    let due = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((due.applied, due.failed), (1, 0), "{due:?}");
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+}
+
+#[test]
+fn a_stop_between_credential_batches_keeps_the_cursor_and_the_next_cycle_converges() {
+    let rig = Rig::new();
+    let users: Vec<_> = (1..=3).map(|n| user(n, &format!("u{n}"))).collect();
+    for (i, u) in users.iter().enumerate() {
+        rig.add(u);
+        rig.dc
+            .change(u, Some(&format!("Passw0rd-{i}-x")), i as u32 + 1);
+    }
+    let mut engine = rig.engine();
+    engine.set_credential_batch(1);
+    let stop = engine.stop_flag();
+    let result = engine.cycle(false, &mut |stage, done, _| {
+        if stage == "credentials" && done == 1 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+    assert!(matches!(result, Err(SyncError::Interrupted)), "{result:?}");
+    assert_eq!(engine.state.get(CURSOR_KEY).unwrap(), None);
+    let last = engine.last_cycle().unwrap().unwrap();
+    assert_eq!(
+        (last.applied, last.error.as_deref()),
+        (1, Some(STOPPED_BY_CALLER))
+    );
+
+    engine.stop_flag().store(false, Ordering::SeqCst);
+    // The DC hands the same changes over again (the cursor did not move).
+    for (i, u) in users.iter().enumerate() {
+        rig.dc
+            .change(u, Some(&format!("Passw0rd-{i}-x")), i as u32 + 1);
+    }
+    let report = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!(report.mode, "full");
+    assert_eq!(report.applied + report.stale, 3);
+    for (i, u) in users.iter().enumerate() {
+        assert_eq!(
+            rig.sign_in(&u.user_principal_name, &format!("Passw0rd-{i}-x")),
+            SignInStatus::Success
+        );
+    }
+}
+
+#[test]
+fn must_change_passwords_are_filtered_unless_temporary_passwords_are_synced() {
+    let rig = Rig::new();
+    let mut ann = user(1, "ann");
+    ann.pwd_last_set = 0;
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Temp-Passw0rd-1"), 1);
+    let report = rig.engine().cycle(false, &mut quiet()).unwrap();
+    assert_eq!((report.filtered, report.applied), (1, 0));
+    assert_eq!(
+        report.users[0].status,
+        crate::state::SyncStatus::FilteredByTarget
+    );
+}
+
+#[test]
+fn opening_an_engine_changes_nothing_in_the_tenant() {
+    let rig = Rig::new();
+    let mut settings = (*rig.settings).clone();
+    settings.rules.apply_cloud_password_policy = true;
+    let rig = Rig {
+        settings: Arc::new(settings),
+        ..rig
+    };
+    let tenant = rig.tenant();
+    assert!(
+        !tenant
+            .settings()
+            .unwrap()
+            .apply_cloud_password_policy_to_synced
+    );
+    let mut engine = rig.engine();
+    assert!(
+        !tenant
+            .settings()
+            .unwrap()
+            .apply_cloud_password_policy_to_synced,
+        "opening the engine wrote the tenant's policy"
+    );
+    engine.cycle(false, &mut quiet()).unwrap();
+    assert!(
+        tenant
+            .settings()
+            .unwrap()
+            .apply_cloud_password_policy_to_synced
+    );
+}
+
+#[test]
+fn status_works_without_a_reachable_tenant() {
+    // A tenant service nobody listens on: opening the engine and reading its status must
+    // not need it (before, opening wrote the tenant's policy setting).
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "not-a-real-token").unwrap();
+    let config = dir.path().join("phsync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[source]
+ldap_url = "ldaps://127.0.0.1:1"
+ca_file = "ca.pem"
+realm = "PHS.TEST"
+netbios_domain = "PHS"
+username = "repl"
+password_env = "PHSYNC_UNUSED_IN_THIS_TEST"
+
+[cloud]
+tenant = "https://127.0.0.1:9/"
+token_file = {token:?}
+
+[state]
+dir = "state"
+"#
+        ),
+    )
+    .unwrap();
+    let engine = Engine::open(&config).unwrap();
+    assert_eq!(engine.last_cycle().unwrap(), None);
+    assert!(engine.all_user_status().unwrap().is_empty());
+}
+
+#[test]
+fn a_dc_whose_rpc_port_is_down_is_a_replication_error_not_a_config_error() {
+    // Live replication against a closed loopback port, fake directory: `sync_user` must
+    // report the DC, not "config" (before: SyncError::Setup, PHS_E_CONFIG).
+    let rig = Rig::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = listener.local_addr().unwrap().port();
+    drop(listener);
+    std::env::set_var("PHSYNC_TEST_RPC_DOWN_PW", "x");
+    let mut settings = (*rig.settings).clone();
+    settings.replication.rpc_port = Some(closed_port);
+    settings.password = PasswordSource::Env("PHSYNC_TEST_RPC_DOWN_PW".into());
+    let settings = Arc::new(settings);
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    let mut engine = Engine::with_parts(
+        settings.clone(),
+        Parts {
+            directory: Box::new(rig.directory.clone()),
+            replication: Box::new(crate::ports::live::DrsrSource::new(settings, rt)),
+            tenant: Some(rig.tenant()),
+            clock: rig.clock.clone(),
+        },
+    )
+    .unwrap();
+    let err = engine.sync_user("ann").unwrap_err();
+    assert!(matches!(err, SyncError::Replication(_)), "{err:?}");
+}

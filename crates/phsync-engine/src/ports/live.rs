@@ -1,0 +1,128 @@
+//! The live sources: LDAP for the directory, MS-DRSR for replication, each on the engine's
+//! own tokio runtime (the engine's API is blocking).
+
+use std::sync::Arc;
+
+use phsync_directory::DirectoryUser;
+use phsync_drsr::{DrsrClient, DrsrError, ReplicatedAccount, ReplicationCursor};
+
+use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource};
+use crate::settings::Settings;
+use crate::SyncError;
+
+/// The directory over LDAP: one connection per call (a cycle reads the scope once).
+pub struct LdapDirectory {
+    settings: Arc<Settings>,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl LdapDirectory {
+    pub fn new(settings: Arc<Settings>, rt: Arc<tokio::runtime::Runtime>) -> Self {
+        LdapDirectory { settings, rt }
+    }
+}
+
+impl DirectorySource for LdapDirectory {
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut dir = settings.connect_directory().await?;
+            let users = dir.users(&settings.scope).await;
+            dir.close().await;
+            Ok(users?)
+        })
+    }
+
+    fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError> {
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut dir = settings.connect_directory().await?;
+            let user = match dir.resolve_user(name).await {
+                Ok(u) => u,
+                Err(e) => {
+                    dir.close().await;
+                    return Err(match e {
+                        phsync_directory::DirectoryError::UserNotFound { .. } => {
+                            SyncError::UserNotFound(name.to_string())
+                        }
+                        other => other.into(),
+                    });
+                }
+            };
+            let users = dir.users(&settings.scope).await;
+            dir.close().await;
+            let in_scope = users?.iter().any(|u| u.object_guid == user.object_guid);
+            Ok((user, in_scope))
+        })
+    }
+}
+
+/// Replication over MS-DRSR: one session per call.
+pub struct DrsrSource {
+    settings: Arc<Settings>,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl DrsrSource {
+    pub fn new(settings: Arc<Settings>, rt: Arc<tokio::runtime::Runtime>) -> Self {
+        DrsrSource { settings, rt }
+    }
+
+    fn client_config(&self) -> Result<phsync_drsr::DrsrConfig, SyncError> {
+        // Reading the password can fail now (file removed, variable unset): a config error.
+        Ok(self
+            .settings
+            .replication
+            .drsr_config(&self.settings.password)?)
+    }
+}
+
+impl ReplicationSource for DrsrSource {
+    fn replicate(
+        &self,
+        cursor: Option<&Cursor>,
+        on_batch: BatchHandler<'_>,
+    ) -> Result<Cursor, SyncError> {
+        let cursor: Option<ReplicationCursor> = match cursor {
+            Some(Cursor(text)) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| SyncError::CursorUnreadable(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let cfg = self.client_config()?;
+        let batch = self.settings.rules.replication_batch;
+        let next = self.rt.block_on(async {
+            let mut client = DrsrClient::connect(&cfg).await?;
+            let result = client
+                .replicate_domain_with(cursor.as_ref(), batch, on_batch)
+                .await;
+            let _ = client.close().await;
+            result
+        });
+        let next = match next {
+            Ok(next) => next,
+            Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Cursor(
+            serde_json::to_string(&next).expect("a replication cursor serializes"),
+        ))
+    }
+
+    fn fetch(
+        &self,
+        guids: &[[u8; 16]],
+    ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError> {
+        let cfg = self.client_config()?;
+        self.rt.block_on(async {
+            let mut client = DrsrClient::connect(&cfg).await.map_err(SyncError::from)?;
+            let mut out = Vec::with_capacity(guids.len());
+            for g in guids {
+                out.push(client.replicate_user(&crate::engine::guid_string(g)).await);
+            }
+            let _ = client.close().await;
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! The engine's view of the layers it joins: small interfaces for the directory and the
+//! replication source (the tenant is [`phsync_tenant::CloudTenant`], the clock
+//! [`phsync_tenant::Clock`]). The engine's rules run against these, so they are unit-tested
+//! against in-memory fakes; [`live`] implements them over LDAP and MS-DRSR.
+
+use phsync_directory::DirectoryUser;
+use phsync_drsr::{DrsrError, ReplicatedAccount};
+
+use crate::SyncError;
+
+pub mod live;
+
+/// A replication cursor as the engine stores it: opaque text, read back only by the
+/// source that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+/// Called with each batch of replicated accounts; an error (e.g. [`DrsrError::Stopped`])
+/// ends the replication.
+pub type BatchHandler<'a> = &'a mut dyn FnMut(Vec<ReplicatedAccount>) -> Result<(), DrsrError>;
+
+/// Where users and the scope come from (LDAP). Methods take `&self`: an implementation
+/// holds no per-call state, or keeps it behind a lock.
+pub trait DirectorySource {
+    /// Every user in scope.
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError>;
+    /// One user by sAMAccountName, DOMAIN\sam, UPN, DN or GUID, and whether it is in scope;
+    /// [`SyncError::UserNotFound`] when there is none.
+    fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError>;
+}
+
+/// Where password hashes come from (MS-DRSR).
+pub trait ReplicationSource {
+    /// The changes since `cursor` (everything when `None`), in batches handed to `on_batch`;
+    /// returns the cursor to store once everything handed over is in the tenant or the
+    /// retry queue. A handler's [`DrsrError::Stopped`] comes back as
+    /// [`SyncError::Interrupted`]; an unreadable stored cursor as
+    /// [`SyncError::CursorUnreadable`].
+    fn replicate(
+        &self,
+        cursor: Option<&Cursor>,
+        on_batch: BatchHandler<'_>,
+    ) -> Result<Cursor, SyncError>;
+
+    /// The current passwords of single users (by objectGUID), one result each; `Err` when
+    /// the DC cannot be reached at all.
+    fn fetch(
+        &self,
+        guids: &[[u8; 16]],
+    ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError>;
+}
