@@ -1,13 +1,63 @@
 //! `phsync cloud serve`: the tenant as an HTTPS service that many agents share and where
-//! users sign in. A thin layer: every rule is [`LocalTenant`]'s, over the same stores.
+//! users sign in. A thin layer over [`LocalTenant`](phsync_tenant::LocalTenant): every
+//! rule is the tenant's, over the same stores (SQLite file or PostgreSQL).
+//!
+//! # Modules
+//!
+//! - this file: [`ServiceConfig`] (the `[service]` table), TLS, [`Service`] (accept loop,
+//!   connection limit, HTTP/1.1 per connection, graceful shutdown).
+//! - `routes`: one router per resource, merged in one place, with the request guard
+//!   (timeout, body buffering within `max_body_bytes`, in-flight count) and the JSON 404
+//!   and 405 fallbacks. Each route is declared once; [`routes()`] lists them for the
+//!   OpenAPI test. Resources: `openapi` (the document at `/openapi.json` and
+//!   `/.well-known/openapi.json`), `status` (health, status), `tokens` (`/v1/token`),
+//!   `sync` (agents: synced users and credentials), `users` (administrators: users and
+//!   password resets), `audit`, `settings`, `sign_in` (sign-in, password change, session).
+//! - `auth`: who may call, as extractors in the handler's signature: `AgentCaller`,
+//!   `AdminCaller`, `AnyCaller` (an API token of that role) and `SessionBearer` (a user's
+//!   session token).
+//! - `extract`: the JSON body, `{upn}` path, query string and client address extractors,
+//!   answering the API's own 400/415 errors.
+//! - `error`: `ApiError`, the one error type of handlers and extractors.
+//! - `app`: the shared state, and `blocking`: tenant work on tokio's blocking pool.
+//! - [`tokens`]: issuing, checking and revoking API tokens; [`throttle`]: sign-in buckets.
+//!
+//! # Authentication
+//!
+//! Agents and administrators present an API token `phs_<16 hex id>_<secret>` as
+//! `Authorization: Bearer`; the store keeps only SHA-256 of the secret, compared in constant
+//! time. An agent token is scoped to its sync source (the tenant rules enforce the scope);
+//! an admin token is not. A missing, malformed, unknown or revoked token answers 401
+//! `unauthorized` with `WWW-Authenticate: Bearer realm="phsync"`; a valid token of another
+//! role answers 403 `forbidden`. Users sign in with no token; a successful sign-in returns
+//! a session token, checked by `GET /v1/session`.
+//!
+//! # Errors
+//!
+//! Every handler returns `Result<_, ApiError>`; an error answers JSON
+//! `{"error": {"code", "message"}}`. A tenant error ([`CloudError`]) keeps the code and
+//! status of [`phsync_tenant::wire::error_code`] (the status is `CloudError::kind()`'s
+//! HTTP status); store failures answer 503 `storage_unavailable` and unexpected failures 500
+//! `internal`, with the details only in the log. `too_many_requests` carries `Retry-After`.
+//! Inside a batch, a refused item carries its own error and the response is still 200;
+//! a store failure fails the whole batch.
+//!
+//! # Limits
 //!
 //! Blocking store work runs on tokio's blocking pool; password checks (Argon2id, PBKDF2)
-//! are additionally capped so a sign-in flood cannot exhaust memory.
+//! are throttled per client address and per user name, then capped in concurrency so a
+//! sign-in flood cannot exhaust memory. Connections beyond `max_connections` are closed at
+//! once; a request past `request_timeout_seconds` answers 503 `timeout`.
 
-pub(crate) mod api;
-pub use api::ROUTES;
+mod app;
+mod auth;
+mod error;
+mod extract;
+mod routes;
 pub mod throttle;
 pub mod tokens;
+
+pub use routes::routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -179,7 +229,7 @@ fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, Ser
 pub struct Service {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Arc<api::App>,
+    app: Arc<app::App>,
 }
 
 impl Service {
@@ -214,7 +264,7 @@ impl Service {
         Ok(Service {
             listener,
             tls,
-            app: Arc::new(api::App::new(config, store, clock)),
+            app: Arc::new(app::App::new(config, store, clock)),
         })
     }
 
@@ -231,7 +281,7 @@ impl Service {
     /// Serve until `shutdown` completes, then let requests in flight finish (up to the
     /// request timeout).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
-        let router = api::router(self.app.clone());
+        let router = routes::router(self.app.clone());
         let connections = Arc::new(tokio::sync::Semaphore::new(self.app.config.max_connections));
         let inflight = self.app.inflight.clone();
         tokio::pin!(shutdown);
@@ -261,16 +311,14 @@ impl Service {
                         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(tls_stream)) => {
-                                api::serve_connection(tls_stream, peer, router).await
-                            }
+                            Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, router).await,
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
                             }
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
                     }
-                    None => api::serve_connection(stream, peer, router).await,
+                    None => serve_connection(stream, peer, router).await,
                 }
             });
         }
@@ -283,7 +331,32 @@ impl Service {
     }
 }
 
-/// The OpenAPI document the service publishes at `/openapi.json`.
+/// HTTP/1.1 over one accepted connection (plain or TLS).
+async fn serve_connection<S>(stream: S, peer: SocketAddr, router: axum::Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(extract::Peer(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The OpenAPI document the service publishes at `/openapi.json` (and
+/// `/.well-known/openapi.json`), written by hand; the service's tests check it both ways
+/// against [`routes()`] and the live router, and check every answer against its schemas.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub(crate) fn inflight_guard(counter: &Arc<AtomicUsize>) -> InflightGuard {
