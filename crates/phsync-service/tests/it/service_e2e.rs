@@ -2,7 +2,6 @@
 //! HTTPS (self-made CA) → PostgreSQL, and users signing in over HTTPS.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use phsync_engine::Engine;
 use phsync_tenant::{CloudTenant, SignInStatus, Timestamp, TokenRole};
