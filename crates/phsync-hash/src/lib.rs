@@ -1,7 +1,7 @@
 //! NT hash and the Password Hash Synchronization digest, byte-exact with Microsoft's
 //! `OrgIdHashGenerator` (see `shared/docs/phs-spec.md` §1).
 //!
-//! This module depends on nothing else in the crate: it is the piece every other layer
+//! This crate depends on no other phsync crate: it is the piece every other layer
 //! (replication, tenant, engine, C ABI) trusts to agree with Microsoft bit for bit.
 
 mod digest;

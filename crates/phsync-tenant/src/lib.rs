@@ -2,7 +2,10 @@
 //!
 //! Callers (sync engine, CLI, C ABI) use the [`CloudTenant`] trait and [`open`]; the rules
 //! live in [`LocalTenant`] over a [`store::TenantStore`] (SQLite embedded by default).
-//! This module knows nothing of Active Directory.
+//! Errors are classified once ([`CloudError::kind`]): the engine, the service and the C ABI
+//! derive their outage test, HTTP status and status code from it. The API's wire types
+//! ([`wire`]) live here, shared by the remote client and the service. This crate knows
+//! nothing of Active Directory.
 
 mod error;
 mod model;
