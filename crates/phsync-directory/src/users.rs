@@ -24,7 +24,7 @@ pub(crate) const USER_ATTRS: &[&str] = &[
     "whenChanged",
 ];
 
-pub use phsync_ad::{GeneralizedTime, Guid, Sid};
+pub use phsync_ad::{FileTime, GeneralizedTime, Guid, Sid};
 
 /// A Windows FILETIME (100 ns ticks since 1601-01-01) as Unix seconds; `None` for 0 and
 /// "never" (i64::MAX). Kept for callers of the old path; see [`phsync_ad::FileTime`].
@@ -53,9 +53,9 @@ pub struct DirectoryUser {
     pub user_account_control: u32,
     /// Raw FILETIME ([`phsync_ad::FileTime`]) of the last password set; 0 = must change at
     /// next logon.
-    pub pwd_last_set: i64,
+    pub pwd_last_set: FileTime,
     /// Raw FILETIME ([`phsync_ad::FileTime`]); 0 or i64::MAX = never expires.
-    pub account_expires: i64,
+    pub account_expires: FileTime,
     pub usn_changed: i64,
     pub when_changed: GeneralizedTime,
 }
@@ -72,7 +72,7 @@ impl DirectoryUser {
 
     /// pwdLastSet = 0: "user must change password at next logon".
     pub fn must_change_password(&self) -> bool {
-        self.pwd_last_set == 0
+        self.pwd_last_set == FileTime::UNSET
     }
 
     /// `DOMAIN\sam`.
@@ -143,8 +143,8 @@ impl DirectoryUser {
             user_account_control: u32::try_from(uac)
                 .or_else(|_| i32::try_from(uac).map(|v| v as u32))
                 .map_err(|_| bad(format!("userAccountControl {uac} out of range")))?,
-            pwd_last_set: int("pwdLastSet").unwrap_or(0),
-            account_expires: int("accountExpires").unwrap_or(0),
+            pwd_last_set: FileTime(int("pwdLastSet").unwrap_or(0)),
+            account_expires: FileTime(int("accountExpires").unwrap_or(0)),
             usn_changed: int("uSNChanged")?,
             when_changed: when
                 .parse::<GeneralizedTime>()

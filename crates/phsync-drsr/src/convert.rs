@@ -134,7 +134,7 @@ pub(crate) fn account_from(
                 a.pwd_last_set = first.filter(|v| v.len() == 8).map(|v| {
                     let mut b = [0u8; 8];
                     b.copy_from_slice(v);
-                    i64::from_le_bytes(b)
+                    phsync_ad::FileTime(i64::from_le_bytes(b))
                 })
             }
             OID_IS_DELETED => {

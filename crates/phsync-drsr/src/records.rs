@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use phsync_ad::{Guid, Sid};
+pub use phsync_ad::{FileTime, Guid, Sid};
 use phsync_hash::NtHash;
 
 /// Replication metadata of one attribute (PROPERTY_META_DATA_EXT).
@@ -41,7 +41,7 @@ pub struct ReplicatedAccount {
     pub object_classes: Vec<String>,
     pub user_account_control: Option<u32>,
     /// pwdLastSet as a Windows FILETIME (0 = must change, None = not sent).
-    pub pwd_last_set: Option<i64>,
+    pub pwd_last_set: Option<FileTime>,
     pub is_deleted: bool,
     pub password_replicated: bool,
     pub nt_hash: Option<NtHash>,

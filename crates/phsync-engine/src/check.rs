@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::engine::guid_string;
 use super::{fips, SyncError};
 use crate::config::{AuthMethod, Config};
 use crate::settings::Settings;
@@ -393,7 +392,7 @@ async fn read_one_password(
     let mut without_hash = Vec::new();
     for user in users.iter().take(USERS_TRIED) {
         let sam = &user.sam_account_name;
-        match client.replicate_user(&guid_string(&user.object_guid.0)).await {
+        match client.replicate_user(&user.object_guid.to_string()).await {
             Ok(account) if account.nt_hash.is_some() => {
                 return (
                     CheckResult::Passed,

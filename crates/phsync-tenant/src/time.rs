@@ -4,12 +4,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A UTC instant with microsecond precision. On-prem change times (AD FILETIMEs) and cloud
-/// times share this type so "newest wins" compares like with like.
+/// A UTC instant with microsecond precision. On-prem change times (converted by the engine
+/// from AD's FILETIMEs) and cloud times share this type so "newest wins" compares like with
+/// like; the tenant itself knows nothing of AD's time formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
-
-const FILETIME_UNIX_EPOCH_100NS: i64 = 116_444_736_000_000_000;
 
 impl Timestamp {
     pub const fn from_unix_micros(us: i64) -> Self {
@@ -23,15 +22,6 @@ impl Timestamp {
     pub fn now() -> Self {
         let now = OffsetDateTime::now_utc();
         Timestamp((now.unix_timestamp_nanos() / 1000) as i64)
-    }
-
-    /// From an AD FILETIME (100 ns since 1601), e.g. pwdLastSet. `None` for 0 and
-    /// "never" (i64::MAX), which are not instants.
-    pub fn from_filetime(filetime: i64) -> Option<Self> {
-        if filetime <= 0 || filetime == i64::MAX {
-            return None;
-        }
-        Some(Timestamp((filetime - FILETIME_UNIX_EPOCH_100NS) / 10))
     }
 
     pub fn plus_seconds(self, seconds: i64) -> Self {
@@ -110,13 +100,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filetime_conversion() {
+    fn rfc3339_round_trip() {
         // 2021-01-01T00:00:00Z
-        let ft = 132_539_328_000_000_000;
-        let t = Timestamp::from_filetime(ft).unwrap();
+        let t = Timestamp::from_unix_micros(1_609_459_200_000_000);
         assert_eq!(t.to_rfc3339(), "2021-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_filetime(0), None);
-        assert_eq!(Timestamp::from_filetime(i64::MAX), None);
         assert_eq!(Timestamp::parse_rfc3339("2021-01-01T00:00:00Z").unwrap(), t);
     }
 }

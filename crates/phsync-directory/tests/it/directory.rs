@@ -319,7 +319,7 @@ fn user_records() {
     assert_eq!(alice.user_principal_name, "alice@phs.test");
     assert!(!alice.upn_derived);
     assert!(alice.enabled() && !alice.must_change_password());
-    assert!(alice.pwd_last_set > 0);
+    assert!(alice.pwd_last_set.is_instant());
     let grace = by("grace");
     assert!(grace.must_change_password() && grace.enabled());
     let erin = by("erin");

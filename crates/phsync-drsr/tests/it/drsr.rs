@@ -99,7 +99,7 @@ async fn ntlm_single_user_hashes_match_seed() {
         if acct.has_flag("inetorgperson") {
             assert!(a.has_class("inetOrgPerson"));
         }
-        let pls = a.pwd_last_set.expect("pwdLastSet");
+        let pls = a.pwd_last_set.expect("pwdLastSet").ticks();
         assert_eq!(
             pls == 0,
             acct.has_flag("must-change"),

@@ -3,6 +3,7 @@
 
 use zeroize::Zeroizing;
 
+use phsync_drsr::FileTime;
 use phsync_hash::{new_random_digests, NtHash};
 use phsync_tenant::{CloudError, CredentialOutcome, SyncedCredential};
 
@@ -21,7 +22,8 @@ impl Engine {
     ) -> Result<(), SyncError> {
         let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
         for mut p in pending {
-            let must_change = p.user.must_change_password() || p.account.pwd_last_set == Some(0);
+            let must_change =
+                p.user.must_change_password() || p.account.pwd_last_set == Some(FileTime::UNSET);
             let Some(nt) = p.account.nt_hash.take() else {
                 let d = self.diagnostics(
                     p.user,
@@ -59,7 +61,7 @@ impl Engine {
                 digest: Zeroizing::new(digest.encode().to_string()),
                 changed_at: p.changed_at,
                 force_change_at_next_sign_in: p.user.must_change_password()
-                    || p.account.pwd_last_set == Some(0),
+                    || p.account.pwd_last_set == Some(FileTime::UNSET),
             })
             .collect();
         // Chronological order holds across batches: each batch is applied in order, and

@@ -63,10 +63,6 @@ fn tenant_down(e: &CloudError) -> bool {
     e.kind().is_outage()
 }
 
-pub(crate) fn guid_string(bytes: &[u8; 16]) -> String {
-    phsync_drsr::Guid(*bytes).to_string()
-}
-
 /// One password to deliver.
 struct Pending<'a> {
     user: &'a DirectoryUser,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use phsync_directory::DirectoryUser;
+use phsync_directory::{DirectoryUser, Guid};
 use phsync_tenant::{CloudError, Origin, ProvisionOutcome, SyncedUserSpec};
 
 use super::{tenant_down, CycleReport, Engine, ProgressFn};
@@ -62,7 +62,7 @@ impl Engine {
         report: &mut CycleReport,
         progress: ProgressFn<'_>,
         is_full: bool,
-    ) -> Result<HashSet<[u8; 16]>, SyncError> {
+    ) -> Result<HashSet<Guid>, SyncError> {
         let tenant = self.tenant()?;
         // One read of the tenant's users serves both the re-enabled check and the
         // out-of-scope pass: provisioning only touches in-scope users, which that pass skips.
@@ -96,7 +96,7 @@ impl Engine {
             };
             let reenabled = user.enabled() && was_disabled.contains(user.source_anchor().as_str());
             if outcome == ProvisionOutcome::Created || reenabled {
-                created.insert(user.object_guid.0);
+                created.insert(user.object_guid);
             }
         }
         progress("provision", in_scope.len() as u64, in_scope.len() as u64);

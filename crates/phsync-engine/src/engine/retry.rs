@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
-use phsync_directory::DirectoryUser;
-use phsync_drsr::ReplicatedAccount;
+use phsync_directory::{DirectoryUser, Guid};
+use phsync_drsr::{FileTime, ReplicatedAccount};
 use phsync_tenant::Timestamp;
 
-use super::{guid_string, CycleReport, Engine, Pending};
+use super::{CycleReport, Engine, Pending};
 use crate::events::{id, Level};
 use crate::state::{RetryState, SyncStatus, UserDiagnostics};
 use crate::SyncError;
@@ -29,8 +29,9 @@ pub(super) fn change_time(
     }
     account
         .pwd_last_set
-        .and_then(Timestamp::from_filetime)
-        .or_else(|| Timestamp::from_filetime(user.pwd_last_set))
+        .and_then(FileTime::to_unix_micros)
+        .or_else(|| user.pwd_last_set.to_unix_micros())
+        .map(Timestamp::from_unix_micros)
         .unwrap_or(now)
 }
 
@@ -43,18 +44,18 @@ impl Engine {
         &self,
         in_scope: &'u [DirectoryUser],
         accounts: Vec<ReplicatedAccount>,
-        back_in_scope: &HashSet<[u8; 16]>,
+        back_in_scope: &HashSet<Guid>,
         report: &mut CycleReport,
     ) -> Result<Vec<Pending<'u>>, SyncError> {
-        let by_guid: HashMap<[u8; 16], &DirectoryUser> =
-            in_scope.iter().map(|u| (u.object_guid.0, u)).collect();
+        let by_guid: HashMap<Guid, &DirectoryUser> =
+            in_scope.iter().map(|u| (u.object_guid, u)).collect();
         let now = self.now();
         let mut pending = Vec::new();
         let mut seen = HashSet::new();
         for account in accounts {
-            if let Some(user) = by_guid.get(&account.guid.0) {
+            if let Some(user) = by_guid.get(&account.guid) {
                 if account.password_replicated {
-                    seen.insert(account.guid.0);
+                    seen.insert(account.guid);
                     let changed_at = change_time(&account, user, now);
                     pending.push(Pending {
                         user,
@@ -66,16 +67,16 @@ impl Engine {
         }
         // New or back in scope without a password change in this window (moved into an OU,
         // added to a group, re-enabled): fetch their current password; due retries likewise.
-        let mut fetch: Vec<[u8; 16]> = back_in_scope
+        let mut fetch: Vec<Guid> = back_in_scope
             .iter()
             .filter(|g| !seen.contains(*g))
             .copied()
             .collect();
         fetch.sort_unstable();
         for guid in self.state.due_retries(now)? {
-            if let Some(g) = phsync_drsr::Guid::parse(&guid) {
-                if by_guid.contains_key(&g.0) && !seen.contains(&g.0) && !fetch.contains(&g.0) {
-                    fetch.push(g.0);
+            if let Some(g) = Guid::parse(&guid) {
+                if by_guid.contains_key(&g) && !seen.contains(&g) && !fetch.contains(&g) {
+                    fetch.push(g);
                 }
             }
         }
@@ -110,7 +111,7 @@ impl Engine {
 
     /// Single users' current passwords; when the DC cannot be reached at all, each user
     /// fails with that reason.
-    pub(super) fn fetch(&self, guids: &[[u8; 16]]) -> Vec<Result<ReplicatedAccount, String>> {
+    pub(super) fn fetch(&self, guids: &[Guid]) -> Vec<Result<ReplicatedAccount, String>> {
         match self.replication.fetch(guids) {
             Ok(results) => results
                 .into_iter()
@@ -132,7 +133,7 @@ impl Engine {
         applied_at: Option<Timestamp>,
     ) -> UserDiagnostics {
         UserDiagnostics {
-            object_guid: guid_string(&user.object_guid.0),
+            object_guid: user.object_guid.to_string(),
             sam_account_name: user.sam_account_name.clone(),
             user_principal_name: user.user_principal_name.clone(),
             source_anchor: user.source_anchor(),

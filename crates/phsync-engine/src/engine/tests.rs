@@ -38,7 +38,7 @@ impl DirectorySource for FakeDirectory {
 #[derive(Clone, Default)]
 struct FakeDc {
     changes: Arc<Mutex<Vec<ReplicatedAccount>>>,
-    current: Arc<Mutex<HashMap<[u8; 16], ReplicatedAccount>>>,
+    current: Arc<Mutex<HashMap<Guid, ReplicatedAccount>>>,
     replications: Arc<Mutex<u32>>,
 }
 
@@ -67,14 +67,14 @@ impl ReplicationSource for FakeDc {
 
     fn fetch(
         &self,
-        guids: &[[u8; 16]],
+        guids: &[Guid],
     ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError> {
         let current = self.current.lock().unwrap();
         Ok(guids
             .iter()
             .map(|g| {
                 current.get(g).cloned().ok_or(DrsrError::NameNotFound {
-                    name: guid_string(g),
+                    name: g.to_string(),
                     status: 2,
                 })
             })
@@ -86,7 +86,7 @@ impl FakeDc {
     /// `user` changes its password to `password` at `version` (later versions are newer).
     fn change(&self, user: &DirectoryUser, password: Option<&str>, version: u32) {
         let account = ReplicatedAccount {
-            guid: phsync_drsr::Guid(user.object_guid.0),
+            guid: user.object_guid,
             distinguished_name: Some(user.dn.clone()),
             sid: None,
             rid: Some(user.rid),
@@ -110,7 +110,7 @@ impl FakeDc {
         self.current
             .lock()
             .unwrap()
-            .insert(user.object_guid.0, account.clone());
+            .insert(user.object_guid, account.clone());
         self.changes.lock().unwrap().push(account);
     }
 }
@@ -128,8 +128,8 @@ fn user(n: u8, sam: &str) -> DirectoryUser {
         upn_derived: false,
         display_name: Some(sam.to_uppercase()),
         user_account_control: 0x200,
-        pwd_last_set: 133_000_000_000_000_000,
-        account_expires: 0,
+        pwd_last_set: phsync_directory::FileTime(133_000_000_000_000_000),
+        account_expires: phsync_directory::FileTime::UNSET,
         usn_changed: 1,
         when_changed: GeneralizedTime::parse("20250101000000.0Z").unwrap(),
     }
@@ -328,7 +328,7 @@ fn a_missing_hash_is_queued_and_retried_when_due() {
         .current
         .lock()
         .unwrap()
-        .get_mut(&ann.object_guid.0)
+        .get_mut(&ann.object_guid)
         .unwrap()
         .nt_hash = Some(NtHash::from_password("Ann-Passw0rd-1").unwrap());
     let early = engine.cycle(false, &mut quiet()).unwrap();
@@ -388,7 +388,7 @@ fn a_stop_between_credential_batches_keeps_the_cursor_and_the_next_cycle_converg
 fn must_change_passwords_are_filtered_unless_temporary_passwords_are_synced() {
     let rig = Rig::new();
     let mut ann = user(1, "ann");
-    ann.pwd_last_set = 0;
+    ann.pwd_last_set = phsync_directory::FileTime::UNSET;
     rig.add(&ann);
     rig.dc.change(&ann, Some("Temp-Passw0rd-1"), 1);
     let report = rig.engine().cycle(false, &mut quiet()).unwrap();

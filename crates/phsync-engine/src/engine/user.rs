@@ -31,7 +31,7 @@ impl Engine {
             return Ok(d);
         }
         tenant.provision_synced_user(&spec(&user, user.enabled()))?;
-        let account = match self.replication.fetch(&[user.object_guid.0])?.pop() {
+        let account = match self.replication.fetch(&[user.object_guid])?.pop() {
             Some(result) => result?,
             None => {
                 return Err(SyncError::Replication(phsync_drsr::DrsrError::Protocol {

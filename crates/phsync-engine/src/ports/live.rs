@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use phsync_directory::DirectoryUser;
+use phsync_directory::{DirectoryUser, Guid};
 use phsync_drsr::{DrsrClient, DrsrError, ReplicatedAccount, ReplicationCursor};
 
 use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource};
@@ -112,14 +112,14 @@ impl ReplicationSource for DrsrSource {
 
     fn fetch(
         &self,
-        guids: &[[u8; 16]],
+        guids: &[Guid],
     ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError> {
         let cfg = self.client_config()?;
         self.rt.block_on(async {
             let mut client = DrsrClient::connect(&cfg).await.map_err(SyncError::from)?;
             let mut out = Vec::with_capacity(guids.len());
             for g in guids {
-                out.push(client.replicate_user(&crate::engine::guid_string(g)).await);
+                out.push(client.replicate_user(&g.to_string()).await);
             }
             let _ = client.close().await;
             Ok(out)

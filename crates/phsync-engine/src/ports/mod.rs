@@ -3,7 +3,7 @@
 //! [`phsync_tenant::Clock`]). The engine's rules run against these, so they are unit-tested
 //! against in-memory fakes; [`live`] implements them over LDAP and MS-DRSR.
 
-use phsync_directory::DirectoryUser;
+use phsync_directory::{DirectoryUser, Guid};
 use phsync_drsr::{DrsrError, ReplicatedAccount};
 
 use crate::SyncError;
@@ -44,8 +44,6 @@ pub trait ReplicationSource {
 
     /// The current passwords of single users (by objectGUID), one result each; `Err` when
     /// the DC cannot be reached at all.
-    fn fetch(
-        &self,
-        guids: &[[u8; 16]],
-    ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError>;
+    fn fetch(&self, guids: &[Guid])
+        -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError>;
 }

@@ -91,7 +91,7 @@ fn line(a: &ReplicatedAccount, json: bool, show: bool) -> String {
                 .map(|u| format!("0x{u:x}"))
                 .unwrap_or_else(|| "-".into()),
             a.pwd_last_set
-                .map(|p| p.to_string())
+                .map(|p| p.ticks().to_string())
                 .unwrap_or_else(|| "-".into()),
             hash,
             a.nt_hash_history.len()
