@@ -2,11 +2,12 @@
 //! `phsync_tenant::model` (documented in the README).
 
 use std::ffi::c_char;
-
-use super::{
-    bytes_arg, ffi_boundary, phs_status, str_arg, write_json, FfiError, PHS_E_INVALID_ARGUMENT,
-};
 use std::path::PathBuf;
+
+use crate::error::{phs_status, FfiError};
+use crate::ffi::{
+    ffi_boundary, opt_str_arg, slice_arg, str_arg, try_box_from_ptr, try_ref_from_ptr, Out,
+};
 
 use phsync_tenant::{self as cloud, CloudTenant, TenantTarget};
 
@@ -32,11 +33,11 @@ pub unsafe extern "C" fn phs_cloud_open(
     out: *mut *mut phs_cloud,
 ) -> phs_status {
     ffi_boundary!({
-        if out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        *out = std::ptr::null_mut();
-        let target = str_arg(target, "target")?;
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        let out = unsafe { Out::handle(out, "out") };
+        out.check()?;
+        // SAFETY: the caller guarantees `target` is NULL or NUL-terminated.
+        let target = unsafe { str_arg(target, "target") }?;
         let env_path = |name: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
@@ -48,8 +49,7 @@ pub unsafe extern "C" fn phs_cloud_open(
             t.ca_file = env_path("PHSYNC_CA_FILE");
         }
         let tenant = cloud::open_target(&t, "c-api")?;
-        *out = Box::into_raw(Box::new(phs_cloud { tenant }));
-        Ok(())
+        out.set_box(phs_cloud { tenant })
     })
 }
 
@@ -68,31 +68,29 @@ pub unsafe extern "C" fn phs_cloud_open_remote(
     out: *mut *mut phs_cloud,
 ) -> phs_status {
     ffi_boundary!({
-        if out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        *out = std::ptr::null_mut();
-        let url = str_arg(url, "url")?;
-        let token_file = PathBuf::from(str_arg(token_file, "token_file")?);
-        let ca_file = if ca_file.is_null() {
-            None
-        } else {
-            Some(PathBuf::from(str_arg(ca_file, "ca_file")?))
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        let out = unsafe { Out::handle(out, "out") };
+        out.check()?;
+        // SAFETY: the caller guarantees each string is NULL or NUL-terminated.
+        let (url, token_file, ca_file) = unsafe {
+            (
+                str_arg(url, "url")?,
+                str_arg(token_file, "token_file")?,
+                opt_str_arg(ca_file, "ca_file")?,
+            )
         };
         let t = TenantTarget {
             location: url.to_string(),
-            token_file: Some(token_file),
-            ca_file,
+            token_file: Some(PathBuf::from(token_file)),
+            ca_file: ca_file.map(PathBuf::from),
         };
         if !t.is_remote() {
-            return Err(FfiError::new(
-                PHS_E_INVALID_ARGUMENT,
-                format!("{url:?} is not an https:// service URL; use phs_cloud_open for files"),
-            ));
+            return Err(FfiError::invalid_argument(format!(
+                "{url:?} is not an https:// service URL; use phs_cloud_open for files"
+            )));
         }
         let tenant = cloud::open_target(&t, "c-api")?;
-        *out = Box::into_raw(Box::new(phs_cloud { tenant }));
-        Ok(())
+        out.set_box(phs_cloud { tenant })
     })
 }
 
@@ -102,17 +100,11 @@ pub unsafe extern "C" fn phs_cloud_open_remote(
 /// `cloud` must be NULL or from `phs_cloud_open`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn phs_cloud_free(cloud: *mut phs_cloud) {
-    if !cloud.is_null() {
-        let _ =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(cloud))));
-    }
-}
-
-unsafe fn tenant<'a>(cloud: *const phs_cloud) -> Result<&'a dyn CloudTenant, FfiError> {
-    cloud
-        .as_ref()
-        .map(|c| c.tenant.as_ref())
-        .ok_or_else(|| FfiError::null("cloud"))
+    ffi_boundary!(on_panic: (), {
+        // SAFETY: the caller guarantees `cloud` is NULL or a handle from `phs_cloud_open*`
+        // (`Out::set_box`) that is not freed yet and no longer in use.
+        drop(unsafe { try_box_from_ptr(cloud) });
+    })
 }
 
 /// Administrator password reset (cloud policy applies). `password`: `len` UTF-16 units.
@@ -131,21 +123,21 @@ pub unsafe extern "C" fn phs_set_cloud_password(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let tenant = tenant(cloud)?;
-        let upn = str_arg(upn, "upn")?;
-        let password = bytes_arg(password, len, "password")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let cloud: &phs_cloud = try_ref_from_ptr!(cloud);
+        // SAFETY: the caller guarantees `upn` is NULL or NUL-terminated.
+        let upn = unsafe { str_arg(upn, "upn") }?;
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let password = unsafe { slice_arg(password, len, "password") }?;
+        out.check()?;
         if flags & !PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN != 0 {
-            return Err(FfiError::new(
-                PHS_E_INVALID_ARGUMENT,
-                format!("unknown flags 0x{flags:x}"),
-            ));
+            return Err(FfiError::invalid_argument(format!(
+                "unknown flags 0x{flags:x}"
+            )));
         }
         let force = flags & PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN != 0;
-        let result = tenant.set_password(upn, password, force)?;
-        write_json(&result, out_json)
+        out.set_json(&cloud.tenant.set_password(upn, password, force)?)
     })
 }
 
@@ -164,14 +156,15 @@ pub unsafe extern "C" fn phs_cloud_sign_in(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let tenant = tenant(cloud)?;
-        let upn = str_arg(upn, "upn")?;
-        let password = bytes_arg(password, len, "password")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        let result = tenant.sign_in(upn, password)?;
-        write_json(&result, out_json)
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let cloud: &phs_cloud = try_ref_from_ptr!(cloud);
+        // SAFETY: the caller guarantees `upn` is NULL or NUL-terminated.
+        let upn = unsafe { str_arg(upn, "upn") }?;
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let password = unsafe { slice_arg(password, len, "password") }?;
+        out.check()?;
+        out.set_json(&cloud.tenant.sign_in(upn, password)?)
     })
 }
 
@@ -191,15 +184,20 @@ pub unsafe extern "C" fn phs_cloud_change_password(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let tenant = tenant(cloud)?;
-        let upn = str_arg(upn, "upn")?;
-        let old = bytes_arg(old_password, old_len, "old_password")?;
-        let new = bytes_arg(new_password, new_len, "new_password")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        let result = tenant.change_password(upn, old, new)?;
-        write_json(&result, out_json)
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let cloud: &phs_cloud = try_ref_from_ptr!(cloud);
+        // SAFETY: the caller guarantees `upn` is NULL or NUL-terminated and each password
+        // NULL or valid for its length in reads.
+        let (upn, old, new) = unsafe {
+            (
+                str_arg(upn, "upn")?,
+                slice_arg(old_password, old_len, "old_password")?,
+                slice_arg(new_password, new_len, "new_password")?,
+            )
+        };
+        out.check()?;
+        out.set_json(&cloud.tenant.change_password(upn, old, new)?)
     })
 }
 
@@ -215,14 +213,16 @@ pub unsafe extern "C" fn phs_cloud_user(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let tenant = tenant(cloud)?;
-        let upn = str_arg(upn, "upn")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        let user = tenant
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let cloud: &phs_cloud = try_ref_from_ptr!(cloud);
+        // SAFETY: the caller guarantees `upn` is NULL or NUL-terminated.
+        let upn = unsafe { str_arg(upn, "upn") }?;
+        out.check()?;
+        let user = cloud
+            .tenant
             .user(upn)?
-            .ok_or_else(|| cloud::CloudError::UserNotFound(upn.to_string()))?;
-        write_json(&user, out_json)
+            .ok_or_else(|| phsync_tenant::CloudError::UserNotFound(upn.to_string()))?;
+        out.set_json(&user)
     })
 }

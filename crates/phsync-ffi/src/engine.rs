@@ -5,10 +5,10 @@ use std::ffi::{c_char, c_void, CString};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::{ffi_boundary, phs_status, str_arg, write_json, FfiError};
-use super::{PHS_E_INVALID_ARGUMENT, PHS_E_NOT_FOUND};
+use crate::error::{phs_status, FfiError};
+use crate::ffi::{ffi_boundary, opt_slice_arg, str_arg, try_box_from_ptr, try_mut_from_ptr, Out};
 use phsync_engine::events::{read_configured_events, EventQuery};
-use phsync_engine::{check_connection, Engine, SyncError};
+use phsync_engine::{check_connection, Engine};
 
 /// A sync engine opened from a config file. Use from one thread at a time.
 #[allow(non_camel_case_types)]
@@ -34,38 +34,6 @@ pub type phs_progress_fn = Option<
 /// `flags` bit for `phs_sync_cycle`: a full resync, ignoring the stored cursor.
 pub const PHS_SYNC_FULL: u32 = 1;
 
-/// The config file is missing, unreadable or invalid; the message names the key.
-pub const PHS_E_CONFIG: phs_status = -20;
-/// The domain controller's LDAP service failed (unreachable, credentials, TLS, scope).
-pub const PHS_E_DIRECTORY: phs_status = -21;
-/// Replication (MS-DRSR) failed: unreachable, credentials, missing rights, protocol.
-pub const PHS_E_REPLICATION: phs_status = -22;
-/// The host is in FIPS mode and `allow_non_fips_crypto` is not set.
-pub const PHS_E_FIPS: phs_status = -23;
-/// The engine's state directory or event log could not be used.
-pub const PHS_E_STATE: phs_status = -24;
-/// The caller stopped the cycle (progress callback returned nonzero); what was applied stays
-/// applied, the cursor was not advanced past it, the next cycle resumes.
-pub const PHS_E_CANCELLED: phs_status = -25;
-
-impl From<SyncError> for FfiError {
-    fn from(e: SyncError) -> Self {
-        let status = match &e {
-            SyncError::Config(_) | SyncError::Setup(_) => PHS_E_CONFIG,
-            SyncError::Fips => PHS_E_FIPS,
-            SyncError::Directory(_) => PHS_E_DIRECTORY,
-            SyncError::Replication(_) => PHS_E_REPLICATION,
-            SyncError::Interrupted => PHS_E_CANCELLED,
-            SyncError::Tenant(c) => {
-                return FfiError::new(FfiError::from_cloud_status(c), e.to_string())
-            }
-            SyncError::State(_) => PHS_E_STATE,
-            SyncError::UserNotFound(_) => PHS_E_NOT_FOUND,
-        };
-        FfiError::new(status, e.to_string())
-    }
-}
-
 /// Open an engine from a phsync config file (TOML).
 ///
 /// # Safety
@@ -76,14 +44,13 @@ pub unsafe extern "C" fn phs_engine_open(
     out: *mut *mut phs_engine,
 ) -> phs_status {
     ffi_boundary!({
-        if out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        *out = std::ptr::null_mut();
-        let path = str_arg(config_path, "config_path")?;
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        let out = unsafe { Out::handle(out, "out") };
+        out.check()?;
+        // SAFETY: the caller guarantees `config_path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(config_path, "config_path") }?;
         let engine = Engine::open(Path::new(path))?;
-        *out = Box::into_raw(Box::new(phs_engine { engine }));
-        Ok(())
+        out.set_box(phs_engine { engine })
     })
 }
 
@@ -93,17 +60,11 @@ pub unsafe extern "C" fn phs_engine_open(
 /// `engine` must be NULL or from `phs_engine_open`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn phs_engine_free(engine: *mut phs_engine) {
-    if !engine.is_null() {
-        let _ =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(engine))));
-    }
-}
-
-unsafe fn engine_mut<'a>(engine: *mut phs_engine) -> Result<&'a mut Engine, FfiError> {
-    engine
-        .as_mut()
-        .map(|e| &mut e.engine)
-        .ok_or_else(|| FfiError::null("engine"))
+    ffi_boundary!(on_panic: (), {
+        // SAFETY: the caller guarantees `engine` is NULL or a handle from `phs_engine_open`
+        // (`Out::set_box`) that is not freed yet and no longer in use.
+        drop(unsafe { try_box_from_ptr(engine) });
+    })
 }
 
 /// Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
@@ -125,22 +86,23 @@ pub unsafe extern "C" fn phs_sync_cycle(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let engine = engine_mut(engine)?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let engine = &mut try_mut_from_ptr!(engine).engine;
+        out.check()?;
         if flags & !PHS_SYNC_FULL != 0 {
-            return Err(FfiError::new(
-                PHS_E_INVALID_ARGUMENT,
-                format!("unknown flags 0x{flags:x}"),
-            ));
+            return Err(FfiError::invalid_argument(format!(
+                "unknown flags 0x{flags:x}"
+            )));
         }
         let stop = engine.stop_flag();
         stop.store(false, Ordering::SeqCst);
         let mut report_progress = |stage: &str, done: u64, total: u64| {
             if let Some(f) = progress {
                 let stage = CString::new(stage).unwrap_or_default();
-                if f(context, stage.as_ptr(), done, total) != 0 {
+                // SAFETY: the caller guarantees `progress` may be called with `context`;
+                // `stage` is a NUL-terminated string alive for the call.
+                if unsafe { f(context, stage.as_ptr(), done, total) } != 0 {
                     stop.store(true, Ordering::SeqCst);
                 }
             }
@@ -148,7 +110,7 @@ pub unsafe extern "C" fn phs_sync_cycle(
         let report = engine.cycle(flags & PHS_SYNC_FULL != 0, &mut report_progress);
         // A stop is per call: none outlives it.
         engine.stop_flag().store(false, Ordering::SeqCst);
-        write_json(&report?, out_json)
+        out.set_json(&report?)
     })
 }
 
@@ -166,13 +128,13 @@ pub unsafe extern "C" fn phs_sync_user(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let engine = engine_mut(engine)?;
-        let user = str_arg(user, "user")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        let result = engine.sync_user(user)?;
-        write_json(&result, out_json)
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let engine = &mut try_mut_from_ptr!(engine).engine;
+        // SAFETY: the caller guarantees `user` is NULL or NUL-terminated.
+        let user = unsafe { str_arg(user, "user") }?;
+        out.check()?;
+        out.set_json(&engine.sync_user(user)?)
     })
 }
 
@@ -188,18 +150,19 @@ pub unsafe extern "C" fn phs_user_status(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let engine = engine_mut(engine)?;
-        let user = str_arg(user, "user")?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let engine = &mut try_mut_from_ptr!(engine).engine;
+        // SAFETY: the caller guarantees `user` is NULL or NUL-terminated.
+        let user = unsafe { str_arg(user, "user") }?;
+        out.check()?;
         let status = engine.user_status(user)?.ok_or_else(|| {
             FfiError::new(
-                PHS_E_NOT_FOUND,
+                phs_status::PHS_E_NOT_FOUND,
                 format!("phsync has no record of {user:?} (not in scope, or never synced)"),
             )
         })?;
-        write_json(&status, out_json)
+        out.set_json(&status)
     })
 }
 
@@ -217,15 +180,15 @@ pub unsafe extern "C" fn phs_sync_status(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        let engine = engine_mut(engine)?;
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let engine = &mut try_mut_from_ptr!(engine).engine;
+        out.check()?;
         let status = serde_json::json!({
             "last_cycle": engine.last_cycle()?,
             "users": engine.all_user_status()?,
         });
-        write_json(&status, out_json)
+        out.set_json(&status)
     })
 }
 
@@ -246,12 +209,12 @@ pub unsafe extern "C" fn phs_check_connection(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        *out_json = std::ptr::null_mut();
-        let path = str_arg(config_path, "config_path")?;
-        write_json(&check_connection(Path::new(path)), out_json)
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        out.check()?;
+        // SAFETY: the caller guarantees `config_path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(config_path, "config_path") }?;
+        out.set_json(&check_connection(Path::new(path)))
     })
 }
 
@@ -276,22 +239,18 @@ pub unsafe extern "C" fn phs_events(
     out_json: *mut *mut c_char,
 ) -> phs_status {
     ffi_boundary!({
-        if out_json.is_null() {
-            return Err(FfiError::null("out_json"));
-        }
-        *out_json = std::ptr::null_mut();
-        let path = str_arg(config_path, "config_path")?;
-        let ids = if ids.is_null() || ids_len == 0 {
-            Vec::new()
-        } else {
-            std::slice::from_raw_parts(ids, ids_len).to_vec()
-        };
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        out.check()?;
+        // SAFETY: the caller guarantees `config_path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(config_path, "config_path") }?;
+        // SAFETY: the caller guarantees `ids` is NULL or valid for `ids_len` reads.
+        let ids = unsafe { opt_slice_arg(ids, ids_len, "ids") }?.unwrap_or_default();
         let query = EventQuery {
-            ids,
+            ids: ids.to_vec(),
             after_unix_ms: (after_unix_ms != i64::MIN).then_some(after_unix_ms),
             newest,
         };
-        let events = read_configured_events(Path::new(path), &query)?;
-        write_json(&events, out_json)
+        out.set_json(&read_configured_events(Path::new(path), &query)?)
     })
 }

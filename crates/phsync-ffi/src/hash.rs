@@ -2,10 +2,12 @@
 
 use std::ffi::c_char;
 
-use super::{bytes_arg, ffi_boundary, phs_status, str_arg, write_c_string, FfiError};
+use crate::error::phs_status;
+use crate::ffi::{array_arg, ffi_boundary, opt_slice_arg, slice_arg, str_arg, Out};
 use phsync_hash::{NtHash, PhsDigest, DEFAULT_ITERATIONS, NT_HASH_LEN, SALT_LEN};
 
-/// NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed).
+/// NT hash (16 bytes) of a UTF-8 password of `len` bytes (no NUL needed). On error the 16
+/// bytes of `out_hash` are zero.
 ///
 /// # Safety
 /// `password` must be valid for `len` reads, `out_hash` for 16 writes.
@@ -16,17 +18,17 @@ pub unsafe extern "C" fn phs_nt_hash_utf8(
     out_hash: *mut u8,
 ) -> phs_status {
     ffi_boundary!({
-        let pw = bytes_arg(password.cast::<u8>(), len, "password")?;
-        if out_hash.is_null() {
-            return Err(FfiError::null("out_hash"));
-        }
-        let nt = NtHash::from_utf8(pw)?;
-        std::ptr::copy_nonoverlapping(nt.as_bytes().as_ptr(), out_hash, NT_HASH_LEN);
-        Ok(())
+        // SAFETY: the caller guarantees `out_hash` is NULL or valid for 16 writes.
+        let out = unsafe { Out::bytes(out_hash, NT_HASH_LEN, "out_hash") };
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let pw = unsafe { slice_arg(password.cast::<u8>(), len, "password") }?;
+        out.check()?;
+        out.set_bytes(NtHash::from_utf8(pw)?.as_bytes())
     })
 }
 
 /// NT hash (16 bytes) of `len` UTF-16 code units; lone surrogates are hashed as they are.
+/// On error the 16 bytes of `out_hash` are zero.
 ///
 /// # Safety
 /// `password` must be valid for `len` reads of `uint16_t`, `out_hash` for 16 writes.
@@ -37,19 +39,19 @@ pub unsafe extern "C" fn phs_nt_hash_utf16(
     out_hash: *mut u8,
 ) -> phs_status {
     ffi_boundary!({
-        let pw = bytes_arg(password, len, "password")?;
-        if out_hash.is_null() {
-            return Err(FfiError::null("out_hash"));
-        }
-        let nt = NtHash::from_utf16(pw)?;
-        std::ptr::copy_nonoverlapping(nt.as_bytes().as_ptr(), out_hash, NT_HASH_LEN);
-        Ok(())
+        // SAFETY: the caller guarantees `out_hash` is NULL or valid for 16 writes.
+        let out = unsafe { Out::bytes(out_hash, NT_HASH_LEN, "out_hash") };
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let pw = unsafe { slice_arg(password, len, "password") }?;
+        out.check()?;
+        out.set_bytes(NtHash::from_utf16(pw)?.as_bytes())
     })
 }
 
 /// Write the PHS digest string of a 16-byte NT hash, NUL-terminated, into `out`.
 /// `salt`: 10 bytes, or NULL for a fresh random salt. `iterations`: 0 means 1000.
-/// `PHS_DIGEST_STRING_CAPACITY` bytes are always enough.
+/// `PHS_DIGEST_STRING_CAPACITY` bytes are always enough. On error `out` is the empty
+/// string (when `out_capacity` > 0).
 ///
 /// # Safety
 /// `nt_hash` must be valid for 16 reads, `salt` NULL or valid for 10 reads, `out` for
@@ -63,25 +65,23 @@ pub unsafe extern "C" fn phs_digest_from_nt_hash(
     out_capacity: usize,
 ) -> phs_status {
     ffi_boundary!({
-        let nt_bytes = bytes_arg(nt_hash, NT_HASH_LEN, "nt_hash")?;
-        if out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        let nt = NtHash::from_bytes(nt_bytes.try_into().expect("length checked"));
+        // SAFETY: the caller guarantees `out` is NULL or valid for `out_capacity` writes.
+        let out = unsafe { Out::c_string(out, out_capacity, "out") };
+        // SAFETY: the caller guarantees `nt_hash` is NULL or valid for 16 reads.
+        let nt = NtHash::from_bytes(*unsafe { array_arg::<NT_HASH_LEN>(nt_hash, "nt_hash") }?);
+        out.check()?;
         let iterations = if iterations == 0 {
             DEFAULT_ITERATIONS
         } else {
             iterations
         };
-        let salt: [u8; SALT_LEN] = if salt.is_null() {
-            phsync_hash::random_salt()?
-        } else {
-            std::slice::from_raw_parts(salt, SALT_LEN)
-                .try_into()
-                .expect("length checked")
+        // SAFETY: the caller guarantees `salt` is NULL or valid for 10 reads.
+        let salt: [u8; SALT_LEN] = match unsafe { opt_slice_arg(salt, SALT_LEN, "salt") }? {
+            Some(salt) => salt.try_into().expect("SALT_LEN bytes"),
+            None => phsync_hash::random_salt()?,
         };
         let digest = PhsDigest::from_nt_hash(&nt, salt, iterations)?;
-        write_c_string(&digest.encode(), out, out_capacity)
+        out.set_str(&digest.encode())
     })
 }
 
@@ -99,23 +99,20 @@ pub unsafe extern "C" fn phs_verify_utf8(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
-        // Every error leaves "no match" behind, whatever the caller pre-set.
-        if !out_match.is_null() {
-            *out_match = false;
-        }
-        let digest = str_arg(digest, "digest")?;
-        let pw = bytes_arg(password.cast::<u8>(), len, "password")?;
-        if out_match.is_null() {
-            return Err(FfiError::null("out_match"));
-        }
-        let parsed = PhsDigest::parse(digest).map_err(phsync_hash::HashError::from)?;
-        let matched = parsed.matches_nt_hash(&NtHash::from_utf8(pw)?);
-        *out_match = matched;
-        Ok(())
+        // SAFETY: the caller guarantees `out_match` is NULL or writable.
+        let out = unsafe { Out::new(out_match, "out_match", false) };
+        // SAFETY: the caller guarantees `digest` is NULL or NUL-terminated.
+        let digest = unsafe { str_arg(digest, "digest") }?;
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let pw = unsafe { slice_arg(password.cast::<u8>(), len, "password") }?;
+        out.check()?;
+        let parsed = PhsDigest::parse(digest)?;
+        out.set(parsed.matches_nt_hash(&NtHash::from_utf8(pw)?))
     })
 }
 
-/// Verify `len` UTF-16 code units against a NUL-terminated digest string.
+/// Verify `len` UTF-16 code units against a NUL-terminated digest string (lone surrogates
+/// are hashed as they are, as for `phs_nt_hash_utf16`).
 /// A wrong password is `PHS_OK` with `*out_match == false`; on any error `*out_match` is
 /// false too (when `out_match` is not NULL).
 ///
@@ -129,19 +126,15 @@ pub unsafe extern "C" fn phs_verify_utf16(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
-        // Every error leaves "no match" behind, whatever the caller pre-set.
-        if !out_match.is_null() {
-            *out_match = false;
-        }
-        let digest = str_arg(digest, "digest")?;
-        let pw = bytes_arg(password, len, "password")?;
-        if out_match.is_null() {
-            return Err(FfiError::null("out_match"));
-        }
-        let parsed = PhsDigest::parse(digest).map_err(phsync_hash::HashError::from)?;
-        let matched = parsed.matches_nt_hash(&NtHash::from_utf16(pw)?);
-        *out_match = matched;
-        Ok(())
+        // SAFETY: the caller guarantees `out_match` is NULL or writable.
+        let out = unsafe { Out::new(out_match, "out_match", false) };
+        // SAFETY: the caller guarantees `digest` is NULL or NUL-terminated.
+        let digest = unsafe { str_arg(digest, "digest") }?;
+        // SAFETY: the caller guarantees `password` is NULL or valid for `len` reads.
+        let pw = unsafe { slice_arg(password, len, "password") }?;
+        out.check()?;
+        let parsed = PhsDigest::parse(digest)?;
+        out.set(parsed.matches_nt_hash(&NtHash::from_utf16(pw)?))
     })
 }
 
@@ -157,18 +150,14 @@ pub unsafe extern "C" fn phs_verify_nt_hash(
     out_match: *mut bool,
 ) -> phs_status {
     ffi_boundary!({
-        // Every error leaves "no match" behind, whatever the caller pre-set.
-        if !out_match.is_null() {
-            *out_match = false;
-        }
-        let digest = str_arg(digest, "digest")?;
-        let nt_bytes = bytes_arg(nt_hash, NT_HASH_LEN, "nt_hash")?;
-        if out_match.is_null() {
-            return Err(FfiError::null("out_match"));
-        }
-        let nt = NtHash::from_bytes(nt_bytes.try_into().expect("length checked"));
-        let parsed = PhsDigest::parse(digest).map_err(phsync_hash::HashError::from)?;
-        *out_match = parsed.matches_nt_hash(&nt);
-        Ok(())
+        // SAFETY: the caller guarantees `out_match` is NULL or writable.
+        let out = unsafe { Out::new(out_match, "out_match", false) };
+        // SAFETY: the caller guarantees `digest` is NULL or NUL-terminated.
+        let digest = unsafe { str_arg(digest, "digest") }?;
+        // SAFETY: the caller guarantees `nt_hash` is NULL or valid for 16 reads.
+        let nt = NtHash::from_bytes(*unsafe { array_arg::<NT_HASH_LEN>(nt_hash, "nt_hash") }?);
+        out.check()?;
+        let parsed = PhsDigest::parse(digest)?;
+        out.set(parsed.matches_nt_hash(&nt))
     })
 }

@@ -212,7 +212,9 @@ fn a_progress_callback_returning_nonzero_stops_the_cycle_and_the_next_one_conver
         assert_eq!(status, PHS_E_CANCELLED, "{}", last_error());
         assert!(json.is_null());
         assert_eq!(
-            CStr::from_ptr(phs_status_name(status)).to_str().unwrap(),
+            CStr::from_ptr(phs_status_name(status as i32))
+                .to_str()
+                .unwrap(),
             "PHS_E_CANCELLED"
         );
         assert!(last_error().contains("stopped"), "{}", last_error());

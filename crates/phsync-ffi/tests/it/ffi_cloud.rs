@@ -276,7 +276,7 @@ fn a_remote_tenant_through_the_c_abi() {
             phs_cloud_open_remote(url.as_ptr(), token.as_ptr(), ca.as_ptr(), &mut c),
             PHS_E_UNREACHABLE
         );
-        let name = CStr::from_ptr(phs_status_name(PHS_E_UNREACHABLE));
+        let name = CStr::from_ptr(phs_status_name(PHS_E_UNREACHABLE as i32));
         assert_eq!(name.to_str().unwrap(), "PHS_E_UNREACHABLE");
     }
 }

@@ -7,8 +7,8 @@ fn committed_header_is_up_to_date() {
     let committed = std::fs::read_to_string(committed_path).unwrap_or_default();
     assert!(
         committed == generated,
-        "include/phsync.h is out of date with src/ffi.\n\
-         Regenerate it with:  PHSYNC_BLESS_HEADER=1 cargo build\n\
+        "include/phsync.h is out of date with crates/phsync-ffi/src.\n\
+         Regenerate it with:  PHSYNC_BLESS_HEADER=1 cargo build -p phsync-ffi\n\
          and commit the result."
     );
 }
