@@ -4,3 +4,4 @@ mod c_abi;
 mod engine_abi;
 mod ffi_cloud;
 mod header;
+mod out_params;
