@@ -202,7 +202,7 @@ fn default_interval() -> u64 {
 }
 
 fn default_batch_size() -> u32 {
-    1000
+    phsync_drsr::DEFAULT_BATCH_SIZE
 }
 
 fn default_true() -> bool {

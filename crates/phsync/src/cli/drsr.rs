@@ -39,7 +39,7 @@ pub enum DrsrCommand {
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
         /// Objects per GetNCChanges batch
-        #[arg(long, value_name = "N", default_value_t = 1000)]
+        #[arg(long, value_name = "N", default_value_t = phsync_drsr::DEFAULT_BATCH_SIZE)]
         batch: u32,
         /// One JSON object per line
         #[arg(long)]
