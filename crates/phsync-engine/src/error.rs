@@ -30,9 +30,13 @@ pub enum SyncError {
     /// The event log could not be opened.
     #[error("cannot open the event log in {dir}: {detail}")]
     EventLog { dir: String, detail: String },
-    /// This host failed (the async runtime could not start, the random generator failed).
+    /// This host failed: the async runtime could not start.
     #[error("{0}")]
     Host(String),
+    /// The system random generator failed (no salt for a digest): not a failure of the DC,
+    /// the tenant or the config.
+    #[error("the system random generator failed: {0}")]
+    Random(String),
     #[error("no user {0:?} in the directory")]
     UserNotFound(String),
     /// The stop flag was set (a signal, or a progress callback asking to stop): what was

@@ -227,6 +227,7 @@ impl From<SyncError> for FfiError {
                 PHS_E_STATE
             }
             SyncError::Host(_) => PHS_E_INTERNAL,
+            SyncError::Random(_) => PHS_E_RANDOM,
             SyncError::UserNotFound(_) => PHS_E_NOT_FOUND,
         };
         FfiError::new(status, e.to_string())

@@ -50,8 +50,8 @@ impl Engine {
         }
         let tenant = self.tenant()?;
         let nts: Vec<&NtHash> = to_send.iter().map(|(_, nt)| nt).collect();
-        // Only the random generator can fail here: a failure of this host.
-        let digests = new_random_digests(&nts).map_err(|e| SyncError::Host(e.to_string()))?;
+        // Only the random generator can fail here.
+        let digests = new_random_digests(&nts).map_err(|e| SyncError::Random(e.to_string()))?;
         let total = to_send.len() as u64;
         let creds: Vec<SyncedCredential> = to_send
             .iter()
