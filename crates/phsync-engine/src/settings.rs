@@ -150,7 +150,13 @@ impl ReplicationTarget {
             (None, None) => (src.netbios_domain.trim().to_string(), name.to_string()),
         };
         Ok(ReplicationTarget {
-            kdc: src.kdc.clone().unwrap_or_else(|| format!("{dc_host}:88")),
+            kdc: src.kdc.clone().unwrap_or_else(|| {
+                if dc_host.contains(':') {
+                    format!("[{dc_host}]:88")
+                } else {
+                    format!("{dc_host}:88")
+                }
+            }),
             dc_host,
             rpc_port: src.rpc_port,
             connect_timeout: Duration::from_secs(src.timeout_seconds),
@@ -283,7 +289,7 @@ dir = "state"
         let c = Config::parse(BASE, Path::new("/etc/phsync")).unwrap();
         let s = Settings::from_config(&c).unwrap();
         assert_eq!(s.replication.dc_host, "::1");
-        assert_eq!(s.replication.kdc, "::1:88");
+        assert_eq!(s.replication.kdc, "[::1]:88");
         assert_eq!(
             (
                 s.replication.account_domain.as_str(),
