@@ -110,6 +110,14 @@ pub struct StateStore {
     path: PathBuf,
 }
 
+const USER_BY_NAME: &str =
+    "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, \
+    onprem_changed_at, applied_at, attempts, next_attempt_at, abandoned FROM users \
+    WHERE object_guid = lower(?1) OR lower(sam) = lower(?2) OR lower(upn) = lower(?1) \
+    OR source_anchor = ?1 ORDER BY last_attempt_at DESC LIMIT 1";
+const USER_BY_GUID: &str = "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, \
+    onprem_changed_at, applied_at, attempts, next_attempt_at, abandoned FROM users WHERE object_guid = ?1";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -128,6 +136,7 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE INDEX IF NOT EXISTS users_sam ON users (lower(sam));
 CREATE INDEX IF NOT EXISTS users_upn ON users (lower(upn));
+CREATE INDEX IF NOT EXISTS users_anchor ON users (source_anchor);
 CREATE TABLE IF NOT EXISTS history (
     object_guid TEXT NOT NULL,
     at          INTEGER NOT NULL,
@@ -328,16 +337,23 @@ impl StateStore {
     }
 
     /// One user by objectGUID, sAMAccountName (`DOMAIN\sam` too), UPN or source anchor.
+    /// Every alternative is an index lookup (GUIDs are stored in their lower-case canonical
+    /// form), so the cost does not grow with the number of users.
     pub fn user(&self, name: &str) -> Result<Option<UserDiagnostics>, StateError> {
         let sam = name.rsplit('\\').next().unwrap_or(name);
         self.conn
+            .query_row(USER_BY_NAME, params![name, sam], Self::diagnostics_from_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One user by objectGUID: the primary key, as the engine looks users up after each
+    /// delivery.
+    pub fn user_by_guid(&self, guid: &str) -> Result<Option<UserDiagnostics>, StateError> {
+        self.conn
             .query_row(
-                "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at,
-                        applied_at, attempts, next_attempt_at, abandoned
-                 FROM users WHERE lower(object_guid) = lower(?1) OR lower(sam) = lower(?2)
-                   OR lower(upn) = lower(?1) OR source_anchor = ?1
-                 ORDER BY last_attempt_at DESC LIMIT 1",
-                params![name, sam],
+                USER_BY_GUID,
+                params![guid.to_ascii_lowercase()],
                 Self::diagnostics_from_row,
             )
             .optional()
@@ -391,6 +407,45 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The query plan of `sql`, one detail line per step.
+    fn plan(store: &StateStore, sql: &str) -> Vec<String> {
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = stmt.parameter_count();
+        stmt.query_map(rusqlite::params_from_iter(vec!["X"; n]), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn user_lookups_use_indexes_not_a_scan_of_every_user() {
+        // A scan per lookup made every delivered user cost O(users): quadratic full syncs.
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        for sql in [USER_BY_NAME, USER_BY_GUID] {
+            let steps = plan(&store, sql);
+            assert!(
+                steps.iter().all(|s| !s.starts_with("SCAN users")),
+                "{sql}\n{steps:?}"
+            );
+        }
+        let d = diag(
+            "0a0b0c0d-0000-0000-0000-000000000001",
+            SyncStatus::Success,
+            Timestamp::from_unix_micros(1),
+        );
+        store.record(&d).unwrap();
+        let upper = d.object_guid.to_ascii_uppercase();
+        assert!(store.user_by_guid(&upper).unwrap().is_some());
+        assert!(store.user(&upper).unwrap().is_some());
+        assert!(store.user(&d.source_anchor).unwrap().is_some());
+    }
 
     fn diag(guid: &str, status: SyncStatus, at: Timestamp) -> UserDiagnostics {
         UserDiagnostics {

@@ -153,7 +153,7 @@ impl Engine {
         d: UserDiagnostics,
     ) -> Result<(), SyncError> {
         let was_queued = !matches!(
-            self.state.user(&d.object_guid)?.map(|x| x.retry),
+            self.state.user_by_guid(&d.object_guid)?.map(|x| x.retry),
             None | Some(RetryState::None)
         );
         self.state.record(&d)?;
