@@ -322,7 +322,9 @@ void phs_engine_free(struct phs_engine *engine);
 /**
  * Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
  * `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
- * `failed`, `retry_queued`, `users` (per-user results), `ok`. Per-user failures are
+ * `failed`, `retry_queued`, `users` (per-user results), `ok`, `timings` (milliseconds per
+ * stage: `scope_ms`, `replicate_ms`, `provision_ms`, `digest_ms`, `tenant_ms`,
+ * `state_ms`). Per-user failures are
  * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status. A nonzero return
  * from `progress` stops the cycle: `PHS_E_CANCELLED`, and no `*out_json` (see
  * `phs_sync_status` for what it did). A stop applies to this call only.

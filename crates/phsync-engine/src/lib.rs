@@ -22,7 +22,7 @@ pub mod state;
 
 pub use check::{check_connection, CheckReport, CheckResult};
 pub use engine::{
-    CycleReport, Engine, LastCycle, Parts, ProgressFn, UserStatus, CREDENTIAL_BATCH,
+    CycleReport, Engine, LastCycle, Parts, ProgressFn, StageTimings, UserStatus, CREDENTIAL_BATCH,
     STOPPED_BY_CALLER,
 };
 pub use error::SyncError;

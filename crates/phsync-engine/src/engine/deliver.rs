@@ -7,7 +7,10 @@ use phsync_drsr::FileTime;
 use phsync_hash::{new_random_digests, NtHash};
 use phsync_tenant::{CloudError, CredentialOutcome, SyncedCredential};
 
+use std::time::Instant;
+
 use super::provision::spec;
+use super::report::ms_since;
 use super::{tenant_down, CycleReport, Engine, Pending, ProgressFn};
 use crate::state::SyncStatus;
 use crate::SyncError;
@@ -38,7 +41,9 @@ impl Engine {
             };
             if must_change && !self.settings.rules.sync_temporary_passwords {
                 let d = self.diagnostics(p.user, SyncStatus::FilteredByTarget, "the user must change the password at next logon; temporary passwords are not synced (sync_temporary_passwords = false)".into(), Some(p.changed_at), None);
+                let started = Instant::now();
                 self.state.record(&d)?;
+                report.timings.state_ms += ms_since(started);
                 report.filtered += 1;
                 report.users.push(d);
                 continue;
@@ -51,7 +56,9 @@ impl Engine {
         let tenant = self.tenant()?;
         let nts: Vec<&NtHash> = to_send.iter().map(|(_, nt)| nt).collect();
         // Only the random generator can fail here.
+        let started = Instant::now();
         let digests = new_random_digests(&nts).map_err(|e| SyncError::Random(e.to_string()))?;
+        report.timings.digest_ms += ms_since(started);
         let total = to_send.len() as u64;
         let creds: Vec<SyncedCredential> = to_send
             .iter()
@@ -71,14 +78,21 @@ impl Engine {
         for (pendings, creds) in to_send.chunks(batch).zip(creds.chunks(batch)) {
             // Between batches: the caller never stores the cursor past what was skipped.
             self.check_stop()?;
+            let started = Instant::now();
             let results = tenant.apply_synced_credentials(creds)?;
+            report.timings.tenant_ms += ms_since(started);
             for (((p, _nt), cred), result) in pendings.iter().zip(creds).zip(results) {
                 let result = match result {
                     // The user vanished from the tenant since provisioning (deleted by an
                     // administrator, or a replica behind): provision it and retry once.
-                    Err(CloudError::AnchorNotFound(_)) => tenant
-                        .provision_synced_user(&spec(p.user, p.user.enabled()))
-                        .and_then(|_| tenant.apply_synced_credential(cred)),
+                    Err(CloudError::AnchorNotFound(_)) => {
+                        let started = Instant::now();
+                        let retried = tenant
+                            .provision_synced_user(&spec(p.user, p.user.enabled()))
+                            .and_then(|_| tenant.apply_synced_credential(cred));
+                        report.timings.tenant_ms += ms_since(started);
+                        retried
+                    }
                     other => other,
                 };
                 self.record_credential(p, cred.force_change_at_next_sign_in, result, report)?;

@@ -39,7 +39,9 @@ mod scope;
 mod tests;
 mod user;
 
-pub use report::{CycleReport, LastCycle, UserStatus, STOPPED_BY_CALLER};
+use report::ms_since;
+pub use report::{CycleReport, LastCycle, StageTimings, UserStatus, STOPPED_BY_CALLER};
+use std::time::Instant;
 
 /// Credentials per tenant call: one HTTPS request for a remote tenant (the service takes at
 /// most `phsync_tenant::wire::MAX_BATCH`). A stop request takes effect between batches (the
@@ -297,12 +299,15 @@ impl Engine {
         self.align_tenant_policy()
             .map_err(|e| self.domain_failure(is_full, e))?;
 
+        let started = Instant::now();
         let in_scope = self
             .scope(progress)
             .map_err(|e| self.domain_failure(is_full, e))?;
+        report.timings.scope_ms = ms_since(started);
         report.in_scope = in_scope.len() as u64;
         self.check_stop()?;
 
+        let started = Instant::now();
         let (accounts, next_cursor) =
             self.replicate(cursor.as_ref(), progress)
                 .map_err(|e| match e {
@@ -311,9 +316,12 @@ impl Engine {
                     | SyncError::Config(_) => e,
                     other => self.domain_failure(is_full, other),
                 })?;
+        report.timings.replicate_ms = ms_since(started);
         self.check_stop()?;
 
+        let started = Instant::now();
         let back_in_scope = self.provision(&in_scope, report, progress, is_full)?;
+        report.timings.provision_ms = ms_since(started);
         self.check_stop()?;
 
         let pending = self.pending(&in_scope, accounts, &back_in_scope, report)?;
@@ -324,7 +332,10 @@ impl Engine {
         // asked to stop, so the cycle ends as stopped (the cursor stays; nothing is lost).
         self.check_stop()?;
         // Everything the cursor covers is now in the tenant or in the retry queue.
-        if let Err(e) = self.state.put(CURSOR_KEY, &next_cursor.0) {
+        let started = Instant::now();
+        let stored = self.state.put(CURSOR_KEY, &next_cursor.0);
+        report.timings.state_ms += ms_since(started);
+        if let Err(e) = stored {
             self.emit(
                 id::CYCLE_STATE_NOT_STORED,
                 Level::Error,
@@ -336,6 +347,16 @@ impl Engine {
         report.finished_at = self.now();
         report.ok = report.failed == 0;
         let _ = self.state.prune(report.finished_at);
+        let t = &report.timings;
+        tracing::debug!(
+            scope_ms = t.scope_ms,
+            replicate_ms = t.replicate_ms,
+            provision_ms = t.provision_ms,
+            digest_ms = t.digest_ms,
+            tenant_ms = t.tenant_ms,
+            state_ms = t.state_ms,
+            "cycle stage timings"
+        );
         self.cycle_finished(is_full, report);
         Ok(())
     }

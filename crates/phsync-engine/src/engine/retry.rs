@@ -81,7 +81,10 @@ impl Engine {
             }
         }
         if !fetch.is_empty() {
-            for (guid, result) in fetch.iter().zip(self.fetch(&fetch)) {
+            let started = std::time::Instant::now();
+            let fetched = self.fetch(&fetch);
+            report.timings.replicate_ms += super::ms_since(started);
+            for (guid, result) in fetch.iter().zip(fetched) {
                 let user = by_guid[guid];
                 match result {
                     Ok(account) => {
@@ -152,11 +155,13 @@ impl Engine {
         report: &mut CycleReport,
         d: UserDiagnostics,
     ) -> Result<(), SyncError> {
+        let started = std::time::Instant::now();
         let was_queued = !matches!(
             self.state.user_by_guid(&d.object_guid)?.map(|x| x.retry),
             None | Some(RetryState::None)
         );
         self.state.record(&d)?;
+        report.timings.state_ms += super::ms_since(started);
         if was_queued {
             self.emit(
                 id::RETRY_QUEUE_REMOVE,
@@ -175,8 +180,10 @@ impl Engine {
         report: &mut CycleReport,
         mut d: UserDiagnostics,
     ) -> Result<(), SyncError> {
+        let started = std::time::Instant::now();
         self.state.record(&d)?;
         d.retry = self.state.queue_retry(&d.object_guid, self.now())?;
+        report.timings.state_ms += super::ms_since(started);
         let data = json!({ "user": d.sam_account_name, "status": d.status.as_str(), "reason": d.reason, "retry": d.retry });
         self.emit(
             id::OBJECT_FAILED,

@@ -255,6 +255,24 @@ fn a_full_sync_delivers_in_scope_users_and_the_next_cycle_only_changes() {
         Some("after-1")
     );
 
+    // Every stage that ran reported its time (the fakes are fast: only presence is checked,
+    // through the JSON callers see).
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "scope_ms",
+        "replicate_ms",
+        "provision_ms",
+        "digest_ms",
+        "tenant_ms",
+        "state_ms",
+    ] {
+        assert!(
+            json["timings"][key].is_u64(),
+            "{key} in {}",
+            json["timings"]
+        );
+    }
+
     let quiet_cycle = engine.cycle(false, &mut quiet()).unwrap();
     assert_eq!((quiet_cycle.mode, quiet_cycle.applied), ("incremental", 0));
     rig.dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
