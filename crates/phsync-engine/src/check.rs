@@ -146,19 +146,19 @@ impl Results {
 /// connect).
 pub fn check_connection(config_path: &Path) -> CheckReport {
     let mut r = Results::default();
-    let Some((config, settings)) = check_config(&mut r, config_path) else {
+    let Some(settings) = check_config(&mut r, config_path) else {
         for name in &CHECK_NAMES[1..] {
             r.skip(name, "not run: config failed");
         }
         return r.into_report();
     };
-    check_fips(&mut r, &config);
+    check_fips(&mut r, &settings);
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => {
-            rt.block_on(check_directory(&mut r, &config, &settings));
+            rt.block_on(check_directory(&mut r, &settings));
             check_tenant(&mut r, &rt, &settings);
         }
         Err(e) => {
@@ -170,7 +170,7 @@ pub fn check_connection(config_path: &Path) -> CheckReport {
     r.into_report()
 }
 
-fn check_config(r: &mut Results, path: &Path) -> Option<(Config, Settings)> {
+fn check_config(r: &mut Results, path: &Path) -> Option<Settings> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -187,7 +187,7 @@ fn check_config(r: &mut Results, path: &Path) -> Option<(Config, Settings)> {
             path.display(),
             settings.replication.dc_host,
             settings.ldap.url,
-            config.source.username.trim(),
+            settings.ldap.bind_name,
             settings.tenant.display(),
             settings.state_dir.display()
         );
@@ -196,7 +196,7 @@ fn check_config(r: &mut Results, path: &Path) -> Option<(Config, Settings)> {
     match checked {
         Ok((detail, settings)) => {
             r.pass("config", detail);
-            Some((config, settings))
+            Some(settings)
         }
         Err(e) => {
             r.fail("config", e.to_string());
@@ -205,10 +205,10 @@ fn check_config(r: &mut Results, path: &Path) -> Option<(Config, Settings)> {
     }
 }
 
-fn check_fips(r: &mut Results, config: &Config) {
+fn check_fips(r: &mut Results, settings: &Settings) {
     if !fips::host_in_fips_mode() {
         r.pass("fips", "the host is not in FIPS mode");
-    } else if config.sync.allow_non_fips_crypto {
+    } else if settings.rules.allow_non_fips_crypto {
         r.pass(
             "fips",
             "the host is in FIPS mode; allow_non_fips_crypto = true lets phsync use MD4, MD5 and RC4 for replication",
@@ -260,20 +260,16 @@ async fn tcp_connect(host: &str, port: u16, what: &str) -> Result<(), String> {
     }
 }
 
-async fn check_directory(r: &mut Results, config: &Config, settings: &Settings) {
-    let src = &config.source;
+async fn check_directory(r: &mut Results, settings: &Settings) {
+    let repl = &settings.replication;
 
     // dc_reachable: the ports the engine will use, before any protocol.
-    let ldap = src
-        .url()
-        .ok()
-        .and_then(|url| ldap_host_port(&url))
+    let ldap = ldap_host_port(&settings.ldap.url)
         .ok_or_else(|| "cannot take a host and port from the LDAP URL".to_string());
-    let rpc =
-        Ok::<_, String>(settings.replication.dc_host.clone()).map(|host| match src.rpc_port {
-            Some(port) => (host, port, "DRSUAPI (source.rpc_port)"),
-            None => (host, 135, "the RPC endpoint mapper"),
-        });
+    let rpc = Ok::<_, String>(repl.dc_host.clone()).map(|host| match repl.rpc_port {
+        Some(port) => (host, port, "DRSUAPI (source.rpc_port)"),
+        None => (host, 135, "the RPC endpoint mapper"),
+    });
     let ldap = match ldap {
         Ok((host, port)) => tcp_connect(&host, port, "LDAP")
             .await
@@ -309,7 +305,7 @@ async fn check_directory(r: &mut Results, config: &Config, settings: &Settings) 
                     format!(
                         "bound to {} as {}{}",
                         d.url(),
-                        src.bind_name(),
+                        settings.ldap.bind_name,
                         if dc.is_empty() {
                             String::new()
                         } else {
@@ -338,15 +334,15 @@ async fn check_directory(r: &mut Results, config: &Config, settings: &Settings) 
         };
         match connected {
             Ok((c, host)) => {
-                let auth = match src.auth {
+                let auth = match repl.method {
                     AuthMethod::Ntlm => "NTLM",
                     AuthMethod::Kerberos => "Kerberos",
                 };
                 r.pass(
                     "drsr_bind",
                     format!(
-                        "DCE/RPC bind ({auth}, packet privacy) and DRSBind with {host} as {}",
-                        src.username.trim()
+                        "DCE/RPC bind ({auth}, packet privacy) and DRSBind with {host} as {}\\{}",
+                        repl.account_domain, repl.account
                     ),
                 );
                 client = Some(c);
@@ -361,7 +357,7 @@ async fn check_directory(r: &mut Results, config: &Config, settings: &Settings) 
         let (Some(d), Some(c)) = (dir.as_mut(), client.as_mut()) else {
             unreachable!("ldap_bind and drsr_bind passed");
         };
-        match d.users(&config.sync.scope()).await {
+        match d.users(&settings.scope).await {
             Err(e) => r.fail(
                 "replication_rights",
                 format!("cannot list the users in scope to read one's password: {e}"),
