@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{fips, SyncError};
 use crate::config::{AuthMethod, Config};
-use crate::settings::Settings;
+use crate::settings::{ldap_host_port, Settings};
 use phsync_directory::DirectoryUser;
 use phsync_drsr::{DrsrClient, DrsrError};
 use phsync_tenant::{self as cloud, CloudError, TenantTarget, TlsProbe};
@@ -218,31 +218,6 @@ fn check_fips(r: &mut Results, settings: &Settings) {
     }
 }
 
-/// `host` and `port` of an `ldap://` or `ldaps://` URL (389 and 636 by default).
-fn ldap_host_port(url: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let default_port = if scheme.eq_ignore_ascii_case("ldaps") {
-        636
-    } else {
-        389
-    };
-    let authority = rest.split('/').next()?;
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None => default_port,
-        };
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port),
-        }
-    };
-    (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
 /// One TCP connection, within [`CONNECT_TIMEOUT`] (name resolution included).
 async fn tcp_connect(host: &str, port: u16, what: &str) -> Result<(), String> {
     match tokio::time::timeout(
@@ -264,24 +239,19 @@ async fn check_directory(r: &mut Results, settings: &Settings) {
     let repl = &settings.replication;
 
     // dc_reachable: the ports the engine will use, before any protocol.
-    let ldap = ldap_host_port(&settings.ldap.url)
-        .ok_or_else(|| "cannot take a host and port from the LDAP URL".to_string());
-    let rpc = Ok::<_, String>(repl.dc_host.clone()).map(|host| match repl.rpc_port {
-        Some(port) => (host, port, "DRSUAPI (source.rpc_port)"),
-        None => (host, 135, "the RPC endpoint mapper"),
-    });
-    let ldap = match ldap {
-        Ok((host, port)) => tcp_connect(&host, port, "LDAP")
+    let ldap = match ldap_host_port(&settings.ldap.url) {
+        Some((host, port)) => tcp_connect(&host, port, "LDAP")
             .await
             .map(|()| format!("LDAP at {host}:{port}")),
-        Err(e) => Err(e),
+        None => Err("cannot take a host and port from the LDAP URL".to_string()),
     };
-    let rpc = match rpc {
-        Ok((host, port, what)) => tcp_connect(&host, port, what)
-            .await
-            .map(|()| format!("{what} at {host}:{port}")),
-        Err(e) => Err(e),
+    let (port, what) = match repl.rpc_port {
+        Some(port) => (port, "DRSUAPI (source.rpc_port)"),
+        None => (135, "the RPC endpoint mapper"),
     };
+    let rpc = tcp_connect(&repl.dc_host, port, what)
+        .await
+        .map(|()| format!("{what} at {}:{port}", repl.dc_host));
     let (ldap_reachable, rpc_reachable) = (ldap.is_ok(), rpc.is_ok());
     match (ldap, rpc) {
         (Ok(l), Ok(rpc)) => r.pass("dc_reachable", format!("connected to {l} and {rpc}")),

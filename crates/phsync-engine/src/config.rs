@@ -422,9 +422,7 @@ impl SourceConfig {
     /// Read the bind password and connect to the DC over LDAP: the one way the engine, the
     /// connection check and the CLI connect. The password is dropped (zeroized) after the bind.
     pub async fn connect_directory(&self) -> Result<phsync_directory::Directory, crate::SyncError> {
-        let target = self.ldap_target()?;
-        let password = self.password()?;
-        Ok(phsync_directory::Directory::connect(&target, &password).await?)
+        crate::settings::connect_directory(&self.ldap_target()?, &self.password_source()?).await
     }
 
     /// The username as sent in the simple bind: a bare sAMAccountName becomes `sam@realm`.

@@ -196,27 +196,50 @@ impl ReplicationTarget {
 fn dc_host(src: &SourceConfig) -> Result<String, ConfigError> {
     match (&src.domain_controller, &src.ldap_url) {
         (Some(dc), _) => Ok(dc.trim().to_string()),
-        (None, Some(url)) => {
-            let rest = url.split("://").nth(1).unwrap_or("");
-            let authority = rest.split('/').next().unwrap_or("");
-            // [v6]:port, [v6], host:port, host
-            let host = if let Some(inner) = authority.strip_prefix('[') {
-                inner.split(']').next().unwrap_or("")
-            } else {
-                authority.split(':').next().unwrap_or("")
-            };
-            if host.is_empty() {
-                Err(ConfigError::Invalid(format!(
-                    "cannot take a DC host from source.ldap_url {url:?}"
-                )))
-            } else {
-                Ok(host.to_string())
-            }
-        }
+        (None, Some(url)) => ldap_host_port(url).map(|(host, _)| host).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "cannot take a DC host from source.ldap_url {url:?}"
+            ))
+        }),
         (None, None) => Err(ConfigError::Invalid(
             "set source.ldap_url or source.domain_controller".into(),
         )),
     }
+}
+
+/// `host` and `port` of an `ldap://` or `ldaps://` URL (389 and 636 by default).
+pub(crate) fn ldap_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = if scheme.eq_ignore_ascii_case("ldaps") {
+        636
+    } else {
+        389
+    };
+    let authority = rest.split('/').next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default_port,
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (authority, default_port),
+        }
+    };
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// Read the bind password now and connect to `target`; the password is dropped (zeroized)
+/// after the bind.
+pub(crate) async fn connect_directory(
+    target: &LdapTarget,
+    password: &PasswordSource,
+) -> Result<phsync_directory::Directory, crate::SyncError> {
+    let password = password.read()?;
+    Ok(phsync_directory::Directory::connect(target, &password).await?)
 }
 
 impl Settings {
@@ -259,8 +282,7 @@ impl Settings {
 
     /// Read the bind password and connect to the DC over LDAP.
     pub async fn connect_directory(&self) -> Result<phsync_directory::Directory, crate::SyncError> {
-        let password = self.password.read()?;
-        Ok(phsync_directory::Directory::connect(&self.ldap, &password).await?)
+        connect_directory(&self.ldap, &self.password).await
     }
 }
 

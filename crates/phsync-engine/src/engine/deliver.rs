@@ -3,15 +3,13 @@
 
 use zeroize::Zeroizing;
 
-use phsync_drsr::FileTime;
 use phsync_hash::{new_random_digests, NtHash};
 use phsync_tenant::{CloudError, CredentialOutcome, SyncedCredential};
 
 use std::time::Instant;
 
 use super::provision::spec;
-use super::report::ms_since;
-use super::{tenant_down, CycleReport, Engine, Pending, ProgressFn};
+use super::{ms_since, CycleReport, Engine, Pending, ProgressFn};
 use crate::state::SyncStatus;
 use crate::SyncError;
 
@@ -25,8 +23,6 @@ impl Engine {
     ) -> Result<(), SyncError> {
         let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
         for mut p in pending {
-            let must_change =
-                p.user.must_change_password() || p.account.pwd_last_set == Some(FileTime::UNSET);
             let Some(nt) = p.account.nt_hash.take() else {
                 let d = self.diagnostics(
                     p.user,
@@ -39,7 +35,7 @@ impl Engine {
                 self.fail(report, d)?;
                 continue;
             };
-            if must_change && !self.settings.rules.sync_temporary_passwords {
+            if p.must_change() && !self.settings.rules.sync_temporary_passwords {
                 let d = self.diagnostics(p.user, SyncStatus::FilteredByTarget, "the user must change the password at next logon; temporary passwords are not synced (sync_temporary_passwords = false)".into(), Some(p.changed_at), None);
                 let started = Instant::now();
                 self.state.record(&d)?;
@@ -67,8 +63,7 @@ impl Engine {
                 source_anchor: p.user.source_anchor(),
                 digest: Zeroizing::new(digest.encode().to_string()),
                 changed_at: p.changed_at,
-                force_change_at_next_sign_in: p.user.must_change_password()
-                    || p.account.pwd_last_set == Some(FileTime::UNSET),
+                force_change_at_next_sign_in: p.must_change(),
             })
             .collect();
         // Chronological order holds across batches: each batch is applied in order, and
@@ -150,7 +145,7 @@ impl Engine {
                 );
                 self.fail(report, d)?;
             }
-            Err(e) if tenant_down(&e) => {
+            Err(e) if e.kind().is_outage() => {
                 // The tenant is down: fail the cycle; the cursor stays, nothing is lost.
                 return Err(e.into());
             }

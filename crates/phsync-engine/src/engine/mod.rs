@@ -26,8 +26,8 @@ use crate::settings::Settings;
 use crate::state::{StateStore, UserDiagnostics};
 use crate::{fips, SyncError};
 use phsync_directory::DirectoryUser;
-use phsync_drsr::ReplicatedAccount;
-use phsync_tenant::{Clock, CloudError, CloudTenant, SystemClock, Timestamp};
+use phsync_drsr::{FileTime, ReplicatedAccount};
+use phsync_tenant::{Clock, CloudTenant, SystemClock, Timestamp};
 
 mod deliver;
 mod provision;
@@ -59,17 +59,18 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64, u64);
 /// The tenant's actor name for what the engine does (its audit entries).
 pub(crate) const TENANT_ACTOR: &str = "sync-agent";
 
-/// Errors that say the tenant as a whole is unusable right now (down, unreachable, our
-/// token refused): the cycle fails and keeps its cursor, nothing is lost.
-fn tenant_down(e: &CloudError) -> bool {
-    e.kind().is_outage()
-}
-
 /// One password to deliver.
 struct Pending<'a> {
     user: &'a DirectoryUser,
     account: ReplicatedAccount,
     changed_at: Timestamp,
+}
+
+impl Pending<'_> {
+    /// "User must change password at next logon", as the directory or the DC says it.
+    fn must_change(&self) -> bool {
+        self.user.must_change_password() || self.account.pwd_last_set == Some(FileTime::UNSET)
+    }
 }
 
 /// The parts an engine runs on. [`Engine::open`] builds the live ones from settings; tests

@@ -8,7 +8,7 @@ use serde_json::json;
 use phsync_directory::{DirectoryUser, Guid};
 use phsync_tenant::{CloudError, Origin, ProvisionOutcome, SyncedUserSpec};
 
-use super::{tenant_down, CycleReport, Engine, ProgressFn};
+use super::{CycleReport, Engine, ProgressFn};
 use crate::events::{id, Level};
 use crate::SyncError;
 
@@ -82,7 +82,10 @@ impl Engine {
         for (user, outcome) in in_scope.iter().zip(outcomes) {
             let outcome = match outcome {
                 Ok(o) => o,
-                Err(e) if tenant_down(&e) => return Err(self.domain_failure(is_full, e.into())),
+                // The tenant as a whole is down: the cycle stops, its cursor kept.
+                Err(e) if e.kind().is_outage() => {
+                    return Err(self.domain_failure(is_full, e.into()))
+                }
                 Err(e) => {
                     // Its credential will find no user and go to the retry queue.
                     self.emit(

@@ -3,6 +3,7 @@
 //! recorded: diagnostics, history, and the retry queue with its backoff.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use serde_json::json;
 
@@ -10,7 +11,7 @@ use phsync_directory::{DirectoryUser, Guid};
 use phsync_drsr::{FileTime, ReplicatedAccount};
 use phsync_tenant::Timestamp;
 
-use super::{CycleReport, Engine, Pending};
+use super::{ms_since, CycleReport, Engine, Pending};
 use crate::events::{id, Level};
 use crate::state::{RetryState, SyncStatus, UserDiagnostics};
 use crate::SyncError;
@@ -81,9 +82,9 @@ impl Engine {
             }
         }
         if !fetch.is_empty() {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let fetched = self.fetch(&fetch);
-            report.timings.replicate_ms += super::ms_since(started);
+            report.timings.replicate_ms += ms_since(started);
             for (guid, result) in fetch.iter().zip(fetched) {
                 let user = by_guid[guid];
                 match result {
@@ -155,13 +156,13 @@ impl Engine {
         report: &mut CycleReport,
         d: UserDiagnostics,
     ) -> Result<(), SyncError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let was_queued = !matches!(
             self.state.user_by_guid(&d.object_guid)?.map(|x| x.retry),
             None | Some(RetryState::None)
         );
         self.state.record(&d)?;
-        report.timings.state_ms += super::ms_since(started);
+        report.timings.state_ms += ms_since(started);
         if was_queued {
             self.emit(
                 id::RETRY_QUEUE_REMOVE,
@@ -180,10 +181,10 @@ impl Engine {
         report: &mut CycleReport,
         mut d: UserDiagnostics,
     ) -> Result<(), SyncError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.state.record(&d)?;
         d.retry = self.state.queue_retry(&d.object_guid, self.now())?;
-        report.timings.state_ms += super::ms_since(started);
+        report.timings.state_ms += ms_since(started);
         let data = json!({ "user": d.sam_account_name, "status": d.status.as_str(), "reason": d.reason, "retry": d.retry });
         self.emit(
             id::OBJECT_FAILED,
