@@ -27,6 +27,14 @@ pub enum CloudError {
     UnsupportedTarget(String),
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// An agent wrote a user in a domain (UPN suffix) that another sync source (or the
+    /// cloud) owns.
+    #[error("the domain {0:?} belongs to another sync source")]
+    DomainOwned(String),
+    /// An agent used a source anchor that belongs (or belonged, before a deletion) to
+    /// another sync source.
+    #[error("source anchor {0:?} belongs to another sync source")]
+    AnchorOwned(String),
     #[error("the tenant service refused the credentials: {0}")]
     Unauthorized(String),
     #[error("the tenant service is unreachable: {0}")]
@@ -126,7 +134,9 @@ impl CloudError {
             CloudError::MalformedDigest(_) => ErrorKind::MalformedDigest,
             CloudError::PasswordTooLong { .. } => ErrorKind::PasswordTooLong,
             CloudError::InvalidPassword(_) => ErrorKind::InvalidPassword,
-            CloudError::Forbidden(_) => ErrorKind::Forbidden,
+            CloudError::Forbidden(_) | CloudError::DomainOwned(_) | CloudError::AnchorOwned(_) => {
+                ErrorKind::Forbidden
+            }
             CloudError::Unauthorized(_) => ErrorKind::Unauthorized,
             CloudError::Throttled { .. } => ErrorKind::Throttled,
             CloudError::Storage(_) | CloudError::TenantFile { .. } => ErrorKind::StorageUnavailable,

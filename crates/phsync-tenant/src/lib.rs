@@ -65,6 +65,8 @@ pub trait CloudTenant: Send + Sync {
     fn users(&self) -> CloudResult<Vec<User>>;
     /// Delete a user (administrators); a synced one returns with the next sync in scope.
     fn delete_user(&self, upn: &str) -> CloudResult<()>;
+    /// End every session of a user (administrators); how many were open.
+    fn revoke_sessions(&self, upn: &str) -> CloudResult<u64>;
     /// Many users at once; one result per spec, in order. Remote tenants send one request.
     fn provision_synced_users(
         &self,

@@ -668,6 +668,16 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    fn delete_sessions(&mut self, user_id: i64, keep: Option<&[u8; 32]>) -> CloudResult<u64> {
+        let keep = keep.map(|k| k.as_slice());
+        self.client()
+            .execute(
+                "DELETE FROM sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)",
+                &[&user_id, &keep],
+            )
+            .map_err(|e| pg_error("delete sessions", e))
+    }
+
     fn session(&mut self, token_hash: &[u8; 32]) -> CloudResult<Option<SessionRow>> {
         let row = self
             .client()

@@ -149,6 +149,8 @@ fn error_from_detail(
             CloudError::InvalidArgument(d.message)
         }
         "forbidden" => CloudError::Forbidden(d.message),
+        "domain_owned_by_other_source" => CloudError::DomainOwned(domain_of(subject)),
+        "anchor_owned_by_other_source" => CloudError::AnchorOwned(subject.to_string()),
         "unauthorized" => CloudError::Unauthorized(d.message),
         "too_many_requests" => CloudError::Throttled {
             retry_after_seconds: retry_after.unwrap_or(1),
@@ -158,6 +160,13 @@ fn error_from_detail(
             message: d.message,
         },
     }
+}
+
+/// The domain part of a UPN (what a `domain_owned_by_other_source` refusal names).
+fn domain_of(upn: &str) -> String {
+    upn.rsplit_once('@')
+        .map_or(upn, |(_, domain)| domain)
+        .to_string()
 }
 
 struct Reply {
@@ -626,6 +635,13 @@ impl CloudTenant for RemoteTenant {
             reply.retry_after,
             upn,
         ))
+    }
+
+    fn revoke_sessions(&self, upn: &str) -> CloudResult<u64> {
+        let path = format!("/v1/users/{}/sessions", segment(upn));
+        let reply = self.send("DELETE", &path, &[], None, Retry::Safe, None)?;
+        let r: SessionsRevoked = self.decode(&reply, upn)?;
+        Ok(r.revoked)
     }
 
     fn status(&self) -> CloudResult<TenantStatus> {

@@ -507,6 +507,17 @@ impl StoreTx for SqliteTx<'_> {
             .map_err(CloudError::storage)
     }
 
+    fn delete_sessions(&mut self, user_id: i64, keep: Option<&[u8; 32]>) -> CloudResult<u64> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
+                params![user_id, keep.map(|k| k.as_slice())],
+            )
+            .map_err(CloudError::storage)?;
+        Ok(n as u64)
+    }
+
     fn append_audit(&mut self, a: &AuditRow) -> CloudResult<()> {
         self.conn
             .execute(

@@ -168,6 +168,8 @@ pub trait StoreTx {
     fn delete_lockout(&mut self, upn_key: &str) -> CloudResult<()>;
     fn insert_session(&mut self, row: &SessionRow) -> CloudResult<()>;
     fn session(&mut self, token_hash: &[u8; 32]) -> CloudResult<Option<SessionRow>>;
+    /// Delete every session of a user, or every one but `keep`; how many were deleted.
+    fn delete_sessions(&mut self, user_id: i64, keep: Option<&[u8; 32]>) -> CloudResult<u64>;
     fn append_audit(&mut self, row: &AuditRow) -> CloudResult<()>;
     /// Newest first.
     fn audit(&mut self, limit: usize) -> CloudResult<Vec<AuditRow>>;

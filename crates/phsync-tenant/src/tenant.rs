@@ -738,6 +738,24 @@ impl CloudTenant for LocalTenant {
         tx.commit()
     }
 
+    fn revoke_sessions(&self, upn: &str) -> CloudResult<u64> {
+        let mut tx = self.store.write()?;
+        let Some(user) = tx.user(UserKey::Upn(&upn_key(upn)))? else {
+            return Err(CloudError::UserNotFound(upn.to_string()));
+        };
+        let revoked = tx.delete_sessions(user.id, None)?;
+        self.audit(
+            tx.as_mut(),
+            "session.revoke",
+            Some(&user.upn),
+            user.source_anchor.as_deref(),
+            "applied",
+            Some(format!("{revoked} session(s) ended")),
+        )?;
+        tx.commit()?;
+        Ok(revoked)
+    }
+
     fn status(&self) -> CloudResult<TenantStatus> {
         let mut tx = self.store.write()?;
         let counts = tx.stats()?;

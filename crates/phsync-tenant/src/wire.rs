@@ -53,6 +53,8 @@ pub fn error_code(e: &CloudError) -> (&'static str, u16) {
         CloudError::InvalidPassword(_) => "invalid_password",
         CloudError::InvalidArgument(_) | CloudError::UnsupportedTarget(_) => "invalid_request",
         CloudError::Forbidden(_) => "forbidden",
+        CloudError::DomainOwned(_) => "domain_owned_by_other_source",
+        CloudError::AnchorOwned(_) => "anchor_owned_by_other_source",
         CloudError::Unauthorized(_) => "unauthorized",
         CloudError::Throttled { .. } => "too_many_requests",
         CloudError::Storage(_)
@@ -167,6 +169,14 @@ pub struct ChangePasswordRequest {
     pub user_principal_name: String,
     pub old_password: Zeroizing<String>,
     pub new_password: Zeroizing<String>,
+}
+
+/// The answer to `DELETE /v1/users/{upn}/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionsRevoked {
+    pub user_principal_name: String,
+    /// Sessions that were open and are now refused.
+    pub revoked: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

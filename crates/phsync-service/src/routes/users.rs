@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use phsync_tenant::wire::{NewCloudUser, SetPasswordRequest, UsersResponse};
+use phsync_tenant::wire::{NewCloudUser, SessionsRevoked, SetPasswordRequest, UsersResponse};
 use phsync_tenant::{CloudError, CloudTenant, SetPasswordResult, User};
 
 use super::sign_in::utf16;
@@ -22,6 +22,7 @@ pub(super) fn routes() -> Routes {
         .get("/v1/users/{upn}", get_user)
         .delete("/v1/users/{upn}", delete_user)
         .post("/v1/users/{upn}/password", reset_password)
+        .delete("/v1/users/{upn}/sessions", revoke_sessions)
 }
 
 async fn list_users(
@@ -85,4 +86,18 @@ async fn reset_password(
     })
     .await?;
     Ok(Json(result))
+}
+
+async fn revoke_sessions(
+    State(app): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    UpnPath(upn): UpnPath,
+) -> ApiResult<Json<SessionsRevoked>> {
+    let tenant = app.tenant(&caller.actor(), None);
+    let lookup = upn.clone();
+    let revoked = blocking(move || tenant.revoke_sessions(&lookup)).await?;
+    Ok(Json(SessionsRevoked {
+        user_principal_name: upn,
+        revoked,
+    }))
 }
