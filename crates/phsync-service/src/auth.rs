@@ -36,6 +36,9 @@ async fn authorize(parts: &Parts, app: &AppState, roles: &[TokenRole]) -> ApiRes
             "the API token is invalid or revoked",
         ));
     };
+    if let Some(log) = parts.extensions.get::<crate::routes::RequestLog>() {
+        log.set_caller(format!("{}:{}", caller.role.as_str(), caller.token_id));
+    }
     if !roles.contains(&caller.role) {
         let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         return Err(ApiError::new(
@@ -92,6 +95,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionBearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        if let Some(log) = parts.extensions.get::<crate::routes::RequestLog>() {
+            log.set_caller("session".into());
+        }
         match bearer(&parts.headers) {
             Some(token) => Ok(SessionBearer(Zeroizing::new(token.to_string()))),
             None => Err(ApiError::unauthorized("no session token")),

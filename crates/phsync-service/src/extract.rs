@@ -11,8 +11,26 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
 
-/// Remove a quoted string value from a serde message: it could be a misplaced password.
+/// Remove every value the client sent from a serde message: a string, number or boolean
+/// in the wrong field could be a misplaced password ("invalid type: integer `12345678`").
 pub(crate) fn redact_serde_message(msg: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(i) = msg.find(prefix) {
+            let rest = &msg[i + prefix.len()..];
+            if let Some(j) = rest.find(", expected") {
+                let kind: Vec<&str> = rest[..j]
+                    .split(' ')
+                    .take_while(|w| !w.starts_with('`') && !w.starts_with('"'))
+                    .collect();
+                return format!(
+                    "{}{prefix}{} (redacted){}",
+                    &msg[..i],
+                    kind.join(" "),
+                    &rest[j..]
+                );
+            }
+        }
+    }
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     while let Some(i) = rest.find("string \"") {
@@ -136,6 +154,18 @@ mod tests {
         let r = redact_serde_message(m);
         assert!(!r.contains("hunter2"), "{r}");
         assert!(r.contains("expected a boolean"), "{r}");
+        for m in [
+            "invalid type: integer `12345678`, expected a string at line 1 column 40",
+            "invalid type: floating point `1234.5`, expected a string at line 1 column 9",
+            "invalid value: integer `-31337`, expected u32 at line 1 column 3",
+            "invalid type: boolean `true`, expected a string at line 1 column 9",
+        ] {
+            let r = redact_serde_message(m);
+            for secret in ["12345678", "1234.5", "31337", "true"] {
+                assert!(!r.contains(secret), "{r}");
+            }
+            assert!(r.contains("(redacted), expected"), "{r}");
+        }
         assert_eq!(
             redact_serde_message("missing field `password` at line 1"),
             "missing field `password` at line 1"

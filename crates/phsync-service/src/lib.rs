@@ -51,6 +51,7 @@
 
 mod app;
 mod auth;
+pub mod clients;
 mod error;
 mod extract;
 mod routes;
@@ -99,6 +100,10 @@ pub struct ServiceConfig {
     pub max_concurrent_password_checks: usize,
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Open connections per client (an IPv4 address or an IPv6 /64): one client holding
+    /// idle connections cannot take every slot.
+    #[serde(default = "defaults::max_connections_per_address")]
+    pub max_connections_per_address: usize,
 }
 
 mod defaults {
@@ -117,6 +122,21 @@ mod defaults {
     pub fn max_connections() -> usize {
         1024
     }
+    pub fn max_connections_per_address() -> usize {
+        64
+    }
+}
+
+/// The largest values the config accepts: beyond them a setting is a mistake (or would
+/// overflow a timer or exhaust memory), so loading refuses it with a clear message.
+mod maxima {
+    pub const MAX_BODY_BYTES: usize = 64 << 20;
+    pub const REQUEST_TIMEOUT_SECONDS: u64 = 3600;
+    /// Each Argon2id check holds 19 MiB.
+    pub const CONCURRENT_PASSWORD_CHECKS: usize = 1024;
+    pub const CONNECTIONS: usize = 1 << 20;
+    /// PEM certificate chains and keys are a few KiB; this refuses `/dev/zero` and such.
+    pub const TLS_FILE_BYTES: u64 = 1 << 20;
 }
 
 #[derive(Deserialize)]
@@ -158,16 +178,54 @@ impl ServiceConfig {
         if !c.store.contains("://") && Path::new(&c.store).is_relative() {
             c.store = base.join(&c.store).display().to_string();
         }
-        if c.max_body_bytes < 1024 {
-            return Err(err("max_body_bytes must be at least 1024".into()));
-        }
-        if c.request_timeout_seconds == 0 {
-            return Err(err("request_timeout_seconds must be at least 1".into()));
-        }
-        if c.max_connections == 0 {
-            return Err(err("max_connections must be at least 1".into()));
-        }
+        c.validate().map_err(err)?;
         Ok(c)
+    }
+
+    /// Every setting within its range (see `maxima`).
+    pub fn validate(&self) -> Result<(), String> {
+        fn range<T: PartialOrd + std::fmt::Display>(
+            name: &str,
+            v: T,
+            min: T,
+            max: T,
+        ) -> Result<(), String> {
+            if v < min || v > max {
+                return Err(format!("{name} must be between {min} and {max}, not {v}"));
+            }
+            Ok(())
+        }
+        range(
+            "max_body_bytes",
+            self.max_body_bytes,
+            1024,
+            maxima::MAX_BODY_BYTES,
+        )?;
+        range(
+            "request_timeout_seconds",
+            self.request_timeout_seconds,
+            1,
+            maxima::REQUEST_TIMEOUT_SECONDS,
+        )?;
+        range(
+            "max_concurrent_password_checks",
+            self.max_concurrent_password_checks,
+            0,
+            maxima::CONCURRENT_PASSWORD_CHECKS,
+        )?;
+        range(
+            "max_connections",
+            self.max_connections,
+            1,
+            maxima::CONNECTIONS,
+        )?;
+        range(
+            "max_connections_per_address",
+            self.max_connections_per_address,
+            1,
+            self.max_connections,
+        )?;
+        Ok(())
     }
 
     /// A config for tests and embedding: loopback, the given store, defaults elsewhere.
@@ -183,6 +241,7 @@ impl ServiceConfig {
             sign_in_per_address_per_minute: defaults::per_address(),
             max_concurrent_password_checks: 0,
             max_connections: defaults::max_connections(),
+            max_connections_per_address: defaults::max_connections_per_address(),
         }
     }
 }
@@ -195,6 +254,36 @@ pub enum Transport {
     InsecureHttp,
 }
 
+/// A TLS file: a regular file of at most `maxima::TLS_FILE_BYTES`, read once.
+fn read_tls_file(path: &Path, what: &str) -> Result<Vec<u8>, ServiceError> {
+    let fail = |m: String| ServiceError::Tls(format!("{what} {}: {m}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > maxima::TLS_FILE_BYTES {
+        return Err(fail(format!(
+            "{} bytes; a PEM file is at most {} bytes",
+            meta.len(),
+            maxima::TLS_FILE_BYTES
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if what == "tls_key" && mode & 0o007 != 0 {
+            return Err(fail(format!(
+                "the private key is accessible to every user (mode {mode:04o}); chmod 600 it"
+            )));
+        }
+        if what == "tls_key" && mode & 0o070 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:04o}"), "the TLS private key is readable by its group");
+        }
+    }
+    std::fs::read(path).map_err(|e| fail(e.to_string()))
+}
+
 fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, ServiceError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -203,8 +292,9 @@ fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, Ser
             "tls_cert and tls_key are required (plain HTTP needs --insecure-http and a loopback address)".into(),
         ));
     };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+    let cert_pem = read_tls_file(cert, "tls_cert")?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServiceError::Tls(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
         return Err(ServiceError::Tls(format!(
@@ -212,7 +302,8 @@ fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, Ser
             cert.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
+    let key_pem = zeroize::Zeroizing::new(read_tls_file(key, "tls_key")?);
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| ServiceError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
@@ -223,6 +314,35 @@ fn tls_acceptor(config: &ServiceConfig) -> Result<tokio_rustls::TlsAcceptor, Ser
         .map_err(|e| ServiceError::Tls(format!("certificate and key: {e}")))?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// Let the service hold as many connections as it is configured for: raise the soft limit
+/// on open files toward the hard one (a common soft limit is 1024).
+fn raise_open_file_limit(wanted: usize) {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return;
+            }
+            let target = (wanted as libc::rlim_t)
+                .saturating_add(256)
+                .min(lim.rlim_max);
+            if target > lim.rlim_cur {
+                lim.rlim_cur = target;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    tracing::warn!("cannot raise the open-file limit for max_connections");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = wanted;
 }
 
 /// A service bound to its socket, ready to run.
@@ -255,6 +375,7 @@ impl Service {
             tokio::task::spawn_blocking(move || phsync_tenant::open_store(&location))
                 .await
                 .map_err(|e| ServiceError::Runtime(e.to_string()))??;
+        raise_open_file_limit(config.max_connections);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| ServiceError::Listen {
@@ -282,14 +403,25 @@ impl Service {
     /// request timeout).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
         let router = routes::router(self.app.clone());
-        let connections = Arc::new(tokio::sync::Semaphore::new(self.app.config.max_connections));
+        let config = &self.app.config;
+        let connections =
+            clients::Connections::new(config.max_connections, config.max_connections_per_address);
         let inflight = self.app.inflight.clone();
+        tracing::info!(
+            listen = %self.local_addr(),
+            tls = self.tls.is_some(),
+            store = self.app.store.kind(),
+            max_connections = config.max_connections,
+            max_connections_per_address = config.max_connections_per_address,
+            "service started"
+        );
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of file descriptors, most likely: wait instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -297,9 +429,25 @@ impl Service {
                 },
                 _ = &mut shutdown => break,
             };
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "connection refused: max_connections reached");
-                continue;
+            let permit = match connections.admit(peer.ip()) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    let (open, from_client) = connections.open(peer.ip());
+                    let client = clients::ClientKey::of(peer.ip());
+                    match refusal {
+                        clients::Refusal::PerClient => tracing::warn!(
+                            %peer, %client, open_from_client = from_client,
+                            limit = config.max_connections_per_address,
+                            "connection refused: max_connections_per_address reached"
+                        ),
+                        clients::Refusal::Total => tracing::warn!(
+                            %peer, open, limit = config.max_connections,
+                            "connection refused: max_connections reached"
+                        ),
+                    }
+                    // Dropping the stream closes it at once.
+                    continue;
+                }
             };
             let tls = self.tls.clone();
             let router = router.clone();
@@ -322,6 +470,7 @@ impl Service {
                 }
             });
         }
+        tracing::info!("service stopping: finishing requests in flight");
         let deadline =
             Instant::now() + Duration::from_secs(self.app.config.request_timeout_seconds);
         while inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {

@@ -11,10 +11,11 @@ mod sync;
 mod tokens;
 mod users;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -24,6 +25,7 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Peer;
 use crate::inflight_guard;
 
 /// An axum router and the list of what it routes, built by the same calls.
@@ -93,6 +95,7 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
 pub(crate) fn router(app: AppState) -> Router {
     all()
         .router
+        .route_layer(axum::middleware::from_fn(note_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
@@ -149,9 +152,45 @@ async fn buffer_body(limit: usize, req: Request) -> ApiResult<Request> {
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// Request timeout, body buffering and in-flight accounting around every request.
-async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// What the one log line of a request says beyond method and status, filled in as the
+/// request is routed ([`note_route`]) and authenticated (`auth`).
+#[derive(Clone, Default)]
+pub(crate) struct RequestLog(Arc<Mutex<LogFields>>);
+
+#[derive(Default)]
+struct LogFields {
+    route: Option<String>,
+    caller: Option<String>,
+}
+
+impl RequestLog {
+    /// Who called: `admin:<token id>`, `agent:<token id>`, `user` (sign-in) or `session`.
+    pub fn set_caller(&self, caller: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).caller = Some(caller);
+    }
+}
+
+/// Record the route template (`/v1/users/{upn}`, never the UPN itself) for the log line.
+async fn note_route(req: Request, next: Next) -> Response {
+    if let (Some(path), Some(log)) = (
+        req.extensions().get::<MatchedPath>(),
+        req.extensions().get::<RequestLog>(),
+    ) {
+        log.0.lock().unwrap_or_else(|p| p.into_inner()).route = Some(path.as_str().to_string());
+    }
+    next.run(req).await
+}
+
+/// Request timeout, body buffering, in-flight accounting and the request's log line around
+/// every request: method, route, status, latency, caller and client address, never a
+/// header, body or path value.
+async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let _inflight = inflight_guard(&app.inflight);
+    let started = Instant::now();
+    let method = req.method().clone();
+    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
     let limit = Duration::from_secs(app.config.request_timeout_seconds);
     let handle = async {
         match buffer_body(app.config.max_body_bytes, req).await {
@@ -159,7 +198,7 @@ async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Respons
             Err(e) => e.into_response(),
         }
     };
-    match tokio::time::timeout(limit, handle).await {
+    let response = match tokio::time::timeout(limit, handle).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -167,5 +206,18 @@ async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Respons
             format!("the request took longer than {} s", limit.as_secs()),
         )
         .into_response(),
+    };
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let fields = log.0.lock().unwrap_or_else(|p| p.into_inner());
+    let route = fields.route.as_deref().unwrap_or("(no route)");
+    let caller = fields.caller.as_deref().unwrap_or("anonymous");
+    let client = client.map(|c| c.to_string()).unwrap_or_default();
+    if status >= 500 {
+        tracing::error!(target: "phsync_service::request", %method, route, status, latency_ms, caller, client, "request failed");
+    } else {
+        tracing::info!(target: "phsync_service::request", %method, route, status, latency_ms, caller, client, "request");
     }
+    drop(fields);
+    response
 }

@@ -15,6 +15,7 @@ use phsync_tenant::{upn_key, CloudError, CloudTenant, SessionInfo, SignInResult,
 use super::Routes;
 use crate::app::{blocking, App, AppState};
 use crate::auth::SessionBearer;
+use crate::clients::ClientKey;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Peer};
 
@@ -37,7 +38,7 @@ async fn admit_password_check(
 ) -> ApiResult<OwnedSemaphorePermit> {
     let throttled = app
         .per_address
-        .check(&peer.ip().to_string())
+        .check(&ClientKey::of(peer.ip()).to_string())
         .and_then(|()| app.per_user.check(&upn_key(upn)));
     if let Err(wait) = throttled {
         return Err(CloudError::Throttled {
