@@ -57,7 +57,13 @@ impl TestPki {
         TestPki {
             ca_file: write("ca.pem", &ca_pem),
             cert_file: write("server.pem", &cert.pem()),
-            key_file: write("server.key", &key.serialize_pem()),
+            // A private key must be private: the service refuses one every user can read.
+            key_file: {
+                let p = dir.join("server.key");
+                phsync_tenant::private_file::write_private(&p, key.serialize_pem().as_bytes())
+                    .unwrap();
+                p
+            },
             other_ca_file: write("other-ca.pem", &other_pem),
         }
     }
@@ -145,12 +151,29 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn start(config: &std::path::Path, extra_args: &[&str]) -> Self {
+        Self::spawn(config, extra_args, Stdio::inherit())
+    }
+
+    /// Like [`start`](Self::start), with the service's log (stderr) going to `log`.
+    pub fn start_logged(
+        config: &std::path::Path,
+        extra_args: &[&str],
+        log: &std::path::Path,
+    ) -> Self {
+        Self::spawn(
+            config,
+            extra_args,
+            Stdio::from(std::fs::File::create(log).unwrap()),
+        )
+    }
+
+    fn spawn(config: &std::path::Path, extra_args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(crate::phsync_bin())
             .args(["cloud", "serve", "--config"])
             .arg(config)
             .args(extra_args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
