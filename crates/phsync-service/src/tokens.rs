@@ -61,6 +61,13 @@ pub fn issue(
         }
         _ => {}
     }
+    if let Some(source) = source {
+        if source.chars().count() > 256 || source.chars().any(|c| c.is_control()) {
+            return Err(CloudError::InvalidArgument(
+                "a source must be at most 256 printable characters".into(),
+            ));
+        }
+    }
     let id = hex::encode(random_bytes::<8>()?.as_slice());
     let secret = Zeroizing::new(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?.as_slice()),

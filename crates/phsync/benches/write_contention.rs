@@ -179,7 +179,9 @@ fn main() {
     );
     println!("  flood / idle median: {ratio:.2}x (limit 3x)");
     if ratio > 3.0 {
-        eprintln!("write_contention: agent writes slow down {ratio:.2}x under a sign-in flood (limit 3x)");
+        eprintln!(
+            "write_contention: agent writes slow down {ratio:.2}x under a sign-in flood (limit 3x)"
+        );
         std::process::exit(1);
     }
 }

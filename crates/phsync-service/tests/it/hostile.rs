@@ -637,6 +637,13 @@ fn config_extremes_and_unsafe_tls_files_are_refused_with_clear_errors() {
     }
     assert!(load("max_connections_per_address = 1").is_ok());
 
+    // Token sources are names in the audit log and on terminals: bounded, printable.
+    let store = phsync_tenant::open_store(dir.0.join("tokens.db").to_str().unwrap()).unwrap();
+    for source in ["evil\u{1b}[2J", &"s".repeat(257)] {
+        assert!(tokens::issue(store.as_ref(), TokenRole::Agent, "a", Some(source)).is_err());
+    }
+    assert!(tokens::issue(store.as_ref(), TokenRole::Agent, "a", Some("corp.example")).is_ok());
+
     // TLS material: /dev/zero, and a private key every user can read.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pki = phsync_testkit::service::TestPki::new(&dir.0);
