@@ -339,22 +339,13 @@ impl RemoteTenant {
             ))
         })?;
         let token = read_token(token_file)?;
-        RemoteTenant::open_with(target, base, token, TIMEOUTS, RETRY_BUDGET)
-    }
-
-    fn open_with(
-        target: &TenantTarget,
-        base: String,
-        token: Zeroizing<String>,
-        timeouts: Timeouts,
-        budget: Duration,
-    ) -> CloudResult<RemoteTenant> {
+        let timeouts = TIMEOUTS;
         let agent = agent_for(target, &timeouts)?;
         let mut tenant = RemoteTenant {
             base,
             agent,
             timeouts,
-            budget,
+            budget: RETRY_BUDGET,
             token,
             info: TokenInfo {
                 id: String::new(),
