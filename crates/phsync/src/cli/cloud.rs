@@ -5,7 +5,7 @@ use phsync_tenant::{self as cloud, CloudTenant, SignInResult, SignInStatus, User
 use zeroize::Zeroizing;
 
 use super::stdin::{read_secret_line, read_secret_lines};
-use super::{CliResult, Outcome};
+use super::{printable, CliResult, Outcome};
 
 #[derive(Args)]
 pub struct CloudArgs {
@@ -182,12 +182,15 @@ fn user_line(u: &User) -> String {
         ),
     };
     format!(
-        "{}\t{}\t{}\t{}\t{}",
-        u.user_principal_name,
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        printable(&u.user_principal_name),
         u.origin.as_str(),
         if u.enabled { "enabled" } else { "disabled" },
-        u.source_anchor.as_deref().unwrap_or("-"),
-        password
+        printable(u.source_anchor.as_deref().unwrap_or("-")),
+        password,
+        u.locked_until
+            .map(|t| format!("locked until {t}"))
+            .unwrap_or_else(|| "-".into())
     )
 }
 
@@ -290,6 +293,16 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
         } => {
             let role = cloud::TokenRole::parse(&role)
                 .ok_or_else(|| format!("--role must be agent or admin, not {role:?}"))?;
+            // Refuse a link before a token exists that nothing could hold; the write
+            // itself refuses one too (O_NOFOLLOW), whatever appears in between.
+            if let Some(path) = &out {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(format!(
+                        "{} is a symbolic link; refusing to follow it",
+                        path.display()
+                    ));
+                }
+            }
             let (row, token) = tokens::issue(store.as_ref(), role, &name, source.as_deref())
                 .map_err(|e| e.to_string())?;
             match out {
@@ -301,10 +314,10 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     eprintln!(
                         "token {} ({} {}) written to {}",
-                        row.id,
+                        printable(&row.id),
                         role.as_str(),
-                        name,
-                        path.display()
+                        printable(&name),
+                        printable(&path.display().to_string())
                     );
                 }
                 None => println!("{}", token.as_str()),
@@ -327,10 +340,10 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
                 for t in rows {
                     println!(
                         "{}\t{}\t{}\t{}\t{}",
-                        t.id,
+                        printable(&t.id),
                         t.role.as_str(),
-                        t.name,
-                        t.source.as_deref().unwrap_or("-"),
+                        printable(&t.name),
+                        printable(t.source.as_deref().unwrap_or("-")),
                         t.revoked_at
                             .map(|r| format!("revoked {r}"))
                             .unwrap_or_else(|| "active".into())
@@ -340,7 +353,7 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
         }
         TokenCommand::Revoke { id } => {
             tokens::revoke(store.as_ref(), &id).map_err(|e| e.to_string())?;
-            println!("revoked {id}");
+            println!("revoked {}", printable(&id));
         }
     }
     Ok(Outcome::Success)
@@ -376,7 +389,7 @@ pub fn run(args: CloudArgs) -> CliResult {
                 let user = tenant
                     .add_cloud_user(&upn, display_name.as_deref())
                     .map_err(err)?;
-                println!("created {}", user.user_principal_name);
+                println!("created {}", printable(&user.user_principal_name));
             }
             UserCommand::List { json: as_json } => {
                 let users = tenant.users().map_err(err)?;
@@ -399,7 +412,7 @@ pub fn run(args: CloudArgs) -> CliResult {
             }
             UserCommand::Delete { upn } => {
                 tenant.delete_user(&upn).map_err(err)?;
-                println!("deleted {upn}");
+                println!("deleted {}", printable(&upn));
             }
         },
         CloudCommand::SetPassword {
@@ -414,7 +427,10 @@ pub fn run(args: CloudArgs) -> CliResult {
             if as_json {
                 println!("{}", json(&result));
             } else {
-                println!("password set for {}", result.user_principal_name);
+                println!(
+                    "password set for {}",
+                    printable(&result.user_principal_name)
+                );
             }
         }
         CloudCommand::SignIn { upn, json: as_json } => {
@@ -441,11 +457,11 @@ pub fn run(args: CloudArgs) -> CliResult {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         a.at,
-                        a.actor,
-                        a.action,
-                        a.user_principal_name.as_deref().unwrap_or("-"),
-                        a.outcome,
-                        a.detail.as_deref().unwrap_or("")
+                        printable(&a.actor),
+                        printable(&a.action),
+                        printable(a.user_principal_name.as_deref().unwrap_or("-")),
+                        printable(&a.outcome),
+                        printable(a.detail.as_deref().unwrap_or(""))
                     );
                 }
             }
