@@ -45,6 +45,11 @@ enum CloudCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Sign-in sessions of the tenant's users
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Administrator password reset; the password is read from stdin (cloud policy applies)
     SetPassword {
         #[arg(long)]
@@ -108,6 +113,17 @@ enum UserCommand {
     Delete {
         #[arg(long)]
         upn: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// End every session of a user now (e.g. a stolen session token or a departing user)
+    Revoke {
+        #[arg(long)]
+        upn: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -413,6 +429,17 @@ pub fn run(args: CloudArgs) -> CliResult {
             UserCommand::Delete { upn } => {
                 tenant.delete_user(&upn).map_err(err)?;
                 println!("deleted {}", printable(&upn));
+            }
+        },
+        CloudCommand::Session { command } => match command {
+            SessionCommand::Revoke { upn, json: as_json } => {
+                let revoked = tenant.revoke_sessions(&upn).map_err(err)?;
+                if as_json {
+                    let v = serde_json::json!({ "user_principal_name": upn, "revoked": revoked });
+                    println!("{}", json(&v));
+                } else {
+                    println!("revoked {revoked} session(s) for {}", printable(&upn));
+                }
             }
         },
         CloudCommand::SetPassword {

@@ -1,6 +1,6 @@
 //! The CLI against hostile content and a hostile file system (issue 15): names and details
 //! with terminal control sequences, symbolic links planted where phsync writes, a umask of
-//! 000.
+//! 000; and session revocation.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -131,6 +131,52 @@ fn text_output_escapes_control_characters_in_stored_strings() {
         .unwrap()
         .iter()
         .any(|u| u["user_principal_name"] == evil_upn));
+}
+
+#[test]
+fn session_revoke_and_the_lockout_column() {
+    let dir = TempDir::new("cli-sessions");
+    let t = dir.0.join("t.db");
+    ok(&cloud(&t, &["user", "add", "--upn", "dana@phs.test"], ""));
+    ok(&cloud(
+        &t,
+        &["set-password", "--upn", "dana@phs.test"],
+        "Orchid-Passw0rd-1\n",
+    ));
+    let signed: serde_json::Value = serde_json::from_str(&ok(&cloud(
+        &t,
+        &["sign-in", "--upn", "dana@phs.test", "--json"],
+        "Orchid-Passw0rd-1\n",
+    )))
+    .unwrap();
+    assert!(signed["session_token"].is_string());
+    let o = ok(&cloud(
+        &t,
+        &["session", "revoke", "--upn", "dana@phs.test"],
+        "",
+    ));
+    assert_eq!(o, "revoked 1 session(s) for dana@phs.test\n");
+    let v: serde_json::Value = serde_json::from_str(&ok(&cloud(
+        &t,
+        &["session", "revoke", "--upn", "dana@phs.test", "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(v["revoked"], 0);
+    assert_eq!(v["user_principal_name"], "dana@phs.test");
+
+    let show = ok(&cloud(&t, &["user", "show", "--upn", "dana@phs.test"], ""));
+    assert!(show.trim_end().ends_with("\t-"), "{show}");
+    ok(&cloud(
+        &t,
+        &["settings", "set", "lockout_threshold", "2"],
+        "",
+    ));
+    for wrong in ["wrong-1\n", "wrong-2\n", "wrong-3\n"] {
+        cloud(&t, &["sign-in", "--upn", "dana@phs.test"], wrong);
+    }
+    let show = ok(&cloud(&t, &["user", "show", "--upn", "dana@phs.test"], ""));
+    assert!(show.contains("\tlocked until "), "{show}");
 }
 
 #[test]
