@@ -32,6 +32,13 @@ enum CloudCommand {
         /// Plain HTTP instead of TLS; refused unless the listen address is loopback
         #[arg(long)]
         insecure_http: bool,
+        /// Log lines on stderr: text, or JSON (one object a line) for a log collector
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// error, warn, info, debug or trace for phsync's own events (other crates: warn),
+        /// or a full filter directive such as "phsync_service=debug,hyper=info"
+        #[arg(long, default_value = "info", value_name = "LEVEL|DIRECTIVE")]
+        log_level: String,
     },
     /// API tokens of the service (in the store: --tenant FILE|postgres://...)
     Token {
@@ -125,6 +132,12 @@ enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -251,8 +264,60 @@ fn set_setting(tenant: &dyn CloudTenant, key: &str, value: &str) -> Result<(), S
     tenant.update_settings(&updated).map_err(|e| e.to_string())
 }
 
-fn serve(config: &std::path::Path, insecure_http: bool) -> CliResult {
+/// The tracing filter for `--log-level`: a bare level applies to phsync's crates (the rest
+/// stay at warn, so a dependency's debug chatter needs asking for); anything else is taken
+/// as a full directive.
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let directive = match level.to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => {
+            format!("phsync={l},phsync_service={l},phsync_tenant={l},warn")
+        }
+        _ => level.to_string(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directive)
+        .map_err(|e| format!("--log-level {level:?}: {e}"))
+}
+
+/// Service events on stderr from the start, so a refused request or a failing store is
+/// visible without any extra setup.
+fn init_service_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = log_filter(level)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn log_levels_and_directives() {
+        let f = log_filter("DEBUG").unwrap().to_string();
+        assert!(
+            f.contains("phsync_service=debug") && f.contains("phsync_tenant=debug"),
+            "{f}"
+        );
+        assert!(f.contains("warn"), "{f}");
+        assert!(log_filter("phsync_service=trace,hyper=info").is_ok());
+        let e = log_filter("phsync_service=loud").unwrap_err();
+        assert!(e.starts_with("--log-level"), "{e}");
+    }
+}
+
+fn serve(
+    config: &std::path::Path,
+    insecure_http: bool,
+    log_format: LogFormat,
+    log_level: &str,
+) -> CliResult {
     use phsync_service::{Service, ServiceConfig, Transport};
+    init_service_logging(log_format, log_level)?;
     let config = ServiceConfig::load(config).map_err(|e| e.to_string())?;
     let transport = if insecure_http {
         Transport::InsecureHttp
@@ -267,6 +332,7 @@ fn serve(config: &std::path::Path, insecure_http: bool) -> CliResult {
         let service = Service::bind(config, transport, std::sync::Arc::new(cloud::SystemClock))
             .await
             .map_err(|e| e.to_string())?;
+        tracing::info!(url = %service.url(), "tenant service listening");
         // Scripts and tests read the URL from this line (the port may have been 0).
         println!("listening on {}", service.url());
         use std::io::Write as _;
@@ -381,9 +447,11 @@ pub fn run(args: CloudArgs) -> CliResult {
             CloudCommand::Serve {
                 config,
                 insecure_http,
+                log_format,
+                log_level,
             },
             _,
-        ) => return serve(config, *insecure_http),
+        ) => return serve(config, *insecure_http, *log_format, log_level),
         (_, Some(t)) => t.clone(),
         (_, None) => return Err("no tenant: pass --tenant or set PHSYNC_TENANT".into()),
     };

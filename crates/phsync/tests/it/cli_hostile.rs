@@ -295,3 +295,63 @@ dir = "a/b/state"
         }
     }
 }
+
+/// `cloud serve` logs to stderr from the start: JSON lines with `--log-format json`.
+#[test]
+fn serve_logs_json_lines_on_stderr() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("cli-serve-log");
+    let config = dir.0.join("service.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n",
+            dir.0.join("t.db").display()
+        ),
+    )
+    .unwrap();
+    let bad = run(
+        &[
+            "cloud",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--log-level",
+            "phsync_service=loud",
+        ],
+        "",
+        false,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--log-level"), "{}", stderr(&bad));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phsync"))
+        .args(["cloud", "serve", "--insecure-http", "--log-format", "json"])
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let event: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+    assert_eq!(event["level"], "INFO", "{line}");
+    assert_eq!(
+        event["fields"]["message"], "tenant service listening",
+        "{line}"
+    );
+    assert!(
+        event["fields"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{line}"
+    );
+}
