@@ -123,7 +123,8 @@ mod tests {
                 write_private(p, b"secret").unwrap_err(),
             ] {
                 assert!(
-                    e.to_string().contains("is a symbolic link; refusing to follow it"),
+                    e.to_string()
+                        .contains("is a symbolic link; refusing to follow it"),
                     "{e}"
                 );
             }

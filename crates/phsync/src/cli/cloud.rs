@@ -292,24 +292,6 @@ fn init_service_logging(format: LogFormat, level: &str) -> Result<(), String> {
     installed.map_err(|e| format!("cannot set up logging: {e}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::log_filter;
-
-    #[test]
-    fn log_levels_and_directives() {
-        let f = log_filter("DEBUG").unwrap().to_string();
-        assert!(
-            f.contains("phsync_service=debug") && f.contains("phsync_tenant=debug"),
-            "{f}"
-        );
-        assert!(f.contains("warn"), "{f}");
-        assert!(log_filter("phsync_service=trace,hyper=info").is_ok());
-        let e = log_filter("phsync_service=loud").unwrap_err();
-        assert!(e.starts_with("--log-level"), "{e}");
-    }
-}
-
 fn serve(
     config: &std::path::Path,
     insecure_http: bool,
@@ -567,4 +549,22 @@ pub fn run(args: CloudArgs) -> CliResult {
         },
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn log_levels_and_directives() {
+        let f = log_filter("DEBUG").unwrap().to_string();
+        assert!(
+            f.contains("phsync_service=debug") && f.contains("phsync_tenant=debug"),
+            "{f}"
+        );
+        assert!(f.contains("warn"), "{f}");
+        assert!(log_filter("phsync_service=trace,hyper=info").is_ok());
+        let e = log_filter("phsync_service=loud").unwrap_err();
+        assert!(e.starts_with("--log-level"), "{e}");
+    }
 }
