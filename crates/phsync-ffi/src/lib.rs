@@ -71,7 +71,8 @@ pub extern "C" fn phs_abi_version() -> u32 {
 }
 
 /// Copy the message of the last failure on this thread into `buf` (NUL-terminated,
-/// truncated to `capacity`). Returns the buffer size the whole message needs, NUL included;
+/// truncated to `capacity` at a character boundary, so a short buffer still holds valid
+/// UTF-8). Returns the buffer size the whole message needs, NUL included;
 /// call with `buf` NULL or `capacity` 0 to ask. Messages never contain secrets.
 ///
 /// # Safety
@@ -81,7 +82,11 @@ pub unsafe extern "C" fn phs_last_error_message(buf: *mut c_char, capacity: usiz
     ffi_boundary!(on_panic: 1, {
         with_last_error(|bytes| {
             if !buf.is_null() && capacity > 0 {
-                let n = bytes.len().min(capacity - 1);
+                let mut n = bytes.len().min(capacity - 1);
+                // Back off to the first byte of a UTF-8 sequence (never a 10xxxxxx byte).
+                while n < bytes.len() && n > 0 && bytes[n] & 0xC0 == 0x80 {
+                    n -= 1;
+                }
                 // SAFETY: `buf` is non-NULL and the caller guarantees `capacity` writable
                 // bytes; n + 1 <= capacity; the message is ours and cannot overlap `buf`.
                 unsafe {

@@ -23,10 +23,37 @@ use crate::wire::*;
 const CREDENTIAL_CHUNK: usize = 500;
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// All attempts of one operation together, backoff included: a service that accepts
+/// connections but never answers must not hold the engine or an admin for minutes.
+const RETRY_BUDGET: Duration = Duration::from_secs(40);
+/// An attempt is not started with less than this left of the budget.
+const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Time limits of one request (ureq 3 phases).
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// Name resolution.
+    resolve: Duration,
+    /// TCP connection and TLS handshake together (ureq counts the handshake as connecting).
+    connect: Duration,
+    /// From the request sent to the reply's headers: the first byte included.
+    recv_response: Duration,
+    /// The whole request, reply body included.
+    per_call: Duration,
+}
+
+const TIMEOUTS: Timeouts = Timeouts {
+    resolve: Duration::from_secs(5),
+    connect: Duration::from_secs(5),
+    recv_response: Duration::from_secs(15),
+    per_call: Duration::from_secs(20),
+};
 
 pub struct RemoteTenant {
     base: String,
     agent: ureq::Agent,
+    timeouts: Timeouts,
+    budget: Duration,
     token: Zeroizing<String>,
     info: TokenInfo,
 }
@@ -112,14 +139,38 @@ fn segment(s: &str) -> String {
     out
 }
 
-fn transport_error(base: &str, e: &ureq::Error) -> CloudError {
-    let why = match e {
+fn transport_error(base: &str, e: &ureq::Error, limits: &Timeouts) -> CloudError {
+    CloudError::Unreachable(format!("{base}: {}", transport_reason(e, limits)))
+}
+
+/// Why a request failed in transport, naming the timeout that ended it.
+fn transport_reason(e: &ureq::Error, limits: &Timeouts) -> String {
+    use ureq::Timeout as T;
+    let secs = |d: Duration| d.as_secs_f32();
+    match e {
         ureq::Error::ConnectionFailed => "connection refused or failed".to_string(),
         ureq::Error::HostNotFound => "host not found".to_string(),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::Timeout(T::Resolve) => {
+            format!(
+                "host name not resolved within {:.0} s (resolve timeout)",
+                secs(limits.resolve)
+            )
+        }
+        ureq::Error::Timeout(T::Connect) => format!(
+            "no connection (TCP and TLS handshake) within {:.0} s (connect timeout)",
+            secs(limits.connect)
+        ),
+        ureq::Error::Timeout(T::RecvResponse) => format!(
+            "connected, but no reply within {:.0} s (response timeout)",
+            secs(limits.recv_response)
+        ),
+        ureq::Error::Timeout(t @ (T::Global | T::PerCall)) => format!(
+            "request not completed within {:.0} s ({t} timeout)",
+            secs(limits.per_call)
+        ),
+        ureq::Error::Timeout(t) => format!("timed out ({t} timeout)"),
         other => other.to_string(),
-    };
-    CloudError::Unreachable(format!("{base}: {why}"))
+    }
 }
 
 /// Map an error reply to the tenant error it stands for; `subject` names the UPN or anchor.
@@ -177,11 +228,7 @@ struct Reply {
 
 /// The HTTP agent for a service: TLS trusting the target's CA file, or the public roots
 /// bundled with phsync (webpki-roots) without one.
-fn agent_for(
-    target: &TenantTarget,
-    connect_timeout: Duration,
-    global_timeout: Duration,
-) -> CloudResult<ureq::Agent> {
+fn agent_for(target: &TenantTarget, limits: &Timeouts) -> CloudResult<ureq::Agent> {
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(ca) = &target.ca_file {
         let pem = std::fs::read(ca)
@@ -203,8 +250,10 @@ fn agent_for(
     Ok(ureq::Agent::config_builder()
         .tls_config(tls.build())
         .http_status_as_error(false)
-        .timeout_connect(Some(connect_timeout))
-        .timeout_global(Some(global_timeout))
+        .timeout_resolve(Some(limits.resolve))
+        .timeout_connect(Some(limits.connect))
+        .timeout_recv_response(Some(limits.recv_response))
+        .timeout_per_call(Some(limits.per_call))
         .max_idle_connections_per_host(8)
         .user_agent(concat!("phsync/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -256,7 +305,13 @@ pub fn probe_tls(target: &TenantTarget, timeout: Duration) -> TlsProbe {
         Ok(b) => b,
         Err(e) => return TlsProbe::Failed(e.to_string()),
     };
-    let agent = match agent_for(target, timeout, timeout * 2) {
+    let limits = Timeouts {
+        resolve: timeout,
+        connect: timeout,
+        recv_response: timeout,
+        per_call: timeout * 2,
+    };
+    let agent = match agent_for(target, &limits) {
         Ok(a) => a,
         Err(e) => return TlsProbe::Failed(e.to_string()),
     };
@@ -268,7 +323,7 @@ pub fn probe_tls(target: &TenantTarget, timeout: Duration) -> TlsProbe {
                 r @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
             ) => TlsProbe::CertificateRejected(r.to_string()),
             Some(r) => TlsProbe::Failed(format!("TLS handshake with {base} failed: {r}")),
-            None => TlsProbe::Failed(transport_error(&base, &e).to_string()),
+            None => TlsProbe::Failed(transport_error(&base, &e, &limits).to_string()),
         },
     }
 }
@@ -284,10 +339,13 @@ impl RemoteTenant {
             ))
         })?;
         let token = read_token(token_file)?;
-        let agent = agent_for(target, Duration::from_secs(10), Duration::from_secs(120))?;
+        let timeouts = TIMEOUTS;
+        let agent = agent_for(target, &timeouts)?;
         let mut tenant = RemoteTenant {
             base,
             agent,
+            timeouts,
+            budget: RETRY_BUDGET,
             token,
             info: TokenInfo {
                 id: String::new(),
@@ -307,6 +365,7 @@ impl RemoteTenant {
         query: &[(&str, &str)],
         body: Option<&[u8]>,
         bearer: &str,
+        limit: Duration,
     ) -> Result<Reply, ureq::Error> {
         let url = format!("{}{path}", self.base);
         let auth = (!bearer.is_empty()).then(|| Zeroizing::new(format!("Bearer {bearer}")));
@@ -316,7 +375,10 @@ impl RemoteTenant {
                     self.agent.get(&url)
                 } else {
                     self.agent.delete(&url)
-                };
+                }
+                .config()
+                .timeout_global(Some(limit))
+                .build();
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a.as_str());
                 }
@@ -329,7 +391,10 @@ impl RemoteTenant {
                 let mut r = match m {
                     "PUT" => self.agent.put(&url),
                     _ => self.agent.post(&url),
-                };
+                }
+                .config()
+                .timeout_global(Some(limit))
+                .build();
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a.as_str());
                 }
@@ -356,7 +421,8 @@ impl RemoteTenant {
         })
     }
 
-    /// One request with retries; `Ok` for any HTTP reply that is not retried.
+    /// One request with retries; `Ok` for any HTTP reply that is not retried. All attempts
+    /// share one time budget: the last one gets what is left of it, and none starts without.
     fn send(
         &self,
         method: &str,
@@ -367,10 +433,14 @@ impl RemoteTenant {
         bearer: Option<&str>,
     ) -> CloudResult<Reply> {
         let bearer = bearer.unwrap_or(&self.token);
+        let started = std::time::Instant::now();
+        let deadline = started + self.budget;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let result = self.send_once(method, path, query, body, bearer);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let limit = left.min(self.timeouts.per_call);
+            let result = self.send_once(method, path, query, body, bearer, limit);
             let retryable = match (&result, retry) {
                 (Ok(r), Retry::Safe) => r.status == 429 || (502..=504).contains(&r.status),
                 (Ok(_), Retry::ConnectOnly) => false,
@@ -379,9 +449,6 @@ impl RemoteTenant {
                     matches!(e, ureq::Error::ConnectionFailed | ureq::Error::HostNotFound)
                 }
             };
-            if !retryable || attempt >= ATTEMPTS {
-                return result.map_err(|e| transport_error(&self.base, &e));
-            }
             let wait = match &result {
                 Ok(r) => r
                     .retry_after
@@ -389,6 +456,27 @@ impl RemoteTenant {
                     .unwrap_or(backoff),
                 Err(_) => backoff,
             };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let out_of_time = left < wait + MIN_ATTEMPT;
+            if !retryable || attempt >= ATTEMPTS || out_of_time {
+                return result.map_err(|e| {
+                    let limits = Timeouts {
+                        per_call: limit,
+                        ..self.timeouts
+                    };
+                    if attempt == 1 {
+                        return transport_error(&self.base, &e, &limits);
+                    }
+                    CloudError::Unreachable(format!(
+                        "{}: gave up after {attempt} attempts in {:.0} s (retry budget {} s); \
+                         the last one: {}",
+                        self.base,
+                        started.elapsed().as_secs_f32(),
+                        self.budget.as_secs(),
+                        transport_reason(&e, &limits)
+                    ))
+                });
+            }
             tracing::debug!(%path, attempt, wait_ms = wait.as_millis() as u64, "tenant service request retried");
             std::thread::sleep(wait);
             backoff *= 2;
@@ -701,5 +789,118 @@ mod tests {
         assert_eq!(hp("https://[::1]:9443"), ("::1".into(), 9443));
         assert_eq!(hp("https://[::1]"), ("::1".into(), 443));
         assert!(service_host_port("http://t.example").is_err());
+    }
+}
+
+/// A service that accepts connections and never answers: the client gives up within the
+/// issue-15 limit (45 s) with an error that names the timeout.
+#[cfg(all(test, unix))]
+mod silent_service {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    /// The acceptance limit, with the retry budget (40 s) inside it.
+    const LIMIT: Duration = Duration::from_secs(45);
+
+    fn token_file(dir: &Path) -> std::path::PathBuf {
+        let p = dir.join("token");
+        crate::private_file::write_private(&p, b"phs_test_token\n").unwrap();
+        p
+    }
+
+    /// Open the tenant in a thread, so a hang fails the test instead of blocking it.
+    fn open_bounded(target: TenantTarget) -> (CloudResult<()>, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = RemoteTenant::open(&target).map(|_| ());
+            let _ = tx.send((r, started.elapsed()));
+        });
+        rx.recv_timeout(LIMIT + Duration::from_secs(15))
+            .expect("the client still waiting 60 s after it should have given up")
+    }
+
+    fn assert_gave_up(result: CloudResult<()>, elapsed: Duration) {
+        assert!(elapsed < LIMIT, "gave up only after {elapsed:?}");
+        match result {
+            Err(CloudError::Unreachable(m)) => {
+                assert!(m.contains("timeout"), "the timeout is not named: {m}");
+            }
+            other => panic!("expected Unreachable, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn plain_http_service_that_never_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            for s in listener.incoming().flatten() {
+                held.push(s);
+            }
+        });
+        let mut target = TenantTarget::new(format!("http://127.0.0.1:{port}"));
+        target.token_file = Some(token_file(dir.path()));
+        let (result, elapsed) = open_bounded(target);
+        assert_gave_up(result, elapsed);
+    }
+
+    #[test]
+    fn tls_service_that_completes_the_handshake_and_never_answers() {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = tempfile::tempdir().unwrap();
+        let pki = phsync_testkit::service::TestPki::new(dir.path());
+        let certs = CertificateDer::pem_file_iter(&pki.cert_file)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&pki.key_file).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = handshakes.clone();
+        std::thread::spawn(move || {
+            for mut tcp in listener.incoming().flatten() {
+                let config = config.clone();
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut conn = rustls::ServerConnection::new(config).unwrap();
+                    while conn.is_handshaking() {
+                        if conn.complete_io(&mut tcp).is_err() {
+                            return;
+                        }
+                    }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // Read the request and never answer it.
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut buf = [0u8; 4096];
+                    while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        let mut target = TenantTarget::new(format!("https://127.0.0.1:{port}"));
+        target.token_file = Some(token_file(dir.path()));
+        target.ca_file = Some(pki.ca_file.clone());
+        let (result, elapsed) = open_bounded(target);
+        assert!(
+            handshakes.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "no TLS handshake completed: {:?}",
+            result.as_ref().err()
+        );
+        assert_gave_up(result, elapsed);
     }
 }

@@ -322,3 +322,36 @@ fn free_functions_accept_null() {
         phs_engine_free(ptr::null_mut());
     }
 }
+
+/// A buffer too short for the message ends at a character boundary: what the caller gets
+/// is valid UTF-8, never half of a multi-byte character.
+#[test]
+fn a_truncated_error_message_is_valid_utf8() {
+    let path = CString::new("/nonexistent-dir-ü€😀/t.db").unwrap();
+    unsafe {
+        let mut cloud = ptr::null_mut();
+        assert_eq!(phs_cloud_open(path.as_ptr(), &mut cloud), PHS_E_STORAGE);
+        let full = last_error();
+        let needed = phs_last_error_message(ptr::null_mut(), 0);
+        assert_eq!(needed, full.len() + 1);
+        for ch in ['ü', '€', '😀'] {
+            let at = full.find(ch).expect("the path is in the message");
+            // Room for the bytes before `ch` and 1..len-1 of its own bytes: each would
+            // split it.
+            for part in 1..ch.len_utf8() {
+                let capacity = at + part + 1;
+                let mut buf = vec![0x7f as c_char; capacity + 8];
+                assert_eq!(phs_last_error_message(buf.as_mut_ptr(), capacity), needed);
+                let got = CStr::from_ptr(buf.as_ptr()).to_bytes();
+                assert!(got.len() < capacity, "written past the capacity");
+                let got = std::str::from_utf8(got).expect("a split character");
+                assert_eq!(
+                    got,
+                    &full[..at],
+                    "cut for {ch:?} with {part} byte(s) of room"
+                );
+                assert_eq!(buf[capacity], 0x7f, "a byte written past the capacity");
+            }
+        }
+    }
+}

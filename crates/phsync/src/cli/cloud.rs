@@ -5,7 +5,7 @@ use phsync_tenant::{self as cloud, CloudTenant, SignInResult, SignInStatus, User
 use zeroize::Zeroizing;
 
 use super::stdin::{read_secret_line, read_secret_lines};
-use super::{CliResult, Outcome};
+use super::{printable, CliResult, Outcome};
 
 #[derive(Args)]
 pub struct CloudArgs {
@@ -32,6 +32,13 @@ enum CloudCommand {
         /// Plain HTTP instead of TLS; refused unless the listen address is loopback
         #[arg(long)]
         insecure_http: bool,
+        /// Log lines on stderr: text, or JSON (one object a line) for a log collector
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// error, warn, info, debug or trace for phsync's own events (other crates: warn),
+        /// or a full filter directive such as "phsync_service=debug,hyper=info"
+        #[arg(long, default_value = "info", value_name = "LEVEL|DIRECTIVE")]
+        log_level: String,
     },
     /// API tokens of the service (in the store: --tenant FILE|postgres://...)
     Token {
@@ -44,6 +51,11 @@ enum CloudCommand {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Sign-in sessions of the tenant's users
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
     },
     /// Administrator password reset; the password is read from stdin (cloud policy applies)
     SetPassword {
@@ -109,6 +121,23 @@ enum UserCommand {
         #[arg(long)]
         upn: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// End every session of a user now (e.g. a stolen session token or a departing user)
+    Revoke {
+        #[arg(long)]
+        upn: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -182,12 +211,15 @@ fn user_line(u: &User) -> String {
         ),
     };
     format!(
-        "{}\t{}\t{}\t{}\t{}",
-        u.user_principal_name,
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        printable(&u.user_principal_name),
         u.origin.as_str(),
         if u.enabled { "enabled" } else { "disabled" },
-        u.source_anchor.as_deref().unwrap_or("-"),
-        password
+        printable(u.source_anchor.as_deref().unwrap_or("-")),
+        password,
+        u.locked_until
+            .map(|t| format!("locked until {t}"))
+            .unwrap_or_else(|| "-".into())
     )
 }
 
@@ -232,8 +264,42 @@ fn set_setting(tenant: &dyn CloudTenant, key: &str, value: &str) -> Result<(), S
     tenant.update_settings(&updated).map_err(|e| e.to_string())
 }
 
-fn serve(config: &std::path::Path, insecure_http: bool) -> CliResult {
+/// The tracing filter for `--log-level`: a bare level applies to phsync's crates (the rest
+/// stay at warn, so a dependency's debug chatter needs asking for); anything else is taken
+/// as a full directive.
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let directive = match level.to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn" | "info" | "debug" | "trace") => {
+            format!("phsync={l},phsync_service={l},phsync_tenant={l},warn")
+        }
+        _ => level.to_string(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directive)
+        .map_err(|e| format!("--log-level {level:?}: {e}"))
+}
+
+/// Service events on stderr from the start, so a refused request or a failing store is
+/// visible without any extra setup.
+fn init_service_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = log_filter(level)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+fn serve(
+    config: &std::path::Path,
+    insecure_http: bool,
+    log_format: LogFormat,
+    log_level: &str,
+) -> CliResult {
     use phsync_service::{Service, ServiceConfig, Transport};
+    init_service_logging(log_format, log_level)?;
     let config = ServiceConfig::load(config).map_err(|e| e.to_string())?;
     let transport = if insecure_http {
         Transport::InsecureHttp
@@ -248,6 +314,7 @@ fn serve(config: &std::path::Path, insecure_http: bool) -> CliResult {
         let service = Service::bind(config, transport, std::sync::Arc::new(cloud::SystemClock))
             .await
             .map_err(|e| e.to_string())?;
+        tracing::info!(url = %service.url(), "tenant service listening");
         // Scripts and tests read the URL from this line (the port may have been 0).
         println!("listening on {}", service.url());
         use std::io::Write as _;
@@ -290,6 +357,16 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
         } => {
             let role = cloud::TokenRole::parse(&role)
                 .ok_or_else(|| format!("--role must be agent or admin, not {role:?}"))?;
+            // Refuse a link before a token exists that nothing could hold; the write
+            // itself refuses one too (O_NOFOLLOW), whatever appears in between.
+            if let Some(path) = &out {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(format!(
+                        "{} is a symbolic link; refusing to follow it",
+                        path.display()
+                    ));
+                }
+            }
             let (row, token) = tokens::issue(store.as_ref(), role, &name, source.as_deref())
                 .map_err(|e| e.to_string())?;
             match out {
@@ -301,10 +378,10 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     eprintln!(
                         "token {} ({} {}) written to {}",
-                        row.id,
+                        printable(&row.id),
                         role.as_str(),
-                        name,
-                        path.display()
+                        printable(&name),
+                        printable(&path.display().to_string())
                     );
                 }
                 None => println!("{}", token.as_str()),
@@ -327,10 +404,10 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
                 for t in rows {
                     println!(
                         "{}\t{}\t{}\t{}\t{}",
-                        t.id,
+                        printable(&t.id),
                         t.role.as_str(),
-                        t.name,
-                        t.source.as_deref().unwrap_or("-"),
+                        printable(&t.name),
+                        printable(t.source.as_deref().unwrap_or("-")),
                         t.revoked_at
                             .map(|r| format!("revoked {r}"))
                             .unwrap_or_else(|| "active".into())
@@ -340,7 +417,7 @@ fn tokens(location: &str, command: TokenCommand) -> CliResult {
         }
         TokenCommand::Revoke { id } => {
             tokens::revoke(store.as_ref(), &id).map_err(|e| e.to_string())?;
-            println!("revoked {id}");
+            println!("revoked {}", printable(&id));
         }
     }
     Ok(Outcome::Success)
@@ -352,9 +429,11 @@ pub fn run(args: CloudArgs) -> CliResult {
             CloudCommand::Serve {
                 config,
                 insecure_http,
+                log_format,
+                log_level,
             },
             _,
-        ) => return serve(config, *insecure_http),
+        ) => return serve(config, *insecure_http, *log_format, log_level),
         (_, Some(t)) => t.clone(),
         (_, None) => return Err("no tenant: pass --tenant or set PHSYNC_TENANT".into()),
     };
@@ -376,7 +455,7 @@ pub fn run(args: CloudArgs) -> CliResult {
                 let user = tenant
                     .add_cloud_user(&upn, display_name.as_deref())
                     .map_err(err)?;
-                println!("created {}", user.user_principal_name);
+                println!("created {}", printable(&user.user_principal_name));
             }
             UserCommand::List { json: as_json } => {
                 let users = tenant.users().map_err(err)?;
@@ -399,7 +478,18 @@ pub fn run(args: CloudArgs) -> CliResult {
             }
             UserCommand::Delete { upn } => {
                 tenant.delete_user(&upn).map_err(err)?;
-                println!("deleted {upn}");
+                println!("deleted {}", printable(&upn));
+            }
+        },
+        CloudCommand::Session { command } => match command {
+            SessionCommand::Revoke { upn, json: as_json } => {
+                let revoked = tenant.revoke_sessions(&upn).map_err(err)?;
+                if as_json {
+                    let v = serde_json::json!({ "user_principal_name": upn, "revoked": revoked });
+                    println!("{}", json(&v));
+                } else {
+                    println!("revoked {revoked} session(s) for {}", printable(&upn));
+                }
             }
         },
         CloudCommand::SetPassword {
@@ -414,7 +504,10 @@ pub fn run(args: CloudArgs) -> CliResult {
             if as_json {
                 println!("{}", json(&result));
             } else {
-                println!("password set for {}", result.user_principal_name);
+                println!(
+                    "password set for {}",
+                    printable(&result.user_principal_name)
+                );
             }
         }
         CloudCommand::SignIn { upn, json: as_json } => {
@@ -441,11 +534,11 @@ pub fn run(args: CloudArgs) -> CliResult {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         a.at,
-                        a.actor,
-                        a.action,
-                        a.user_principal_name.as_deref().unwrap_or("-"),
-                        a.outcome,
-                        a.detail.as_deref().unwrap_or("")
+                        printable(&a.actor),
+                        printable(&a.action),
+                        printable(a.user_principal_name.as_deref().unwrap_or("-")),
+                        printable(&a.outcome),
+                        printable(a.detail.as_deref().unwrap_or(""))
                     );
                 }
             }
@@ -456,4 +549,22 @@ pub fn run(args: CloudArgs) -> CliResult {
         },
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn log_levels_and_directives() {
+        let f = log_filter("DEBUG").unwrap().to_string();
+        assert!(
+            f.contains("phsync_service=debug") && f.contains("phsync_tenant=debug"),
+            "{f}"
+        );
+        assert!(f.contains("warn"), "{f}");
+        assert!(log_filter("phsync_service=trace,hyper=info").is_ok());
+        let e = log_filter("phsync_service=loud").unwrap_err();
+        assert!(e.starts_with("--log-level"), "{e}");
+    }
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use phsync_directory::{Directory, DirectoryError, DirectoryUser};
 use phsync_engine::config::Config;
 
-use super::{CliResult, Outcome};
+use super::{printable, CliResult, Outcome};
 
 #[derive(Subcommand)]
 pub enum DirectoryCommand {
@@ -84,13 +84,13 @@ fn yes_no(b: bool) -> &'static str {
 fn print_table(users: &[DirectoryUser]) {
     let sam_w = users
         .iter()
-        .map(|u| u.sam_account_name.chars().count())
+        .map(|u| printable(&u.sam_account_name).chars().count())
         .chain([14])
         .max()
         .unwrap_or(14);
     let upn_w = users
         .iter()
-        .map(|u| u.user_principal_name.chars().count() + usize::from(u.upn_derived))
+        .map(|u| printable(&u.user_principal_name).chars().count() + usize::from(u.upn_derived))
         .chain([17])
         .max()
         .unwrap_or(17);
@@ -99,14 +99,15 @@ fn print_table(users: &[DirectoryUser]) {
         "SAMACCOUNTNAME", "USERPRINCIPALNAME", "ENABLED", "MUST-CHANGE", "GUID"
     );
     for u in users {
+        let upn = printable(&u.user_principal_name);
         let upn = if u.upn_derived {
-            format!("{}*", u.user_principal_name)
+            format!("{upn}*")
         } else {
-            u.user_principal_name.clone()
+            upn.into_owned()
         };
         println!(
             "{:sam_w$}  {:upn_w$}  {:7}  {:11}  {:36}  {}",
-            u.sam_account_name,
+            printable(&u.sam_account_name),
             upn,
             yes_no(u.enabled()),
             yes_no(u.must_change_password()),
@@ -146,7 +147,7 @@ pub fn run(command: DirectoryCommand) -> CliResult {
                 json(&user)?;
             } else {
                 print_table(std::slice::from_ref(&user));
-                println!("dn: {}", user.dn);
+                println!("dn: {}", printable(&user.dn));
                 println!("sid: {} (rid {})", user.object_sid, user.rid);
             }
         }
@@ -161,10 +162,13 @@ pub fn run(command: DirectoryCommand) -> CliResult {
                 json(&root)?;
             } else {
                 println!("url:                  {url}");
-                println!("defaultNamingContext: {}", root.default_naming_context);
-                println!("dnsHostName:          {}", root.dns_host_name);
+                println!(
+                    "defaultNamingContext: {}",
+                    printable(&root.default_naming_context)
+                );
+                println!("dnsHostName:          {}", printable(&root.dns_host_name));
                 println!("highestCommittedUSN:  {}", root.highest_committed_usn);
-                println!("dsServiceName:        {}", root.ds_service_name);
+                println!("dsServiceName:        {}", printable(&root.ds_service_name));
             }
         }
     }

@@ -85,7 +85,7 @@ fn line(a: &ReplicatedAccount, json: bool, show: bool) -> String {
         format!(
             "{}\t{}\trid={}\tuac={}\tpwdLastSet={}\tnt={}\thistory={}",
             a.guid,
-            a.sam_account_name.as_deref().unwrap_or("-"),
+            super::printable(a.sam_account_name.as_deref().unwrap_or("-")),
             a.rid.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
             a.user_account_control
                 .map(|u| format!("0x{u:x}"))

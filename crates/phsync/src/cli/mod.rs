@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Exit codes: 0 success, 1 a negative answer (mismatch,
 //! refused sign-in), 2 an error, with one line on stderr.
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -88,8 +89,51 @@ pub fn run() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Negative) => ExitCode::from(1),
         Err(message) => {
-            eprintln!("phsync: error: {message}");
+            eprintln!("phsync: error: {}", printable(&message));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `s` fit for a terminal line. Names, reasons and messages come from the directory, the
+/// tenant or a service, and a hostile one must not move the cursor, recolor the screen,
+/// forge a line or reorder text: control characters (C0 with TAB, CR and LF, DEL, C1 with
+/// CSI), the line and paragraph separators and the bidi embeddings, overrides and isolates
+/// become `\u{..}`, and `\` becomes `\\` so every escape is unambiguous. Plain text is
+/// borrowed unchanged. JSON output needs none of this: serde escapes control characters.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    fn escaped(c: char) -> bool {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.contains(escaped) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_what_a_terminal_would_act_on() {
+        assert!(matches!(
+            printable("dana@phs.test Dana Ü"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            printable("a\x1b[31mb\tc\r\nd\u{7f}\u{9b}e\\f\u{202e}g\u{2028}\u{2069}"),
+            "a\\u{1b}[31mb\\u{9}c\\u{d}\\u{a}d\\u{7f}\\u{9b}e\\\\f\\u{202e}g\\u{2028}\\u{2069}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use phsync_engine::{CycleReport, Engine};
 
-use super::{CliResult, Outcome};
+use super::{printable, CliResult, Outcome};
 
 #[derive(Args)]
 pub struct SyncArgs {
@@ -133,9 +133,9 @@ fn print_report(r: &CycleReport, json: bool) {
     for u in &r.users {
         println!(
             "  {:<24} {:<24} {}",
-            u.sam_account_name,
+            printable(&u.sam_account_name),
             u.status.as_str(),
-            u.reason
+            printable(&u.reason)
         );
     }
 }
@@ -164,9 +164,9 @@ pub fn sync(args: SyncArgs) -> CliResult {
             for d in &results {
                 println!(
                     "{:<24} {:<24} {}",
-                    d.sam_account_name,
+                    printable(&d.sam_account_name),
                     d.status.as_str(),
-                    d.reason
+                    printable(&d.reason)
                 );
             }
         }
@@ -271,10 +271,11 @@ pub fn status(args: StatusArgs) -> CliResult {
                 let u = &status.user;
                 println!(
                     "user:              {} ({})",
-                    u.sam_account_name, u.user_principal_name
+                    printable(&u.sam_account_name),
+                    printable(&u.user_principal_name)
                 );
                 println!("status:            {}", u.status.as_str());
-                println!("reason:            {}", u.reason);
+                println!("reason:            {}", printable(&u.reason));
                 println!("last attempt:      {}", u.last_attempt_at);
                 println!(
                     "on-prem change:    {}",
@@ -293,7 +294,12 @@ pub fn status(args: StatusArgs) -> CliResult {
                     serde_json::to_string(&u.retry).expect("serializes")
                 );
                 for h in &status.history {
-                    println!("  {}  {:<24} {}", h.at, h.status.as_str(), h.reason);
+                    println!(
+                        "  {}  {:<24} {}",
+                        h.at,
+                        h.status.as_str(),
+                        printable(&h.reason)
+                    );
                 }
             }
         }
@@ -312,7 +318,7 @@ pub fn status(args: StatusArgs) -> CliResult {
                 match last {
                     Some(l) => {
                         let outcome = match (&l.error, l.ok) {
-                            (Some(e), _) => format!("did not complete: {e}"),
+                            (Some(e), _) => format!("did not complete: {}", printable(e)),
                             (None, true) => "ok".to_string(),
                             (None, false) => "completed with failed users".to_string(),
                         };
@@ -334,9 +340,9 @@ pub fn status(args: StatusArgs) -> CliResult {
                 for u in users {
                     println!(
                         "  {:<24} {:<24} {}",
-                        u.sam_account_name,
+                        printable(&u.sam_account_name),
                         u.status.as_str(),
-                        u.reason
+                        printable(&u.reason)
                     );
                 }
             }
@@ -356,7 +362,12 @@ pub fn check(args: CheckArgs) -> CliResult {
         );
     } else {
         for c in &report.checks {
-            println!("{:<8} {:<19} {}", c.result.as_str(), c.name, c.detail);
+            println!(
+                "{:<8} {:<19} {}",
+                c.result.as_str(),
+                c.name,
+                printable(&c.detail)
+            );
         }
     }
     Ok(if report.ok {
@@ -396,7 +407,7 @@ pub fn events(args: EventsArgs) -> CliResult {
                 e.at,
                 e.event_id,
                 e.level.as_str(),
-                e.message
+                printable(&e.message)
             );
         }
     }

@@ -4,3 +4,5 @@ mod cli_cloud;
 mod cli_directory;
 mod cli_drsr;
 mod cli_hash;
+#[cfg(unix)]
+mod cli_hostile;
