@@ -8,6 +8,7 @@
 //! nothing of Active Directory.
 
 mod error;
+pub mod limits;
 mod model;
 mod policy;
 mod postgres;
@@ -24,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{CloudError, CloudResult, ErrorKind};
+pub use limits::{
+    check_anchor, check_display_name, check_upn, MAX_ANCHOR_CHARS, MAX_DISPLAY_NAME_CHARS,
+    MAX_UPN_CHARS,
+};
 pub use model::*;
 pub use policy::TenantSettings;
 pub use postgres::PostgresStore;
