@@ -360,3 +360,238 @@ fn the_embedded_tenant_is_unrestricted() {
         provision(tn, "anchor-m1", "again@mixed.test");
     }
 }
+
+/// Replace the stored digest of `upn` behind the tenant's back (an iteration count the API
+/// refuses, to make a check slow).
+fn put_raw_digest(t: &TestTenant, upn: &str, digest: &str) {
+    let sql = "UPDATE credentials SET secret = $1 WHERE user_id = (SELECT id FROM users WHERE upn_key = $2)";
+    if t.name == "postgresql" {
+        let mut c = postgres::Client::connect(&t.target, postgres::NoTls).unwrap();
+        assert_eq!(c.execute(sql, &[&digest, &upn]).unwrap(), 1);
+    } else {
+        let c = rusqlite::Connection::open(&t.target).unwrap();
+        let sql = sql.replace('$', "?");
+        assert_eq!(c.execute(&sql, [digest, upn]).unwrap(), 1);
+    }
+}
+
+#[test]
+fn a_sign_in_in_progress_does_not_block_other_writers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        provision(tn, "anchor-slow", "slow@phs.test");
+        tn.apply_synced_credential(&synced("anchor-slow", "Slow-Passw0rd", T0, false))
+            .unwrap();
+        // A million PBKDF2 iterations: the check takes a good part of a second.
+        let nt = phsync_hash::NtHash::from_password("Slow-Passw0rd").unwrap();
+        let slow = phsync_hash::PhsDigest::from_nt_hash(&nt, [7; 10], 1_000_000).unwrap();
+        put_raw_digest(&t, "slow@phs.test", &slow.encode());
+
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let signer = {
+            let (target, done, clock) = (t.target.clone(), done.clone(), t.clock.clone());
+            std::thread::spawn(move || {
+                let tenant = phsync_tenant::open_with_clock(&target, "signer", clock).unwrap();
+                let start = Instant::now();
+                let result = tenant.sign_in("slow@phs.test", &utf16("Slow-Passw0rd"));
+                done.store(true, Ordering::SeqCst);
+                (result.unwrap().result, start.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let agent = phsync_tenant::open_with_clock(&t.target, "agent", t.clock.clone()).unwrap();
+        let start = Instant::now();
+        provision(agent.as_ref(), "anchor-meanwhile", "meanwhile@phs.test");
+        agent
+            .apply_synced_credential(&synced("anchor-meanwhile", "Pw-1", T0, false))
+            .unwrap();
+        let writes_took = start.elapsed();
+        let sign_in_over = done.load(Ordering::SeqCst);
+        let (status, sign_in_took) = signer.join().unwrap();
+        assert_eq!(status, SignInStatus::Success, "{}", t.name);
+        assert!(
+            !sign_in_over,
+            "{}: the writes ({writes_took:?}) waited for the sign-in ({sign_in_took:?})",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn concurrent_wrong_attempts_all_count_and_repeats_count_once() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        let settings = phsync_tenant::TenantSettings {
+            lockout_threshold: 4,
+            ..tn.settings().unwrap()
+        };
+        tn.update_settings(&settings).unwrap();
+        tn.add_cloud_user("race@phs.test", None).unwrap();
+        tn.set_password("race@phs.test", &utf16("Right-Passw0rd"), false)
+            .unwrap();
+        let attack = |upn: &'static str, passwords: Vec<String>| {
+            let threads: Vec<_> = passwords
+                .into_iter()
+                .map(|pw| {
+                    let (target, clock) = (t.target.clone(), t.clock.clone());
+                    std::thread::spawn(move || {
+                        let tenant =
+                            phsync_tenant::open_with_clock(&target, "attacker", clock).unwrap();
+                        tenant.sign_in(upn, &utf16(&pw)).unwrap().result
+                    })
+                })
+                .collect();
+            for h in threads {
+                assert_eq!(h.join().unwrap(), SignInStatus::InvalidCredentials);
+            }
+        };
+        // The same wrong password from many places at once counts once (one lockout salt,
+        // even though no lockout row existed when they started).
+        attack("race@phs.test", vec!["Same-Wrong-1".to_string(); 6]);
+        assert_eq!(
+            tn.sign_in("race@phs.test", &utf16("Right-Passw0rd"))
+                .unwrap()
+                .result,
+            SignInStatus::Success
+        );
+        // Distinct wrong passwords at once all count: the account locks.
+        attack(
+            "race@phs.test",
+            (0..4).map(|i| format!("Wrong-{i}")).collect(),
+        );
+        assert_eq!(
+            tn.sign_in("race@phs.test", &utf16("Right-Passw0rd"))
+                .unwrap()
+                .result,
+            SignInStatus::LockedOut
+        );
+    }
+}
+
+/// A store that runs `action` just before chosen write transactions begin, to change the
+/// tenant between the two transactions of a password check.
+struct Interleave {
+    inner: std::sync::Arc<dyn phsync_tenant::store::TenantStore>,
+    calls: std::sync::atomic::AtomicUsize,
+    at: Vec<usize>,
+    action: Box<dyn Fn(usize) + Send + Sync>,
+}
+
+impl phsync_tenant::store::TenantStore for Interleave {
+    fn write(&self) -> phsync_tenant::CloudResult<Box<dyn phsync_tenant::store::StoreTx + '_>> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.at.contains(&n) {
+            (self.action)(n);
+        }
+        self.inner.write()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
+
+#[test]
+fn a_password_changed_during_a_check_is_never_granted_on_the_old_one() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        provision(tn, "anchor-mid", "mid@phs.test");
+        tn.apply_synced_credential(&synced("anchor-mid", "Before-1", T0, false))
+            .unwrap();
+        // Before the chosen write transactions (a check's are calls 0 and 1, a re-run's 2
+        // and 3), the password changes to `{next}{call}`.
+        let version = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(10));
+        let interleaved = |at: Vec<usize>, next: &'static str| {
+            let (target, clock, version) = (t.target.clone(), t.clock.clone(), version.clone());
+            let store = Interleave {
+                inner: open_store(&t.target).unwrap(),
+                calls: Default::default(),
+                at,
+                action: Box::new(move |n| {
+                    let other =
+                        phsync_tenant::open_with_clock(&target, "sync", clock.clone()).unwrap();
+                    let v = version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let cred = synced(
+                        "anchor-mid",
+                        &format!("{next}{n}"),
+                        T0.plus_seconds(v),
+                        false,
+                    );
+                    assert_eq!(
+                        other.apply_synced_credential(&cred).unwrap(),
+                        phsync_tenant::CredentialOutcome::Applied
+                    );
+                }),
+            };
+            LocalTenant::new(std::sync::Arc::new(store), t.clock.clone())
+        };
+        // The old password checked right, but it is no longer the password: the check runs
+        // again, against the new one, and fails.
+        let r = interleaved(vec![1], "A").sign_in("mid@phs.test", &utf16("Before-1"));
+        assert_eq!(
+            r.unwrap().result,
+            SignInStatus::InvalidCredentials,
+            "{}",
+            t.name
+        );
+        // The new password, checked against the old one: the second round grants it.
+        let r = interleaved(vec![1], "B").sign_in("mid@phs.test", &utf16("B1"));
+        assert_eq!(r.unwrap().result, SignInStatus::Success, "{}", t.name);
+        // Changed during both rounds: refused, not counted towards lockout.
+        let lockouts = t.raw_rows("lockouts");
+        let r = interleaved(vec![1, 3], "C").sign_in("mid@phs.test", &utf16("C3"));
+        assert_eq!(r.unwrap().result, SignInStatus::InvalidCredentials);
+        assert_eq!(t.raw_rows("lockouts"), lockouts);
+        let row = tn.audit_log(1).unwrap().remove(0);
+        assert_eq!(row.action, "sign_in");
+        assert!(row.detail.unwrap().contains("changed during"));
+        // A user's own change whose old password changes meanwhile changes nothing.
+        let r = interleaved(vec![1], "D").change_password(
+            "mid@phs.test",
+            &utf16("C3"),
+            &utf16("Mine-Passw0rd-9"),
+        );
+        assert_eq!(r.unwrap().result, SignInStatus::InvalidCredentials);
+        assert_eq!(
+            tn.sign_in("mid@phs.test", &utf16("D1")).unwrap().result,
+            SignInStatus::Success
+        );
+    }
+}
+
+#[test]
+fn digests_with_absurd_iteration_counts_are_refused() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        provision(tn, "anchor-it", "iter@phs.test");
+        let nt = phsync_hash::NtHash::from_password("Iter-Passw0rd").unwrap();
+        let cred = |iterations: u32, at| phsync_tenant::SyncedCredential {
+            source_anchor: "anchor-it".into(),
+            digest: phsync_hash::PhsDigest::from_nt_hash(&nt, [1; 10], iterations)
+                .unwrap()
+                .encode(),
+            changed_at: at,
+            force_change_at_next_sign_in: false,
+        };
+        // Azure AD Connect's 100 (before 2016) and 1000, and up to the cap, are fine.
+        tn.apply_synced_credential(&cred(100, T0)).unwrap();
+        tn.apply_synced_credential(&cred(100_000, T0.plus_seconds(1)))
+            .unwrap();
+        let e = tn
+            .apply_synced_credential(&cred(100_001, T0.plus_seconds(2)))
+            .unwrap_err();
+        assert!(matches!(e, CloudError::InvalidArgument(_)), "{e}");
+        assert!(e.to_string().contains("at most 100000"), "{e}");
+        assert_eq!(
+            tn.user("iter@phs.test")
+                .unwrap()
+                .unwrap()
+                .password
+                .unwrap()
+                .changed_at,
+            T0.plus_seconds(1)
+        );
+    }
+}
