@@ -2,3 +2,4 @@
 
 mod cloud_rules;
 mod hardening;
+mod tenant_file;
