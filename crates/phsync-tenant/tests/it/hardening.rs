@@ -595,3 +595,30 @@ fn digests_with_absurd_iteration_counts_are_refused() {
         );
     }
 }
+
+#[test]
+fn settings_keep_times_writable() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        let huge = phsync_tenant::TenantSettings {
+            max_password_age_days: u32::MAX,
+            ..tn.settings().unwrap()
+        };
+        let e = tn.update_settings(&huge).unwrap_err();
+        assert!(matches!(e, CloudError::InvalidArgument(_)), "{e}");
+        assert!(!e.to_string().contains(&u32::MAX.to_string()), "{e}");
+        // The longest allowed age still gives an RFC 3339 expiry.
+        let longest = phsync_tenant::TenantSettings {
+            max_password_age_days: 36_500,
+            session_lifetime_seconds: 365 * 86_400,
+            ..tn.settings().unwrap()
+        };
+        tn.update_settings(&longest).unwrap();
+        tn.add_cloud_user("ages@phs.test", None).unwrap();
+        let set = tn
+            .set_password("ages@phs.test", &utf16("Century-Passw0rd"), false)
+            .unwrap();
+        let json = serde_json::to_string(&set).unwrap();
+        assert!(json.contains("\"password_expires_at\":\"2125-"), "{json}");
+    }
+}
