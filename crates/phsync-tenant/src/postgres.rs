@@ -701,15 +701,24 @@ impl StoreTx for PgTx {
     }
 
     fn domain_claim(&mut self, domain: &str) -> CloudResult<Option<String>> {
+        let read = |tx: &mut Self| -> CloudResult<Option<String>> {
+            let row = tx
+                .client()
+                .query_opt(
+                    "SELECT source FROM domain_claims WHERE domain = $1",
+                    &[&domain],
+                )
+                .map_err(|e| pg_error("read domain claim", e))?;
+            Ok(row.map(|r| r.get(0)))
+        };
+        // Claims are never removed: a claim found needs no lock, so creating users in a
+        // claimed domain does not queue on it. Only an unclaimed domain is locked (and
+        // read again) so that two sources cannot both claim it.
+        if let Some(owner) = read(self)? {
+            return Ok(Some(owner));
+        }
         self.lock_key(&format!("domain:{domain}"))?;
-        let row = self
-            .client()
-            .query_opt(
-                "SELECT source FROM domain_claims WHERE domain = $1",
-                &[&domain],
-            )
-            .map_err(|e| pg_error("read domain claim", e))?;
-        Ok(row.map(|r| r.get(0)))
+        read(self)
     }
 
     fn claim_domain(&mut self, domain: &str, source: &str) -> CloudResult<()> {
