@@ -622,3 +622,28 @@ fn settings_keep_times_writable() {
         assert!(json.contains("\"password_expires_at\":\"2125-"), "{json}");
     }
 }
+
+#[test]
+fn two_sources_racing_for_a_new_domain_cannot_both_win() {
+    for t in all_tenants() {
+        for round in 0..5 {
+            let domain = format!("contested{round}.test");
+            let threads: Vec<_> = ["a", "b", "c"]
+                .into_iter()
+                .map(|source| {
+                    let tenant = handle(&t, Some(source));
+                    let upn = format!("{source}@{domain}");
+                    std::thread::spawn(move || {
+                        tenant.provision_synced_user(&spec(&format!("{source}-{upn}"), &upn))
+                    })
+                })
+                .collect();
+            let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+            let won = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(won, 1, "{}: {results:?}", t.name);
+            for r in results.iter().filter_map(|r| r.as_ref().err()) {
+                assert!(matches!(r, CloudError::DomainOwned(_)), "{r}");
+            }
+        }
+    }
+}
