@@ -1,17 +1,21 @@
 use thiserror::Error;
 
-/// Errors of the cloud tenant. None of them carries a password, hash or digest.
+/// Errors of the cloud tenant. None of them carries a password, hash or digest. A field that
+/// names caller input (a UPN, an anchor, a domain) holds [`crate::limits::shown`]'s bounded,
+/// escaped rendering of it, never the raw string, so messages stay short and printable.
 #[derive(Debug, Error)]
 pub enum CloudError {
-    #[error("no user with user principal name {0:?}")]
+    #[error("no user with user principal name \"{0}\"")]
     UserNotFound(String),
-    #[error("no synced user with source anchor {0:?} (provision the user before its credential)")]
+    #[error(
+        "no synced user with source anchor \"{0}\" (provision the user before its credential)"
+    )]
     AnchorNotFound(String),
-    #[error("user principal name {0:?} is already used by another user")]
+    #[error("user principal name \"{0}\" is already used by another user")]
     UpnConflict(String),
-    #[error("source anchor {0:?} already belongs to another user")]
+    #[error("source anchor \"{0}\" already belongs to another user")]
     AnchorConflict(String),
-    #[error("invalid user principal name {0:?}: {1}")]
+    #[error("invalid user principal name \"{0}\": {1}")]
     InvalidUpn(String, &'static str),
     #[error("the password does not meet the cloud password policy: {}", .0.join("; "))]
     PolicyViolation(Vec<String>),
@@ -29,11 +33,11 @@ pub enum CloudError {
     Forbidden(String),
     /// An agent wrote a user in a domain (UPN suffix) that another sync source (or the
     /// cloud) owns.
-    #[error("the domain {0:?} belongs to another sync source")]
+    #[error("the domain \"{0}\" belongs to another sync source")]
     DomainOwned(String),
     /// An agent used a source anchor that belongs (or belonged, before a deletion) to
     /// another sync source.
-    #[error("source anchor {0:?} belongs to another sync source")]
+    #[error("source anchor \"{0}\" belongs to another sync source")]
     AnchorOwned(String),
     #[error("the tenant service refused the credentials: {0}")]
     Unauthorized(String),

@@ -8,6 +8,7 @@
 //! nothing of Active Directory.
 
 mod error;
+pub mod limits;
 mod model;
 mod policy;
 mod postgres;
@@ -24,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{CloudError, CloudResult, ErrorKind};
+pub use limits::{
+    check_anchor, check_display_name, check_upn, MAX_ANCHOR_CHARS, MAX_DISPLAY_NAME_CHARS,
+    MAX_UPN_CHARS,
+};
 pub use model::*;
 pub use policy::TenantSettings;
 pub use postgres::PostgresStore;
@@ -45,10 +50,12 @@ pub trait CloudTenant: Send + Sync {
     /// Create a cloud-only user (no source anchor, always under cloud policy).
     fn add_cloud_user(&self, upn: &str, display_name: Option<&str>) -> CloudResult<User>;
     /// Create or update a synced user, matched by source anchor (UPN renames follow it).
+    /// A sync agent's handle is refused another source's anchor (`AnchorOwned`) and a
+    /// domain that is not its source's (`DomainOwned`).
     fn provision_synced_user(&self, spec: &SyncedUserSpec) -> CloudResult<ProvisionOutcome>;
     /// Apply a PHS digest if its on-prem change time is newer than the current password.
     fn apply_synced_credential(&self, cred: &SyncedCredential) -> CloudResult<CredentialOutcome>;
-    /// Administrator reset under the cloud policy.
+    /// Administrator reset under the cloud policy; ends every session of the user.
     fn set_password(
         &self,
         upn: &str,
@@ -56,7 +63,8 @@ pub trait CloudTenant: Send + Sync {
         force_change: bool,
     ) -> CloudResult<SetPasswordResult>;
     fn sign_in(&self, upn: &str, password: &[u16]) -> CloudResult<SignInResult>;
-    /// A user's own change (at sign-in, e.g. must-change or expired).
+    /// A user's own change (at sign-in, e.g. must-change or expired); ends every other
+    /// session of the user (the one it returns stays).
     fn change_password(&self, upn: &str, old: &[u16], new: &[u16]) -> CloudResult<SignInResult>;
     fn validate_session(&self, token: &str) -> CloudResult<Option<SessionInfo>>;
     fn user(&self, upn: &str) -> CloudResult<Option<User>>;

@@ -42,7 +42,14 @@ impl Default for TenantSettings {
     }
 }
 
+/// A century: the longest password age the tenant accepts.
+pub const MAX_PASSWORD_AGE_DAYS: u32 = 36_500;
+/// A year: the longest lockout window, lockout and session the tenant accepts.
+pub const MAX_PERIOD_SECONDS: u32 = 365 * 86_400;
+
 impl TenantSettings {
+    /// The settings' own consistency, and bounds that keep every time computed from them
+    /// (expiry, lockout end, session end) a sensible date.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_length == 0 || self.min_length > self.max_length || self.max_length > 512 {
             return Err(
@@ -54,6 +61,22 @@ impl TenantSettings {
         }
         if self.lockout_threshold == 0 {
             return Err("lockout_threshold must be at least 1".into());
+        }
+        if self.max_password_age_days > MAX_PASSWORD_AGE_DAYS {
+            return Err(format!(
+                "max_password_age_days must be at most {MAX_PASSWORD_AGE_DAYS} (a century; 0 = never expires)"
+            ));
+        }
+        for (name, value) in [
+            ("lockout_window_seconds", self.lockout_window_seconds),
+            ("lockout_duration_seconds", self.lockout_duration_seconds),
+            ("session_lifetime_seconds", self.session_lifetime_seconds),
+        ] {
+            if value > MAX_PERIOD_SECONDS {
+                return Err(format!(
+                    "{name} must be at most {MAX_PERIOD_SECONDS} (a year)"
+                ));
+            }
         }
         Ok(())
     }
@@ -113,5 +136,40 @@ mod tests {
         );
         assert!(p.violations("Žluťoučký-kůň-1", "u@x").is_empty());
         assert_eq!(p.violations(&"Aa1!".repeat(65), "u@x").len(), 1);
+    }
+
+    #[test]
+    fn ages_and_periods_are_bounded() {
+        assert!(TenantSettings::default().validate().is_ok());
+        let ok = TenantSettings {
+            max_password_age_days: MAX_PASSWORD_AGE_DAYS,
+            lockout_window_seconds: MAX_PERIOD_SECONDS,
+            lockout_duration_seconds: MAX_PERIOD_SECONDS,
+            session_lifetime_seconds: MAX_PERIOD_SECONDS,
+            ..TenantSettings::default()
+        };
+        assert!(ok.validate().is_ok());
+        let too_much = [
+            TenantSettings {
+                max_password_age_days: u32::MAX,
+                ..ok.clone()
+            },
+            TenantSettings {
+                lockout_window_seconds: MAX_PERIOD_SECONDS + 1,
+                ..ok.clone()
+            },
+            TenantSettings {
+                lockout_duration_seconds: u32::MAX,
+                ..ok.clone()
+            },
+            TenantSettings {
+                session_lifetime_seconds: u32::MAX,
+                ..ok.clone()
+            },
+        ];
+        for s in too_much {
+            let e = s.validate().unwrap_err();
+            assert!(e.contains("must be at most"), "{e}");
+        }
     }
 }

@@ -13,6 +13,7 @@ use postgres::{Client, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 use zeroize::Zeroizing;
 
+use super::limits::shown;
 use super::store::{
     AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
     TokenRole, TokenRow, UserKey, UserRow,
@@ -20,8 +21,10 @@ use super::store::{
 use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
 
 /// Migrations in order, applied under an advisory lock so replicas starting together do not
-/// race. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[&str] = &["
+/// race. Never edit one that has shipped: add the next. The second: ownership of anchors
+/// and domains by sync sources (issue 15); existing synced users' anchors are claimed.
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE users (
     id            BIGSERIAL PRIMARY KEY,
@@ -78,7 +81,17 @@ CREATE TABLE tokens (
     created_at  BIGINT NOT NULL,
     revoked_at  BIGINT
 );
-"];
+",
+    "
+CREATE TABLE anchor_claims (anchor TEXT PRIMARY KEY, source TEXT NOT NULL);
+INSERT INTO anchor_claims (anchor, source)
+    SELECT source_anchor, source FROM users
+    WHERE source IS NOT NULL AND source_anchor IS NOT NULL
+    ON CONFLICT DO NOTHING;
+CREATE TABLE domain_claims (domain TEXT PRIMARY KEY, source TEXT NOT NULL);
+CREATE INDEX users_domain ON users ((substr(upn_key, strpos(upn_key, '@') + 1)));
+",
+];
 
 /// Key of the advisory lock that serializes migrations.
 const MIGRATION_LOCK: i64 = 0x7068_7379_6e63; // "phsync"
@@ -396,11 +409,9 @@ fn map_unique(e: postgres::Error, upn: &str, anchor: Option<&str>) -> CloudError
         if *db.code() == SqlState::UNIQUE_VIOLATION {
             match db.constraint() {
                 Some(c) if c.contains("source_anchor") => {
-                    return CloudError::AnchorConflict(anchor.unwrap_or_default().to_string())
+                    return CloudError::AnchorConflict(shown(anchor.unwrap_or_default()))
                 }
-                Some(c) if c.contains("upn_key") => {
-                    return CloudError::UpnConflict(upn.to_string())
-                }
+                Some(c) if c.contains("upn_key") => return CloudError::UpnConflict(shown(upn)),
                 _ => {}
             }
         }
@@ -666,6 +677,72 @@ impl StoreTx for PgTx {
             )
             .map_err(|e| pg_error("write session", e))?;
         Ok(())
+    }
+
+    fn anchor_claim(&mut self, anchor: &str) -> CloudResult<Option<String>> {
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT source FROM anchor_claims WHERE anchor = $1",
+                &[&anchor],
+            )
+            .map_err(|e| pg_error("read anchor claim", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn claim_anchor(&mut self, anchor: &str, source: &str) -> CloudResult<()> {
+        self.client()
+            .execute(
+                "INSERT INTO anchor_claims (anchor, source) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&anchor, &source],
+            )
+            .map_err(|e| pg_error("write anchor claim", e))?;
+        Ok(())
+    }
+
+    fn domain_claim(&mut self, domain: &str) -> CloudResult<Option<String>> {
+        let read = |tx: &mut Self| -> CloudResult<Option<String>> {
+            let row = tx
+                .client()
+                .query_opt(
+                    "SELECT source FROM domain_claims WHERE domain = $1",
+                    &[&domain],
+                )
+                .map_err(|e| pg_error("read domain claim", e))?;
+            Ok(row.map(|r| r.get(0)))
+        };
+        // Claims are never removed: a claim found needs no lock, so creating users in a
+        // claimed domain does not queue on it. Only an unclaimed domain is locked (and
+        // read again) so that two sources cannot both claim it.
+        if let Some(owner) = read(self)? {
+            return Ok(Some(owner));
+        }
+        self.lock_key(&format!("domain:{domain}"))?;
+        read(self)
+    }
+
+    fn claim_domain(&mut self, domain: &str, source: &str) -> CloudResult<()> {
+        self.client()
+            .execute(
+                "INSERT INTO domain_claims (domain, source) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&domain, &source],
+            )
+            .map_err(|e| pg_error("write domain claim", e))?;
+        Ok(())
+    }
+
+    fn domain_has_others(&mut self, domain: &str, source: &str) -> CloudResult<bool> {
+        // The expression is the one `users_domain` indexes.
+        let row = self
+            .client()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM users
+                 WHERE substr(upn_key, strpos(upn_key, '@') + 1) = $1
+                   AND (source IS NULL OR source <> $2 OR origin <> 'synced'))",
+                &[&domain, &source],
+            )
+            .map_err(|e| pg_error("read domain users", e))?;
+        Ok(row.get(0))
     }
 
     fn delete_sessions(&mut self, user_id: i64, keep: Option<&[u8; 32]>) -> CloudResult<u64> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use zeroize::Zeroizing;
 
+use super::limits::shown;
 use super::store::{
     AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
     TokenRole, TokenRow, UserKey, UserRow,
@@ -17,7 +18,7 @@ use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSett
 
 /// Migrations in order; `PRAGMA user_version` counts those applied. Never edit one that
 /// has shipped: add the next.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const MIGRATION_1: &str = "
@@ -81,6 +82,179 @@ CREATE TABLE tokens (
 );
 ";
 
+/// Ownership of anchors and domains by sync sources (issue 15), the index that finds a
+/// domain's users and the one that finds a user's sessions, and the application marker.
+/// Anchors of existing synced users are claimed by their sources.
+const MIGRATION_3: &str = "
+CREATE TABLE anchor_claims (anchor TEXT PRIMARY KEY, source TEXT NOT NULL);
+INSERT OR IGNORE INTO anchor_claims (anchor, source)
+    SELECT source_anchor, source FROM users
+    WHERE source IS NOT NULL AND source_anchor IS NOT NULL;
+CREATE TABLE domain_claims (domain TEXT PRIMARY KEY, source TEXT NOT NULL);
+CREATE INDEX users_domain ON users(substr(upn_key, instr(upn_key, '@') + 1));
+CREATE INDEX sessions_user ON sessions(user_id);
+INSERT OR REPLACE INTO meta (key, value) VALUES ('application', 'phsync-tenant');
+";
+
+/// What `meta.application` says in a phsync tenant file (from schema 3 on).
+const APPLICATION: &str = "phsync-tenant";
+
+/// The tables phsync creates, with the columns of each that its first schema already had
+/// (later migrations only add). A file holding anything else is not a tenant file.
+const KNOWN_TABLES: &[(&str, &[&str])] = &[
+    ("meta", &["key", "value"]),
+    (
+        "users",
+        &[
+            "id",
+            "upn",
+            "upn_key",
+            "source_anchor",
+            "display_name",
+            "enabled",
+            "origin",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "credentials",
+        &[
+            "user_id",
+            "source",
+            "secret",
+            "changed_at",
+            "applied_at",
+            "force_change",
+        ],
+    ),
+    (
+        "lockouts",
+        &[
+            "upn_key",
+            "failures",
+            "window_start",
+            "locked_until",
+            "salt",
+            "recent",
+        ],
+    ),
+    (
+        "sessions",
+        &["token_hash", "user_id", "created_at", "expires_at"],
+    ),
+    (
+        "audit",
+        &[
+            "id",
+            "at",
+            "actor",
+            "action",
+            "upn",
+            "source_anchor",
+            "outcome",
+            "detail",
+        ],
+    ),
+    (
+        "tokens",
+        &[
+            "id",
+            "name",
+            "role",
+            "source",
+            "secret_hash",
+            "created_at",
+            "revoked_at",
+        ],
+    ),
+    ("anchor_claims", &["anchor", "source"]),
+    ("domain_claims", &["domain", "source"]),
+    // SQLite's own, for the audit table's AUTOINCREMENT.
+    ("sqlite_sequence", &["name", "seq"]),
+];
+
+/// Refuse a file that is not a phsync tenant file (another application's database) before
+/// anything writes to it: no table created, no column added, no journal mode switched.
+/// An empty database is a new tenant file.
+fn check_signature(conn: &Connection, path: &Path) -> CloudResult<()> {
+    let not_ours = |why: String| file_error(path, format!("not a phsync tenant file: {why}"));
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| not_ours(e.to_string()))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(|e| not_ours(e.to_string()))?;
+    if tables.is_empty() && version == 0 {
+        return Ok(());
+    }
+    let marker: Option<String> = if tables.iter().any(|t| t == "meta") {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'application'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| not_ours(format!("its meta table is not phsync's ({e})")))?
+    } else {
+        None
+    };
+    match marker.as_deref() {
+        Some(APPLICATION) if version > SCHEMA_VERSION => {
+            // A newer phsync may have added tables: say so rather than "not ours".
+            return Err(file_error(
+                path,
+                format!(
+                    "written by a newer phsync (schema {version}, this one knows {SCHEMA_VERSION})"
+                ),
+            ));
+        }
+        Some(APPLICATION) => {}
+        Some(_) => return Err(not_ours("its meta table names another application".into())),
+        // Files of schema 1 and 2 have no marker; a newer one always has.
+        None if version > 2 => {
+            return Err(not_ours(format!(
+                "user_version {version} without phsync's marker"
+            )))
+        }
+        None => {}
+    }
+    if version > 0 && !tables.iter().any(|t| t == "users") {
+        return Err(not_ours(format!(
+            "user_version {version} but no users table"
+        )));
+    }
+    for table in &tables {
+        if table.starts_with("sqlite_") && table != "sqlite_sequence" {
+            // SQLite's own statistics tables (ANALYZE).
+            continue;
+        }
+        let Some((_, columns)) = KNOWN_TABLES.iter().find(|(name, _)| name == table) else {
+            return Err(not_ours(format!(
+                "it holds a table {} that phsync does not know",
+                crate::limits::shown(table)
+            )));
+        };
+        let have: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .and_then(|mut stmt| {
+                stmt.query_map([table], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .map_err(|e| not_ours(e.to_string()))?;
+        if let Some(missing) = columns.iter().find(|c| !have.iter().any(|h| h == *c)) {
+            return Err(not_ours(format!(
+                "its table {table} has no column {missing}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -111,10 +285,18 @@ impl SqliteStore {
                 ));
             }
         }
-        prepare_file(path)?;
+        // An existing file is checked before anything touches it, its mode included.
+        let existed = path.exists();
+        if !existed {
+            prepare_file(path)?;
+        }
         let conn = Connection::open(path).map_err(|e| file_error(path, e))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(CloudError::storage)?;
+        check_signature(&conn, path)?;
+        if existed {
+            prepare_file(path)?;
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(|e| file_error(path, format!("not a tenant file ({e})")))?;
@@ -124,8 +306,12 @@ impl SqliteStore {
                 format!("cannot enable WAL (journal mode {mode})"),
             ));
         }
-        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
-            .map_err(CloudError::storage)?;
+        // secure_delete: a deleted user's digest (or a replaced one) is overwritten with
+        // zeros, not left in free pages of the file.
+        conn.execute_batch(
+            "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;",
+        )
+        .map_err(CloudError::storage)?;
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(CloudError::storage)?;
         let migrated = (|| -> CloudResult<()> {
@@ -255,9 +441,9 @@ fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
 fn map_unique(e: rusqlite::Error, upn: &str, anchor: Option<&str>) -> CloudError {
     let text = e.to_string();
     if text.contains("UNIQUE") && text.contains("source_anchor") {
-        CloudError::AnchorConflict(anchor.unwrap_or_default().to_string())
+        CloudError::AnchorConflict(shown(anchor.unwrap_or_default()))
     } else if text.contains("UNIQUE") && text.contains("upn_key") {
-        CloudError::UpnConflict(upn.to_string())
+        CloudError::UpnConflict(shown(upn))
     } else {
         CloudError::Storage(text)
     }
@@ -504,6 +690,61 @@ impl StoreTx for SqliteTx<'_> {
                 },
             )
             .optional()
+            .map_err(CloudError::storage)
+    }
+
+    fn anchor_claim(&mut self, anchor: &str) -> CloudResult<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT source FROM anchor_claims WHERE anchor = ?1",
+                [anchor],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(CloudError::storage)
+    }
+
+    fn claim_anchor(&mut self, anchor: &str, source: &str) -> CloudResult<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO anchor_claims (anchor, source) VALUES (?1, ?2)",
+                [anchor, source],
+            )
+            .map_err(CloudError::storage)?;
+        Ok(())
+    }
+
+    fn domain_claim(&mut self, domain: &str) -> CloudResult<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT source FROM domain_claims WHERE domain = ?1",
+                [domain],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(CloudError::storage)
+    }
+
+    fn claim_domain(&mut self, domain: &str, source: &str) -> CloudResult<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO domain_claims (domain, source) VALUES (?1, ?2)",
+                [domain, source],
+            )
+            .map_err(CloudError::storage)?;
+        Ok(())
+    }
+
+    fn domain_has_others(&mut self, domain: &str, source: &str) -> CloudResult<bool> {
+        // The expression is the one `users_domain` indexes.
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM users
+                 WHERE substr(upn_key, instr(upn_key, '@') + 1) = ?1
+                   AND (source IS NULL OR source <> ?2 OR origin <> 'synced'))",
+                [domain, source],
+                |r| r.get(0),
+            )
             .map_err(CloudError::storage)
     }
 

@@ -168,6 +168,19 @@ pub trait StoreTx {
     fn delete_lockout(&mut self, upn_key: &str) -> CloudResult<()>;
     fn insert_session(&mut self, row: &SessionRow) -> CloudResult<()>;
     fn session(&mut self, token_hash: &[u8; 32]) -> CloudResult<Option<SessionRow>>;
+    /// The sync source that claimed `anchor` (see [`StoreTx::claim_anchor`]); a claim
+    /// outlives the user, so a deleted user's anchor stays its source's.
+    fn anchor_claim(&mut self, anchor: &str) -> CloudResult<Option<String>>;
+    /// Record that `source` owns `anchor`, unless the anchor is already claimed.
+    fn claim_anchor(&mut self, anchor: &str, source: &str) -> CloudResult<()>;
+    /// The sync source that claimed a domain (lower-case UPN suffix). The domain is locked
+    /// against other transactions until this one ends, so two sources cannot both claim it.
+    fn domain_claim(&mut self, domain: &str) -> CloudResult<Option<String>>;
+    /// Record that `source` owns `domain`, unless the domain is already claimed.
+    fn claim_domain(&mut self, domain: &str, source: &str) -> CloudResult<()>;
+    /// Whether a user in `domain` (lower-case UPN suffix) is not one of `source`'s synced
+    /// users: a cloud user, or a user of another (or of no) sync source.
+    fn domain_has_others(&mut self, domain: &str, source: &str) -> CloudResult<bool>;
     /// Delete every session of a user, or every one but `keep`; how many were deleted.
     fn delete_sessions(&mut self, user_id: i64, keep: Option<&[u8; 32]>) -> CloudResult<u64>;
     fn append_audit(&mut self, row: &AuditRow) -> CloudResult<()>;

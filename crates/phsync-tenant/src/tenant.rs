@@ -9,6 +9,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use super::limits::{check_anchor, check_display_name, check_upn, shown, MAX_DIGEST_ITERATIONS};
 use super::secret::{decoy_cloud_hash, hash_cloud_password, verify_cloud_password};
 use super::store::{
     AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreTx, TenantStore, UserKey,
@@ -35,21 +36,9 @@ pub struct LocalTenant {
     source: Option<String>,
 }
 
-fn validate_upn(upn: &str) -> CloudResult<()> {
-    let bad = |why| Err(CloudError::InvalidUpn(upn.to_string(), why));
-    let Some((local, domain)) = upn.split_once('@') else {
-        return bad("it must have the form name@domain");
-    };
-    if local.is_empty() || domain.is_empty() || domain.contains('@') {
-        return bad("it must have the form name@domain");
-    }
-    if upn.chars().count() > 256 {
-        return bad("it is longer than 256 characters");
-    }
-    if upn.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("it contains whitespace or control characters");
-    }
-    Ok(())
+/// The domain (UPN suffix) of a normalized UPN.
+fn domain_of(key: &str) -> &str {
+    key.split_once('@').map_or("", |(_, domain)| domain)
 }
 
 /// A cloud-set password must be well-formed text: policy rules count characters.
@@ -99,14 +88,82 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// What checking a password found, before lockout and account state are applied.
-struct Check {
+/// What the first, short transaction of a password check read (and, in the second one,
+/// what is there now).
+struct Rows {
+    settings: TenantSettings,
     user: Option<UserRow>,
     credential: Option<CredentialRow>,
-    password_ok: bool,
-    fingerprint: [u8; 32],
-    lockout: LockoutRow,
+    lockout: Option<LockoutRow>,
 }
+
+impl Rows {
+    fn read(tx: &mut dyn StoreTx, key: &str) -> CloudResult<Rows> {
+        let settings = tx.settings()?;
+        let user = tx.user(UserKey::Upn(key))?;
+        let credential = match &user {
+            Some(u) => tx.credential(u.id)?,
+            None => None,
+        };
+        let lockout = tx.lockout(key)?;
+        Ok(Rows {
+            settings,
+            user,
+            credential,
+            lockout,
+        })
+    }
+
+    /// Whether a password checked against `self` is checked against `now` too: same
+    /// settings, same user row, same credential. Lockout rows may differ: concurrent
+    /// attempts change them, and the verdict reads the current one.
+    fn same_password(&self, now: &Rows) -> bool {
+        let same_credential = match (&self.credential, &now.credential) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.source == b.source
+                    && a.changed_at == b.changed_at
+                    && a.force_change == b.force_change
+                    && a.secret.as_bytes() == b.secret.as_bytes()
+            }
+            _ => false,
+        };
+        self.settings == now.settings && self.user == now.user && same_credential
+    }
+
+    fn locked(&self, now: Timestamp) -> bool {
+        self.lockout
+            .as_ref()
+            .is_some_and(|l| l.locked_until.is_some_and(|t| t > now))
+    }
+}
+
+/// A password checked with no transaction open.
+struct Verified {
+    password_ok: bool,
+    /// The lockout salt the fingerprint was made with (the stored one, or a new one).
+    salt: [u8; 10],
+    fingerprint: [u8; 32],
+}
+
+/// What the second transaction concluded about an attempt.
+enum Settled {
+    /// The right password, and the account is not locked.
+    PasswordOk,
+    /// Refused by lockout (a wrong password, or a locked account).
+    Refused(SignInStatus),
+    /// The user's password or the settings changed between the two transactions: the
+    /// check no longer says anything about the current password.
+    Changed,
+}
+
+/// The fingerprint smart lockout remembers for a wrong password (cheap: 1000 iterations).
+fn fingerprint(attempt: &NtHash, salt: [u8; 10]) -> CloudResult<[u8; 32]> {
+    Ok(*PhsDigest::from_nt_hash(attempt, salt, 1000)?.key())
+}
+
+/// Detail of the audit row of an attempt whose check went stale twice in a row.
+const CHANGED_DURING_ATTEMPT: &str = "the password changed during the attempt; not counted";
 
 impl LocalTenant {
     pub fn new(store: Arc<dyn TenantStore>, clock: Arc<dyn Clock>) -> Self {
@@ -127,12 +184,6 @@ impl LocalTenant {
     /// Whether this handle may see or write `row` as a synced user.
     fn in_source(&self, row: &UserRow) -> bool {
         self.source.is_none() || row.source == self.source
-    }
-
-    fn foreign(&self, anchor: &str) -> CloudError {
-        CloudError::Forbidden(format!(
-            "source anchor {anchor:?} belongs to a user of another sync source"
-        ))
     }
 
     /// Who the audit log names for this handle's actions ("admin:alice", "sync-agent", ...).
@@ -185,83 +236,106 @@ impl LocalTenant {
         })
     }
 
-    /// Check `password` for `upn` at the same cost whether the user exists, has a synced
-    /// digest or a cloud hash: one Argon2id, one digest PBKDF2, one fingerprint PBKDF2.
-    fn check_password(
+    /// The rows a password check needs, read in a short transaction of their own.
+    fn snapshot(&self, key: &str) -> CloudResult<Rows> {
+        let mut tx = self.store.write()?;
+        let rows = Rows::read(tx.as_mut(), key)?;
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Check `password` against the snapshot with no transaction open (Argon2id and an
+    /// agent-chosen PBKDF2 count must not hold the store's write lock), at the same cost
+    /// whether the user exists, has a synced digest or a cloud hash: one Argon2id, one digest
+    /// PBKDF2, one fingerprint PBKDF2. `None`: the account was locked, so whatever the
+    /// password the answer is "locked out" and nothing is worth hashing.
+    fn verify(
         &self,
-        tx: &mut dyn StoreTx,
-        upn: &str,
+        snap: &Rows,
         password: &[u16],
-    ) -> CloudResult<Check> {
-        let key = upn_key(upn);
-        let now = self.clock.now();
-        let attempt = NtHash::from_utf16(password)?;
-        let user = tx.user(UserKey::Upn(&key))?;
-        let credential = match &user {
-            Some(u) => tx.credential(u.id)?,
-            None => None,
-        };
+        attempt: &NtHash,
+    ) -> CloudResult<Option<Verified>> {
+        if snap.locked(self.clock.now()) {
+            return Ok(None);
+        }
         let decoy_digest = PhsDigest::from_parts([0; 10], 1000, [0; 32]).expect("valid decoy");
-        let (digest_ok, cloud_ok) = match &credential {
+        let (digest_ok, cloud_ok) = match &snap.credential {
             Some(c) if c.source == PasswordSource::Synced => {
                 let ok = PhsDigest::parse(&c.secret)
-                    .map(|d| d.matches_nt_hash(&attempt))
+                    .map(|d| d.matches_nt_hash(attempt))
                     .unwrap_or(false);
                 verify_cloud_password(decoy_cloud_hash(), password);
                 (ok, false)
             }
             Some(c) => {
-                decoy_digest.matches_nt_hash(&attempt);
+                decoy_digest.matches_nt_hash(attempt);
                 (false, verify_cloud_password(&c.secret, password))
             }
             None => {
-                decoy_digest.matches_nt_hash(&attempt);
+                decoy_digest.matches_nt_hash(attempt);
                 verify_cloud_password(decoy_cloud_hash(), password);
                 (false, false)
             }
         };
-        let lockout = match tx.lockout(&key)? {
-            Some(l) => l,
+        let salt = match &snap.lockout {
+            Some(l) => l.salt,
             None => {
                 let mut salt = [0u8; 10];
                 getrandom::fill(&mut salt).map_err(|e| CloudError::Random(e.to_string()))?;
-                LockoutRow {
-                    upn_key: key,
-                    failures: 0,
-                    window_start: now,
-                    locked_until: None,
-                    salt,
-                    recent: Vec::new(),
-                }
+                salt
             }
         };
-        let fingerprint = *PhsDigest::from_nt_hash(&attempt, lockout.salt, 1000)?.key();
-        Ok(Check {
-            password_ok: user.is_some() && (digest_ok || cloud_ok),
-            user,
-            credential,
-            fingerprint,
-            lockout,
-        })
+        Ok(Some(Verified {
+            password_ok: snap.user.is_some() && (digest_ok || cloud_ok),
+            salt,
+            fingerprint: fingerprint(attempt, salt)?,
+        }))
     }
 
-    /// Apply smart lockout to a checked attempt; `None` means the password was right and the
-    /// account is not locked.
-    fn lockout_verdict(
+    /// The second transaction of a password check: lockout against the rows as they are
+    /// now (`current`, read locked), so concurrent attempts all count.
+    fn settle(
         &self,
         tx: &mut dyn StoreTx,
-        settings: &TenantSettings,
-        check: &mut Check,
-    ) -> CloudResult<Option<SignInStatus>> {
+        key: &str,
+        snap: &Rows,
+        current: &Rows,
+        verified: Option<&Verified>,
+        attempt: &NtHash,
+    ) -> CloudResult<Settled> {
         let now = self.clock.now();
-        let l = &mut check.lockout;
-        if l.locked_until.is_some_and(|t| t > now) {
-            return Ok(Some(SignInStatus::LockedOut));
+        if current.locked(now) {
+            return Ok(Settled::Refused(SignInStatus::LockedOut));
         }
-        if check.password_ok {
-            tx.delete_lockout(&l.upn_key)?;
-            return Ok(None);
+        // Unlocked since the snapshot (nothing was hashed), or a new password, user or
+        // policy: the check is stale. Never grant (nor count) on a stale check.
+        let Some(verified) = verified else {
+            return Ok(Settled::Changed);
+        };
+        if !snap.same_password(current) {
+            return Ok(Settled::Changed);
         }
+        let settings = &current.settings;
+        let mut l = current.lockout.clone().unwrap_or_else(|| LockoutRow {
+            upn_key: key.to_string(),
+            failures: 0,
+            window_start: now,
+            locked_until: None,
+            salt: verified.salt,
+            recent: Vec::new(),
+        });
+        if verified.password_ok {
+            if current.lockout.is_some() {
+                tx.delete_lockout(key)?;
+            }
+            return Ok(Settled::PasswordOk);
+        }
+        // A row written by a concurrent attempt after the snapshot has its own salt.
+        let fingerprint = if l.salt == verified.salt {
+            verified.fingerprint
+        } else {
+            fingerprint(attempt, l.salt)?
+        };
         if l.window_start
             .plus_seconds(i64::from(settings.lockout_window_seconds))
             <= now
@@ -270,9 +344,9 @@ impl LocalTenant {
             l.window_start = now;
             l.recent.clear();
         }
-        if !l.recent.contains(&check.fingerprint) {
+        if !l.recent.contains(&fingerprint) {
             l.failures += 1;
-            l.recent.push(check.fingerprint);
+            l.recent.push(fingerprint);
             if l.recent.len() > RECENT_WRONG_PASSWORDS {
                 l.recent.remove(0);
             }
@@ -283,20 +357,20 @@ impl LocalTenant {
             l.window_start = now;
             l.recent.clear();
         }
-        tx.put_lockout(l)?;
-        Ok(Some(SignInStatus::InvalidCredentials))
+        tx.put_lockout(&l)?;
+        Ok(Settled::Refused(SignInStatus::InvalidCredentials))
     }
 
     /// The sign-in verdict for a right password: account state, then credential state.
-    fn account_verdict(&self, settings: &TenantSettings, check: &Check) -> SignInStatus {
-        let (Some(user), Some(cred)) = (&check.user, &check.credential) else {
+    fn account_verdict(&self, rows: &Rows) -> SignInStatus {
+        let (Some(user), Some(cred)) = (&rows.user, &rows.credential) else {
             return SignInStatus::InvalidCredentials;
         };
         if !user.enabled {
             SignInStatus::AccountDisabled
         } else if cred.force_change {
             SignInStatus::MustChangePassword
-        } else if expires_at(settings, cred).is_some_and(|t| t <= self.clock.now()) {
+        } else if expires_at(&rows.settings, cred).is_some_and(|t| t <= self.clock.now()) {
             SignInStatus::PasswordExpired
         } else {
             SignInStatus::Success
@@ -308,26 +382,28 @@ impl LocalTenant {
         tx: &mut dyn StoreTx,
         settings: &TenantSettings,
         user_id: i64,
-    ) -> CloudResult<(String, Timestamp)> {
+    ) -> CloudResult<(String, [u8; 32], Timestamp)> {
         let mut raw = Zeroizing::new([0u8; 32]);
         getrandom::fill(raw.as_mut_slice()).map_err(|e| CloudError::Random(e.to_string()))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice());
         let now = self.clock.now();
         let expires = now.plus_seconds(i64::from(settings.session_lifetime_seconds));
+        let hash = token_hash(&token);
         tx.insert_session(&SessionRow {
-            token_hash: token_hash(&token),
+            token_hash: hash,
             user_id,
             created_at: now,
             expires_at: expires,
         })?;
-        Ok((token, expires))
+        Ok((token, hash, expires))
     }
 
+    /// Store an already hashed (Argon2id, outside any transaction) cloud password.
     fn store_cloud_password(
         &self,
         tx: &mut dyn StoreTx,
         user: &UserRow,
-        password: &[u16],
+        secret: Zeroizing<String>,
         force_change: bool,
     ) -> CloudResult<Timestamp> {
         let now = self.clock.now();
@@ -343,7 +419,7 @@ impl LocalTenant {
             user.id,
             &CredentialRow {
                 source: PasswordSource::Cloud,
-                secret: hash_cloud_password(password)?,
+                secret,
                 changed_at,
                 applied_at: now,
                 force_change,
@@ -351,11 +427,43 @@ impl LocalTenant {
         )?;
         Ok(changed_at)
     }
+
+    /// A sync agent may write a user into `domain` only if the domain is its source's: claimed
+    /// by it, or unclaimed and holding no user but its own synced ones (then it claims it,
+    /// in this transaction). Administrators and the embedded tenant are not asked.
+    fn claim_domain(&self, tx: &mut dyn StoreTx, source: &str, domain: &str) -> CloudResult<()> {
+        match tx.domain_claim(domain)? {
+            Some(owner) if owner == source => Ok(()),
+            Some(_) => Err(CloudError::DomainOwned(shown(domain))),
+            None if tx.domain_has_others(domain, source)? => {
+                Err(CloudError::DomainOwned(shown(domain)))
+            }
+            None => tx.claim_domain(domain, source),
+        }
+    }
+
+    /// Why a user's own change to `new` is refused; empty when it may go through.
+    fn change_problems(
+        settings: &TenantSettings,
+        new_text: &str,
+        upn: &str,
+        old: &[u16],
+        new: &[u16],
+    ) -> Vec<String> {
+        let mut problems = settings.violations(new_text, upn);
+        if old == new {
+            problems.push("it must differ from the current password".into());
+        }
+        problems
+    }
 }
 
 impl CloudTenant for LocalTenant {
     fn add_cloud_user(&self, upn: &str, display_name: Option<&str>) -> CloudResult<User> {
-        validate_upn(upn)?;
+        check_upn(upn)?;
+        if let Some(name) = display_name {
+            check_display_name(name)?;
+        }
         let mut tx = self.store.write()?;
         let settings = tx.settings()?;
         let row = tx.insert_user(&NewUser {
@@ -374,14 +482,38 @@ impl CloudTenant for LocalTenant {
     }
 
     fn provision_synced_user(&self, spec: &SyncedUserSpec) -> CloudResult<ProvisionOutcome> {
-        validate_upn(&spec.user_principal_name)?;
-        if spec.source_anchor.is_empty() {
-            return Err(CloudError::InvalidArgument("source anchor is empty".into()));
+        check_upn(&spec.user_principal_name)?;
+        check_anchor(&spec.source_anchor)?;
+        if let Some(name) = &spec.display_name {
+            check_display_name(name)?;
         }
+        let anchor = spec.source_anchor.as_str();
         let mut tx = self.store.write()?;
         let now = self.clock.now();
-        let outcome = match tx.user(UserKey::Anchor(&spec.source_anchor))? {
-            Some(row) if !self.in_source(&row) => return Err(self.foreign(&spec.source_anchor)),
+        let existing = tx.user(UserKey::Anchor(anchor))?;
+        if let Some(source) = &self.source {
+            // An anchor stays its source's after its user is deleted (by an administrator),
+            // so no other source can take the user over meanwhile. The rightful owner must
+            // hear why it is refused: a distinct error, unlike credentials (see below).
+            let owned = match &existing {
+                Some(row) => row.source.as_deref() == Some(source.as_str()),
+                None => tx
+                    .anchor_claim(anchor)?
+                    .is_none_or(|owner| owner == *source),
+            };
+            if !owned {
+                return Err(CloudError::AnchorOwned(shown(anchor)));
+            }
+            let key = upn_key(&spec.user_principal_name);
+            let into = domain_of(&key);
+            let moves = existing
+                .as_ref()
+                .is_none_or(|row| domain_of(&upn_key(&row.upn)) != into);
+            if moves {
+                self.claim_domain(tx.as_mut(), source, into)?;
+            }
+        }
+        let outcome = match existing {
             Some(mut row) => {
                 let changed = row.upn != spec.user_principal_name
                     || row.display_name != spec.display_name
@@ -398,7 +530,7 @@ impl CloudTenant for LocalTenant {
                         tx.as_mut(),
                         "user.sync",
                         Some(&row.upn),
-                        Some(&spec.source_anchor),
+                        Some(anchor),
                         "updated",
                         detail,
                     )?;
@@ -410,18 +542,21 @@ impl CloudTenant for LocalTenant {
             None => {
                 tx.insert_user(&NewUser {
                     upn: &spec.user_principal_name,
-                    source_anchor: Some(&spec.source_anchor),
+                    source_anchor: Some(anchor),
                     display_name: spec.display_name.as_deref(),
                     enabled: spec.enabled,
                     origin: Origin::Synced,
                     source: self.source.as_deref(),
                     now,
                 })?;
+                if let Some(source) = &self.source {
+                    tx.claim_anchor(anchor, source)?;
+                }
                 self.audit(
                     tx.as_mut(),
                     "user.sync",
                     Some(&spec.user_principal_name),
-                    Some(&spec.source_anchor),
+                    Some(anchor),
                     "created",
                     None,
                 )?;
@@ -433,7 +568,15 @@ impl CloudTenant for LocalTenant {
     }
 
     fn apply_synced_credential(&self, cred: &SyncedCredential) -> CloudResult<CredentialOutcome> {
-        PhsDigest::parse(&cred.digest)?;
+        check_anchor(&cred.source_anchor)?;
+        let digest = PhsDigest::parse(&cred.digest)?;
+        // Every sign-in of the user pays the sender's iteration count.
+        if digest.iterations() > MAX_DIGEST_ITERATIONS {
+            return Err(CloudError::InvalidArgument(format!(
+                "the digest asks for {} PBKDF2 iterations; the tenant accepts at most {MAX_DIGEST_ITERATIONS} (Azure AD Connect uses 1000)",
+                digest.iterations()
+            )));
+        }
         // A change time far ahead would make every later change of the user stale.
         let limit = self.clock.now().plus_seconds(MAX_FUTURE_CHANGE_SECONDS);
         if cred.changed_at > limit {
@@ -443,12 +586,12 @@ impl CloudTenant for LocalTenant {
             )));
         }
         let mut tx = self.store.write()?;
+        // Another source's anchor answers exactly like a missing one: an agent must not
+        // learn which anchors other sources hold.
         let user = tx
             .user(UserKey::Anchor(&cred.source_anchor))?
-            .ok_or_else(|| CloudError::AnchorNotFound(cred.source_anchor.clone()))?;
-        if !self.in_source(&user) {
-            return Err(self.foreign(&cred.source_anchor));
-        }
+            .filter(|u| self.in_source(u))
+            .ok_or_else(|| CloudError::AnchorNotFound(shown(&cred.source_anchor)))?;
         // The staleness check and the write are one statement: correct even where
         // transactions of one user could interleave.
         let refused = tx.put_credential_if_newer(
@@ -500,154 +643,254 @@ impl CloudTenant for LocalTenant {
         Ok(CredentialOutcome::Applied)
     }
 
+    /// Hashes the new password before the write transaction, and ends every session of the
+    /// user: a reset is how an administrator takes an account back.
     fn set_password(
         &self,
         upn: &str,
         password: &[u16],
         force_change: bool,
     ) -> CloudResult<SetPasswordResult> {
+        check_upn(upn)?;
         let text = password_text(password)?;
-        let mut tx = self.store.write()?;
-        let settings = tx.settings()?;
-        let Some(user) = tx.user(UserKey::Upn(&upn_key(upn)))? else {
-            return Err(CloudError::UserNotFound(upn.to_string()));
-        };
-        let problems = settings.violations(&text, &user.upn);
-        if !problems.is_empty() {
+        let key = upn_key(upn);
+        let mut round = 0;
+        loop {
+            let settings = {
+                let mut tx = self.store.write()?;
+                let settings = tx.settings()?;
+                let exists = tx.user(UserKey::Upn(&key))?.is_some();
+                tx.commit()?;
+                if !exists {
+                    return Err(CloudError::UserNotFound(shown(upn)));
+                }
+                settings
+            };
+            // The policy reads the name case-insensitively: `upn` serves as the stored one.
+            let secret = if round > 0 || settings.violations(&text, upn).is_empty() {
+                Some(hash_cloud_password(password)?)
+            } else {
+                None
+            };
+            let mut tx = self.store.write()?;
+            let settings = tx.settings()?;
+            let Some(user) = tx.user(UserKey::Upn(&key))? else {
+                return Err(CloudError::UserNotFound(shown(upn)));
+            };
+            let problems = settings.violations(&text, &user.upn);
+            if !problems.is_empty() {
+                self.audit(
+                    tx.as_mut(),
+                    "password.reset",
+                    Some(&user.upn),
+                    user.source_anchor.as_deref(),
+                    "policy_violation",
+                    Some(problems.join("; ")),
+                )?;
+                tx.commit()?;
+                return Err(CloudError::PolicyViolation(problems));
+            }
+            let Some(secret) = secret else {
+                // The policy was relaxed since the first look: hash this time.
+                round += 1;
+                continue;
+            };
+            let changed_at = self.store_cloud_password(tx.as_mut(), &user, secret, force_change)?;
+            let revoked = tx.delete_sessions(user.id, None)?;
+            let expires = (settings.max_password_age_days > 0).then(|| {
+                changed_at.plus_seconds(i64::from(settings.max_password_age_days) * 86_400)
+            });
+            let mut detail = format!("{revoked} session(s) ended");
+            if force_change {
+                detail.push_str("; must change at next sign-in");
+            }
             self.audit(
                 tx.as_mut(),
                 "password.reset",
                 Some(&user.upn),
                 user.source_anchor.as_deref(),
-                "policy_violation",
-                Some(problems.join("; ")),
+                "applied",
+                Some(detail),
             )?;
             tx.commit()?;
-            return Err(CloudError::PolicyViolation(problems));
+            return Ok(SetPasswordResult {
+                user_principal_name: user.upn,
+                result: "applied".into(),
+                changed_at,
+                force_change_at_next_sign_in: force_change,
+                password_expires_at: expires,
+            });
         }
-        let changed_at = self.store_cloud_password(tx.as_mut(), &user, password, force_change)?;
-        let expires = (settings.max_password_age_days > 0)
-            .then(|| changed_at.plus_seconds(i64::from(settings.max_password_age_days) * 86_400));
-        let detail = force_change.then(|| "must change at next sign-in".to_string());
-        self.audit(
-            tx.as_mut(),
-            "password.reset",
-            Some(&user.upn),
-            user.source_anchor.as_deref(),
-            "applied",
-            detail,
-        )?;
-        tx.commit()?;
-        Ok(SetPasswordResult {
-            user_principal_name: user.upn,
-            result: "applied".into(),
-            changed_at,
-            force_change_at_next_sign_in: force_change,
-            password_expires_at: expires,
-        })
     }
 
+    /// Two short transactions around a password check that runs with none open (see
+    /// [`LocalTenant::verify`]). If the user's password, the user or the settings change in
+    /// between, the check is stale: it is run once more; stale twice, the attempt is
+    /// refused as invalid without counting towards lockout (never granted on a stale check).
     fn sign_in(&self, upn: &str, password: &[u16]) -> CloudResult<SignInResult> {
-        let mut tx = self.store.write()?;
-        let settings = tx.settings()?;
-        let mut check = self.check_password(tx.as_mut(), upn, password)?;
-        let status = match self.lockout_verdict(tx.as_mut(), &settings, &mut check)? {
-            Some(refused) => refused,
-            None => self.account_verdict(&settings, &check),
-        };
-        let mut result = SignInResult {
-            user_principal_name: upn.to_string(),
-            result: status,
-            session_token: None,
-            session_expires_at: None,
-        };
-        if status == SignInStatus::Success {
-            let user_id = check.user.as_ref().expect("success implies a user").id;
-            let (token, expires) = self.new_session(tx.as_mut(), &settings, user_id)?;
-            result.session_token = Some(token);
-            result.session_expires_at = Some(expires);
-        }
-        let anchor = check.user.as_ref().and_then(|u| u.source_anchor.clone());
-        let detail = check.user.is_none().then(|| "no such user".to_string());
-        self.audit(
-            tx.as_mut(),
-            "sign_in",
-            Some(upn),
-            anchor.as_deref(),
-            status.as_str(),
-            detail,
-        )?;
-        tx.commit()?;
-        Ok(result)
-    }
-
-    fn change_password(&self, upn: &str, old: &[u16], new: &[u16]) -> CloudResult<SignInResult> {
-        let new_text = password_text(new)?;
-        let mut tx = self.store.write()?;
-        let settings = tx.settings()?;
-        let mut check = self.check_password(tx.as_mut(), upn, old)?;
-        let status = match self.lockout_verdict(tx.as_mut(), &settings, &mut check)? {
-            Some(refused) => refused,
-            None => self.account_verdict(&settings, &check),
-        };
-        let allowed = matches!(
-            status,
-            SignInStatus::Success
-                | SignInStatus::MustChangePassword
-                | SignInStatus::PasswordExpired
-        );
-        let anchor = check.user.as_ref().and_then(|u| u.source_anchor.clone());
-        if !allowed {
-            self.audit(
+        check_upn(upn)?;
+        let attempt = NtHash::from_utf16(password)?;
+        let key = upn_key(upn);
+        let mut round = 0;
+        loop {
+            let snap = self.snapshot(&key)?;
+            let verified = self.verify(&snap, password, &attempt)?;
+            let mut tx = self.store.write()?;
+            let current = Rows::read(tx.as_mut(), &key)?;
+            let mut detail = current.user.is_none().then(|| "no such user".to_string());
+            let status = match self.settle(
                 tx.as_mut(),
-                "password.change",
-                Some(upn),
-                anchor.as_deref(),
-                status.as_str(),
-                None,
-            )?;
-            tx.commit()?;
-            return Ok(SignInResult {
+                &key,
+                &snap,
+                &current,
+                verified.as_ref(),
+                &attempt,
+            )? {
+                Settled::Changed if round == 0 => {
+                    round += 1;
+                    continue;
+                }
+                Settled::Changed => {
+                    detail = Some(CHANGED_DURING_ATTEMPT.into());
+                    SignInStatus::InvalidCredentials
+                }
+                Settled::Refused(status) => status,
+                Settled::PasswordOk => self.account_verdict(&current),
+            };
+            let mut result = SignInResult {
                 user_principal_name: upn.to_string(),
                 result: status,
                 session_token: None,
                 session_expires_at: None,
-            });
+            };
+            if status == SignInStatus::Success {
+                let user_id = current.user.as_ref().expect("success implies a user").id;
+                let (token, _, expires) =
+                    self.new_session(tx.as_mut(), &current.settings, user_id)?;
+                result.session_token = Some(token);
+                result.session_expires_at = Some(expires);
+            }
+            let anchor = current.user.as_ref().and_then(|u| u.source_anchor.clone());
+            self.audit(
+                tx.as_mut(),
+                "sign_in",
+                Some(upn),
+                anchor.as_deref(),
+                status.as_str(),
+                detail,
+            )?;
+            tx.commit()?;
+            return Ok(result);
         }
-        let user = check.user.take().expect("allowed implies a user");
-        let mut problems = settings.violations(&new_text, &user.upn);
-        if old == new {
-            problems.push("it must differ from the current password".into());
-        }
-        if !problems.is_empty() {
+    }
+
+    /// As [`CloudTenant::sign_in`], with the new password hashed before the second
+    /// transaction. A change ends every other session of the user: only the one it returns
+    /// stays.
+    fn change_password(&self, upn: &str, old: &[u16], new: &[u16]) -> CloudResult<SignInResult> {
+        check_upn(upn)?;
+        let new_text = password_text(new)?;
+        let attempt = NtHash::from_utf16(old)?;
+        let key = upn_key(upn);
+        let mut round = 0;
+        loop {
+            let snap = self.snapshot(&key)?;
+            let verified = self.verify(&snap, old, &attempt)?;
+            // Worth hashing only if the change can go through; `settle` makes sure the
+            // second transaction sees what this decision was made on.
+            let may_change = verified.as_ref().is_some_and(|v| v.password_ok)
+                && snap.user.as_ref().is_some_and(|u| {
+                    Self::change_problems(&snap.settings, &new_text, &u.upn, old, new).is_empty()
+                });
+            let new_secret = if may_change {
+                Some(hash_cloud_password(new)?)
+            } else {
+                None
+            };
+            let mut tx = self.store.write()?;
+            let current = Rows::read(tx.as_mut(), &key)?;
+            let mut detail = None;
+            let status = match self.settle(
+                tx.as_mut(),
+                &key,
+                &snap,
+                &current,
+                verified.as_ref(),
+                &attempt,
+            )? {
+                Settled::Changed if round == 0 => {
+                    round += 1;
+                    continue;
+                }
+                Settled::Changed => {
+                    detail = Some(CHANGED_DURING_ATTEMPT.to_string());
+                    SignInStatus::InvalidCredentials
+                }
+                Settled::Refused(status) => status,
+                Settled::PasswordOk => self.account_verdict(&current),
+            };
+            let allowed = matches!(
+                status,
+                SignInStatus::Success
+                    | SignInStatus::MustChangePassword
+                    | SignInStatus::PasswordExpired
+            );
+            let anchor = current.user.as_ref().and_then(|u| u.source_anchor.clone());
+            let (true, Some(user)) = (allowed, current.user.as_ref()) else {
+                self.audit(
+                    tx.as_mut(),
+                    "password.change",
+                    Some(upn),
+                    anchor.as_deref(),
+                    status.as_str(),
+                    detail,
+                )?;
+                tx.commit()?;
+                return Ok(SignInResult {
+                    user_principal_name: upn.to_string(),
+                    result: status,
+                    session_token: None,
+                    session_expires_at: None,
+                });
+            };
+            let problems = Self::change_problems(&current.settings, &new_text, &user.upn, old, new);
+            if !problems.is_empty() {
+                self.audit(
+                    tx.as_mut(),
+                    "password.change",
+                    Some(&user.upn),
+                    anchor.as_deref(),
+                    "policy_violation",
+                    Some(problems.join("; ")),
+                )?;
+                tx.commit()?;
+                return Err(CloudError::PolicyViolation(problems));
+            }
+            // Settled on the snapshot's user, credential and settings: the same decision.
+            let Some(secret) = new_secret else {
+                return Err(CloudError::Storage(
+                    "password change: the checked and the current state disagree".into(),
+                ));
+            };
+            self.store_cloud_password(tx.as_mut(), user, secret, false)?;
+            tx.delete_sessions(user.id, None)?;
+            let (token, _, expires) = self.new_session(tx.as_mut(), &current.settings, user.id)?;
             self.audit(
                 tx.as_mut(),
                 "password.change",
                 Some(&user.upn),
                 anchor.as_deref(),
-                "policy_violation",
-                Some(problems.join("; ")),
+                "applied",
+                None,
             )?;
             tx.commit()?;
-            return Err(CloudError::PolicyViolation(problems));
+            return Ok(SignInResult {
+                user_principal_name: user.upn.clone(),
+                result: SignInStatus::Success,
+                session_token: Some(token),
+                session_expires_at: Some(expires),
+            });
         }
-        self.store_cloud_password(tx.as_mut(), &user, new, false)?;
-        let (token, expires) = self.new_session(tx.as_mut(), &settings, user.id)?;
-        self.audit(
-            tx.as_mut(),
-            "password.change",
-            Some(&user.upn),
-            anchor.as_deref(),
-            "applied",
-            None,
-        )?;
-        tx.commit()?;
-        Ok(SignInResult {
-            user_principal_name: user.upn,
-            result: SignInStatus::Success,
-            session_token: Some(token),
-            session_expires_at: Some(expires),
-        })
     }
 
     fn validate_session(&self, token: &str) -> CloudResult<Option<SessionInfo>> {
@@ -668,6 +911,7 @@ impl CloudTenant for LocalTenant {
     }
 
     fn user(&self, upn: &str) -> CloudResult<Option<User>> {
+        check_upn(upn)?;
         let mut tx = self.store.write()?;
         let settings = tx.settings()?;
         let user = match tx.user(UserKey::Upn(&upn_key(upn)))? {
@@ -681,6 +925,7 @@ impl CloudTenant for LocalTenant {
     fn user_by_anchor(&self, anchor: &str) -> CloudResult<Option<User>> {
         let mut tx = self.store.write()?;
         let settings = tx.settings()?;
+        // Another source's user reads as no user (as in `apply_synced_credential`).
         let user = match tx.user(UserKey::Anchor(anchor))? {
             Some(row) if self.in_source(&row) => Some(self.to_user(tx.as_mut(), &settings, row)?),
             _ => None,
@@ -720,9 +965,10 @@ impl CloudTenant for LocalTenant {
     }
 
     fn delete_user(&self, upn: &str) -> CloudResult<()> {
+        check_upn(upn)?;
         let mut tx = self.store.write()?;
         let Some(user) = tx.user(UserKey::Upn(&upn_key(upn)))? else {
-            return Err(CloudError::UserNotFound(upn.to_string()));
+            return Err(CloudError::UserNotFound(shown(upn)));
         };
         tx.delete_user(user.id)?;
         let detail = (user.origin == Origin::Synced)
@@ -739,9 +985,10 @@ impl CloudTenant for LocalTenant {
     }
 
     fn revoke_sessions(&self, upn: &str) -> CloudResult<u64> {
+        check_upn(upn)?;
         let mut tx = self.store.write()?;
         let Some(user) = tx.user(UserKey::Upn(&upn_key(upn)))? else {
-            return Err(CloudError::UserNotFound(upn.to_string()));
+            return Err(CloudError::UserNotFound(shown(upn)));
         };
         let revoked = tx.delete_sessions(user.id, None)?;
         self.audit(

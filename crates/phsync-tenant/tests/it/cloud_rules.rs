@@ -437,7 +437,7 @@ fn smart_lockout_counts_distinct_failures_and_resets_on_success() {
 }
 
 #[test]
-fn sessions_survive_a_password_change() {
+fn sessions_survive_a_synced_change_but_not_a_reset() {
     for t in all_tenants() {
         let tn = t.tenant.as_ref();
         provision(tn, "anchor-x", "sess@phs.test");
@@ -453,7 +453,7 @@ fn sessions_survive_a_password_change() {
             "sess@phs.test"
         );
 
-        // A synced change, then an admin reset: the session stays, old password stops working.
+        // A synced change: the session stays, the old password stops working.
         tn.apply_synced_credential(&synced(
             "anchor-x",
             "New-Passw0rd",
@@ -470,12 +470,21 @@ fn sessions_survive_a_password_change() {
             sign_in(&t, "sess@phs.test", "New-Passw0rd"),
             SignInStatus::Success
         );
+        // An administrator's reset ends every session of the user.
         tn.set_password("sess@phs.test", &utf16("Admin-Set-Passw0rd"), false)
             .unwrap();
-        assert!(tn.validate_session(&token).unwrap().is_some());
+        assert!(tn.validate_session(&token).unwrap().is_none());
         assert!(tn.validate_session("not-a-token").unwrap().is_none());
+        let reset = tn.audit_log(1).unwrap().remove(0);
+        assert_eq!(reset.action, "password.reset");
+        assert_eq!(reset.detail.as_deref(), Some("2 session(s) ended"));
 
         // Sessions end at their lifetime, and when the account is disabled.
+        let token = tn
+            .sign_in("sess@phs.test", &utf16("Admin-Set-Passw0rd"))
+            .unwrap()
+            .session_token
+            .unwrap();
         t.clock.advance_seconds(86_401);
         assert!(tn.validate_session(&token).unwrap().is_none());
         let second = tn
@@ -491,6 +500,83 @@ fn sessions_survive_a_password_change() {
         })
         .unwrap();
         assert!(tn.validate_session(&second).unwrap().is_none());
+    }
+}
+
+#[test]
+fn a_users_own_change_keeps_only_the_new_session() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        tn.add_cloud_user("own@phs.test", None).unwrap();
+        tn.set_password("own@phs.test", &utf16("First-Passw0rd"), false)
+            .unwrap();
+        let phone = tn
+            .sign_in("own@phs.test", &utf16("First-Passw0rd"))
+            .unwrap()
+            .session_token
+            .unwrap();
+        let laptop = tn
+            .sign_in("own@phs.test", &utf16("First-Passw0rd"))
+            .unwrap()
+            .session_token
+            .unwrap();
+        let changed = tn
+            .change_password(
+                "own@phs.test",
+                &utf16("First-Passw0rd"),
+                &utf16("Second-Passw0rd"),
+            )
+            .unwrap();
+        let kept = changed.session_token.unwrap();
+        assert!(tn.validate_session(&kept).unwrap().is_some());
+        assert!(tn.validate_session(&phone).unwrap().is_none());
+        assert!(tn.validate_session(&laptop).unwrap().is_none());
+        assert_eq!(tn.status().unwrap().counts.sessions, 1);
+    }
+}
+
+#[test]
+fn revoking_sessions_ends_them_and_is_audited() {
+    for t in all_tenants() {
+        let tn = t.tenant.as_ref();
+        provision(tn, "anchor-rv", "revoke@phs.test");
+        tn.apply_synced_credential(&synced("anchor-rv", "Revoke-Passw0rd", T0, false))
+            .unwrap();
+        let tokens: Vec<String> = (0..3)
+            .map(|_| {
+                tn.sign_in("revoke@phs.test", &utf16("Revoke-Passw0rd"))
+                    .unwrap()
+                    .session_token
+                    .unwrap()
+            })
+            .collect();
+        tn.add_cloud_user("bystander@phs.test", None).unwrap();
+        tn.set_password("bystander@phs.test", &utf16("Other-Person-Passw0rd"), false)
+            .unwrap();
+        let other = tn
+            .sign_in("bystander@phs.test", &utf16("Other-Person-Passw0rd"))
+            .unwrap()
+            .session_token
+            .unwrap();
+
+        assert_eq!(tn.revoke_sessions("REVOKE@phs.test").unwrap(), 3);
+        for token in &tokens {
+            assert!(tn.validate_session(token).unwrap().is_none());
+        }
+        assert!(tn.validate_session(&other).unwrap().is_some());
+        let row = tn.audit_log(1).unwrap().remove(0);
+        assert_eq!(
+            (row.action.as_str(), row.outcome.as_str()),
+            ("session.revoke", "applied")
+        );
+        assert_eq!(row.user_principal_name.as_deref(), Some("revoke@phs.test"));
+        assert_eq!(row.source_anchor.as_deref(), Some("anchor-rv"));
+        assert_eq!(row.detail.as_deref(), Some("3 session(s) ended"));
+        assert_eq!(tn.revoke_sessions("revoke@phs.test").unwrap(), 0);
+        assert!(matches!(
+            tn.revoke_sessions("ghost@phs.test"),
+            Err(CloudError::UserNotFound(_))
+        ));
     }
 }
 

@@ -1,3 +1,5 @@
 //! Integration tests of phsync-tenant (one binary: see the README's Tests section).
 
 mod cloud_rules;
+mod hardening;
+mod tenant_file;
