@@ -198,14 +198,18 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
             Err(e) => e.into_response(),
         }
     };
+    let mut timed_out = false;
     let response = match tokio::time::timeout(limit, handle).await {
         Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("the request took longer than {} s", limit.as_secs()),
-        )
-        .into_response(),
+        Err(_) => {
+            timed_out = true;
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request took longer than {} s", limit.as_secs()),
+            )
+            .into_response()
+        }
     };
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -214,9 +218,9 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
     let caller = fields.caller.as_deref().unwrap_or("anonymous");
     let client = client.map(|c| c.to_string()).unwrap_or_default();
     if status >= 500 {
-        tracing::error!(target: "phsync_service::request", %method, route, status, latency_ms, caller, client, "request failed");
+        tracing::error!(target: "phsync_service::request", %method, %route, status, latency_ms, %caller, %client, timed_out, "request failed");
     } else {
-        tracing::info!(target: "phsync_service::request", %method, route, status, latency_ms, caller, client, "request");
+        tracing::info!(target: "phsync_service::request", %method, %route, status, latency_ms, %caller, %client, "request");
     }
     drop(fields);
     response

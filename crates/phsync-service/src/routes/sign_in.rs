@@ -30,12 +30,14 @@ pub(super) fn utf16(s: &str) -> Zeroizing<Vec<u16>> {
     Zeroizing::new(s.encode_utf16().collect())
 }
 
-/// Both throttles, then a password-check slot.
+/// A well-formed name (checked before it becomes a throttle key or touches the store), both
+/// throttles, then a password-check slot.
 async fn admit_password_check(
     app: &App,
     peer: SocketAddr,
     upn: &str,
 ) -> ApiResult<OwnedSemaphorePermit> {
+    phsync_tenant::limits::check_upn(upn)?;
     let throttled = app
         .per_address
         .check(&ClientKey::of(peer.ip()).to_string())

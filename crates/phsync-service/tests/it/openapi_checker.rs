@@ -92,14 +92,14 @@ fn a_value_breaking_each_keyword_is_refused() {
         .unwrap();
     refused(&doc, resp, &password, &json!("hunter2"), "password");
 
-    // minLength: an empty source anchor; maxLength: a 257-character UPN.
+    // minLength: an empty source anchor; maxLength: a 1,025-character UPN (AD's limit + 1).
     let spec = |anchor: &str, upn: &str| json!({"users": [{"source_anchor": anchor, "user_principal_name": upn, "enabled": true}]});
     let e = doc
         .check_request("post", "/v1/sync/users", &spec("", "a@phs.test"))
         .unwrap_err();
     assert!(e.contains("minLength"), "{e}");
-    let long = format!("{}@phs.test", "a".repeat(257 - 9));
-    assert_eq!(long.chars().count(), 257);
+    let long = format!("{}@phs.test", "a".repeat(1025 - 9));
+    assert_eq!(long.chars().count(), 1025);
     let e = doc
         .check_request("post", "/v1/sync/users", &spec("AAAA", &long))
         .unwrap_err();
