@@ -361,7 +361,7 @@ fn oversized_names_are_refused_before_any_storage() {
             None,
             Some(&json!({"user_principal_name": huge, "password": "whatever"})),
         );
-        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.status, 400, "{}", short(&r.body));
         assert_eq!(code(&r), "invalid_upn");
         assert!(
             r.raw_len < 2048,
