@@ -7,6 +7,14 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
+/// Refuse a path whose last component is a symbolic link, before anything opens it.
+pub fn refuse_symlink(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path)),
+        _ => Ok(()),
+    }
+}
+
 /// The error for a file path that is a symbolic link.
 fn symlink_refused(path: &Path) -> std::io::Error {
     std::io::Error::new(

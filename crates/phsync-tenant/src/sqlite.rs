@@ -285,6 +285,8 @@ impl SqliteStore {
                 ));
             }
         }
+        // A link in the file's place is refused before SQLite follows it to another file.
+        crate::private_file::refuse_symlink(path).map_err(|e| file_error(path, e))?;
         // An existing file is checked before anything touches it, its mode included.
         let existed = path.exists();
         if !existed {
