@@ -203,7 +203,8 @@ uint32_t phs_abi_version(void);
 
 /**
  * Copy the message of the last failure on this thread into `buf` (NUL-terminated,
- * truncated to `capacity`). Returns the buffer size the whole message needs, NUL included;
+ * truncated to `capacity` at a character boundary, so a short buffer still holds valid
+ * UTF-8). Returns the buffer size the whole message needs, NUL included;
  * call with `buf` NULL or `capacity` 0 to ask. Messages never contain secrets.
  *
  * # Safety
