@@ -228,7 +228,10 @@ fn revoke_sessions_through_the_c_abi() {
             tokens.push(v["session_token"].as_str().unwrap().to_string());
         }
         for t in &tokens {
-            let s = rust.validate_session(t).unwrap().expect("session live before revoke");
+            let s = rust
+                .validate_session(t)
+                .unwrap()
+                .expect("session live before revoke");
             assert_eq!(s.user_principal_name, "frank@phs.test");
         }
 
@@ -245,7 +248,10 @@ fn revoke_sessions_through_the_c_abi() {
             serde_json::json!({ "user_principal_name": "frank@phs.test", "revoked": 2 })
         );
         for t in &tokens {
-            assert!(rust.validate_session(t).unwrap().is_none(), "revoked session still valid");
+            assert!(
+                rust.validate_session(t).unwrap().is_none(),
+                "revoked session still valid"
+            );
         }
         // Nothing left: 0 is a success too.
         let mut json = ptr::null_mut();
