@@ -305,6 +305,17 @@ phs_status phs_cloud_change_password(struct phs_cloud *cloud,
 phs_status phs_cloud_user(struct phs_cloud *cloud, const char *upn, char **out_json);
 
 /**
+ * End every sign-in session of a user now (administrators; e.g. a stolen session token or a
+ * departing user). On success `*out_json` is `{"user_principal_name","revoked"}`: the UPN as
+ * given and how many sessions were open (0 is a success). `PHS_E_NOT_FOUND` if the user is
+ * absent, `PHS_E_INVALID_ARGUMENT` for a malformed UPN.
+ *
+ * # Safety
+ * Pointers valid as documented; free `*out_json` with `phs_string_free`.
+ */
+phs_status phs_cloud_revoke_sessions(struct phs_cloud *cloud, const char *upn, char **out_json);
+
+/**
  * Open an engine from a phsync config file (TOML).
  *
  * # Safety

@@ -21,6 +21,7 @@
         'Get-PasswordHashSyncTask',
         'Invoke-PasswordHashSync',
         'Register-PasswordHashSyncTask',
+        'Revoke-CloudSession',
         'Set-CloudPassword',
         'Test-CloudSignIn',
         'Test-PasswordHashSyncConnection',

@@ -66,7 +66,7 @@ Policy violations are SecurityError records (PHS_E_PASSWORD_POLICY) naming what 
             @{ Code = 'Set-CloudPassword alice@contoso.com (Read-Host -AsSecureString) -Tenant https://tenant.contoso.com:8443 -TokenFile ~/.phsync/admin.token -CaFile ./contoso-ca.pem'; Remarks = 'The same against a tenant service, with an administrator token.' }
             @{ Code = 'Import-Csv resets.csv | Select-Object UPN, @{ n = ''Password''; e = { ConvertTo-SecureString $_.Initial -AsPlainText -Force } } | Set-CloudPassword -WhatIf'; Remarks = 'Shows which users a CSV file would reset, without changing anything.' }
         )
-        Related     = @('Test-CloudSignIn', 'Get-CloudUser')
+        Related     = @('Test-CloudSignIn', 'Get-CloudUser', 'Revoke-CloudSession')
     }
     'Test-CloudSignIn' = @{
         Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
@@ -101,6 +101,25 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
             @{ Code = 'Get-CloudUser alice@contoso.com -Tenant ./tenant.db | Format-List'; Remarks = 'Everything the tenant knows about Alice''s account and password, without the digest.' }
         )
         Related     = @('Set-CloudPassword', 'Test-CloudSignIn')
+    }
+    'Revoke-CloudSession' = @{
+        Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
+        Synopsis    = 'Ends every sign-in session of a cloud user now.'
+        Description = 'Revokes all of the user''s open sessions in the cloud tenant, as phsync cloud session revoke does: their session tokens stop working at once, for example after a token was stolen or when someone leaves. The password is not changed, so the user can sign in again; to lock the user out, reset the password as well (Set-CloudPassword also ends every session). Returns a CloudSessionRevocation with the number of sessions that were open; 0 is a result, not an error.
+
+An unknown user is an ObjectNotFound error (PHS_E_NOT_FOUND) and a malformed UPN an InvalidArgument error (PHS_E_INVALID_ARGUMENT), both non-terminating, so the pipeline goes on with the next user. Against a tenant service the token must have the admin role. Supports -WhatIf and -Confirm, and takes UserPrincipalName from the pipeline, by value or by property name (UPN, UserName).'
+        Parameters  = @{
+            UserPrincipalName = 'The user''s UPN. From the pipeline, or by property name (UPN, UserName), for example from Get-CloudUser.'
+            Tenant            = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.'
+            TokenFile         = 'For a tenant service: the file holding an API token (mode 0600). Default: $env:PHSYNC_TOKEN_FILE.'
+            CaFile            = 'For a tenant service: PEM CA certificates to trust instead of the system''s roots. Default: $env:PHSYNC_CA_FILE.'
+        }
+        Examples    = @(
+            @{ Code = 'Revoke-CloudSession -UserPrincipalName alice@contoso.com -Tenant ./tenant.db'; Remarks = 'Ends all of Alice''s sessions and shows how many there were.' }
+            @{ Code = 'Revoke-CloudSession alice@contoso.com -Tenant https://tenant.contoso.com:8443 -TokenFile ~/.phsync/admin.token -CaFile ./contoso-ca.pem'; Remarks = 'The same against a tenant service, with an administrator token.' }
+            @{ Code = 'Import-Csv leavers.csv | Revoke-CloudSession -WhatIf'; Remarks = 'Shows whose sessions a CSV file with a UPN column would end, without ending any.' }
+        )
+        Related     = @('Set-CloudPassword', 'Get-CloudUser')
     }
     'Invoke-PasswordHashSync' = @{
         Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }

@@ -224,6 +224,23 @@ namespace PasswordHashSync
         }
     }
 
+    /// <summary>Revoke-CloudSession's result: how many sign-in sessions of the user were ended.</summary>
+    public class CloudSessionRevocation
+    {
+        public string UserPrincipalName { get; set; }
+        /// <summary>The sessions that were open and are now ended (0 when there were none).</summary>
+        public long Revoked { get; set; }
+
+        internal static CloudSessionRevocation FromJson(JsonObject o)
+        {
+            return new CloudSessionRevocation
+            {
+                UserPrincipalName = o.Str("user_principal_name"),
+                Revoked = o.Long("revoked"),
+            };
+        }
+    }
+
     /// <summary>A user of the cloud tenant (Get-CloudUser); never a digest.</summary>
     public class CloudUser
     {

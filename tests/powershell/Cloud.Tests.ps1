@@ -1,5 +1,6 @@
-# Set-CloudPassword, Test-CloudSignIn and Get-CloudUser against a tenant file made here and a
-# tenant service (phsync cloud serve over HTTPS) that scripts/test-powershell started.
+# Set-CloudPassword, Test-CloudSignIn, Get-CloudUser and Revoke-CloudSession against a tenant
+# file made here and a tenant service (phsync cloud serve over HTTPS) that
+# scripts/test-powershell started.
 
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
@@ -199,6 +200,110 @@ Describe 'Get-CloudUser' {
     }
 }
 
+Describe 'Revoke-CloudSession' {
+    BeforeAll {
+        $Carol = 'carol@example.com'
+        $Dave = 'dave@example.com'
+        foreach ($u in @($Carol, $Dave)) {
+            Invoke-PhsyncCli cloud --tenant $Tenant user add --upn $u | Out-Null
+            Set-CloudPassword $u $Strong -Tenant $Tenant | Out-Null   # a reset ends any session
+        }
+        # n successful sign-ins: n open sessions.
+        function New-Sessions([string]$Upn, [int]$Count) {
+            for ($i = 0; $i -lt $Count; $i++) {
+                (Test-CloudSignIn $Upn $Strong -Tenant $Tenant).Succeeded | Should -BeTrue
+            }
+        }
+    }
+
+    It 'ends every session of a user and returns how many, as a CloudSessionRevocation' {
+        New-Sessions $Carol 2
+        $r = Revoke-CloudSession -UserPrincipalName $Carol -Tenant $Tenant
+        $r | Should -BeOfType ([PasswordHashSync.CloudSessionRevocation])
+        $r.UserPrincipalName | Should -Be $Carol
+        $r.Revoked | Should -Be 2
+        # They are gone: the cmdlet and the CLI both find none left.
+        (Revoke-CloudSession $Carol -Tenant $Tenant).Revoked | Should -Be 0
+        $cli = Invoke-PhsyncCli cloud --tenant $Tenant session revoke --upn $Carol --json | ConvertFrom-Json
+        $cli.revoked | Should -Be 0
+        # Only the sessions ended: the password still signs in.
+        (Test-CloudSignIn $Carol $Strong -Tenant $Tenant).Succeeded | Should -BeTrue
+        (Revoke-CloudSession $Carol -Tenant $Tenant).Revoked | Should -Be 1
+    }
+
+    It 'counts the same sessions the CLI sees' {
+        New-Sessions $Carol 3
+        $cli = Invoke-PhsyncCli cloud --tenant $Tenant session revoke --upn $Carol --json | ConvertFrom-Json
+        $cli.revoked | Should -Be 3
+        New-Sessions $Carol 1
+        (Revoke-CloudSession $Carol -Tenant $Tenant).Revoked | Should -Be 1
+    }
+
+    It 'an admin reset already ended the sessions' {
+        New-Sessions $Carol 2
+        Set-CloudPassword $Carol $Strong -Tenant $Tenant | Out-Null
+        (Revoke-CloudSession $Carol -Tenant $Tenant).Revoked | Should -Be 0
+    }
+
+    It '-WhatIf ends nothing and writes nothing' {
+        New-Sessions $Carol 2
+        Revoke-CloudSession $Carol -Tenant $Tenant -WhatIf | Should -BeNullOrEmpty
+        @($Carol, $Dave) | Revoke-CloudSession -Tenant $Tenant -WhatIf | Should -BeNullOrEmpty
+        (Revoke-CloudSession $Carol -Tenant $Tenant).Revoked | Should -Be 2
+    }
+
+    It 'takes users from the pipeline: strings, Get-CloudUser objects and UPN properties, one result each' {
+        New-Sessions $Carol 1
+        New-Sessions $Dave 2
+        $out = @($Carol, $Dave) | Revoke-CloudSession -Tenant $Tenant
+        $out.UserPrincipalName | Should -Be @($Carol, $Dave)
+        $out.Revoked | Should -Be @(1, 2)
+        New-Sessions $Dave 1
+        (Get-CloudUser $Dave -Tenant $Tenant | Revoke-CloudSession -Tenant $Tenant).Revoked | Should -Be 1
+        New-Sessions $Carol 1
+        ([pscustomobject]@{ UPN = $Carol } | Revoke-CloudSession -Tenant $Tenant).Revoked | Should -Be 1
+        New-Sessions $Dave 1
+        (New-Object System.Management.Automation.PSCredential($Dave, $Strong) | Revoke-CloudSession -Tenant $Tenant).Revoked | Should -Be 1
+    }
+
+    It 'reports an unknown user as PHS_E_NOT_FOUND / ObjectNotFound, non-terminating' {
+        New-Sessions $Carol 1
+        $out = @('nobody@example.com', $Carol) | Revoke-CloudSession -Tenant $Tenant -ErrorAction SilentlyContinue -ErrorVariable err
+        $err.Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'PHS_E_NOT_FOUND,*'
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].TargetObject | Should -Be 'nobody@example.com'
+        "$($err[0])" | Should -Match 'nobody@example.com'
+        @($out).Count | Should -Be 1
+        $out.UserPrincipalName | Should -Be $Carol
+        $out.Revoked | Should -Be 1
+        $e = Get-TerminatingError { Revoke-CloudSession 'nobody@example.com' -Tenant $Tenant -ErrorAction Stop }
+        $e.FullyQualifiedErrorId | Should -BeLike 'PHS_E_NOT_FOUND,*'
+    }
+
+    It 'reports a malformed UPN as PHS_E_INVALID_ARGUMENT / InvalidArgument' {
+        Revoke-CloudSession 'no-at-sign' -Tenant $Tenant -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'PHS_E_INVALID_ARGUMENT,*'
+        $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+    }
+
+    It 'has ConfirmImpact Medium, like the other cmdlets that change state' {
+        $cmd = Get-Command Revoke-CloudSession
+        $attr = $cmd.ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0]
+        $attr.SupportsShouldProcess | Should -BeTrue
+        $attr.ConfirmImpact | Should -Be 'Medium'
+        $cmd.Parameters.ContainsKey('WhatIf') | Should -BeTrue
+        $cmd.Parameters.ContainsKey('Confirm') | Should -BeTrue
+    }
+
+    It 'shows UserPrincipalName and Revoked in its default table view' {
+        New-Sessions $Carol 2
+        $text = Revoke-CloudSession $Carol -Tenant $Tenant | Format-Table | Out-String
+        $text | Should -Match 'UserPrincipalName\s+Revoked'
+        $text | Should -Match ([regex]::Escape($Carol) + '\s+2')
+    }
+}
+
 Describe 'A tenant service (phsync cloud serve over HTTPS)' {
     It 'resets a password and signs in with -TokenFile and -CaFile' {
         $remote = @{ Tenant = $Url; TokenFile = $TokenFile; CaFile = $CaFile }
@@ -209,6 +314,19 @@ Describe 'A tenant service (phsync cloud serve over HTTPS)' {
         $u = Get-CloudUser $RemoteUser @remote
         $u.PasswordSource | Should -Be 'cloud'
         $u | ConvertTo-Json | Should -Not -Match 'PPH1'
+    }
+
+    It 'ends a user''s sessions with -TokenFile and -CaFile' {
+        $remote = @{ Tenant = $Url; TokenFile = $TokenFile; CaFile = $CaFile }
+        Set-CloudPassword $RemoteUser $Strong @remote | Out-Null
+        (Test-CloudSignIn $RemoteUser $Strong @remote).Succeeded | Should -BeTrue
+        (Test-CloudSignIn $RemoteUser $Strong @remote).Succeeded | Should -BeTrue
+        $r = Revoke-CloudSession $RemoteUser @remote
+        $r | Should -BeOfType ([PasswordHashSync.CloudSessionRevocation])
+        $r.Revoked | Should -Be 2
+        (Revoke-CloudSession $RemoteUser @remote).Revoked | Should -Be 0
+        Revoke-CloudSession 'nobody@example.com' @remote -ErrorAction SilentlyContinue -ErrorVariable err | Out-Null
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'PHS_E_NOT_FOUND,*'
     }
 
     It 'takes the token and CA files from $env:PHSYNC_TOKEN_FILE and $env:PHSYNC_CA_FILE' {

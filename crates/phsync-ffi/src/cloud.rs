@@ -226,3 +226,31 @@ pub unsafe extern "C" fn phs_cloud_user(
         out.set_json(&user)
     })
 }
+
+/// End every sign-in session of a user now (administrators; e.g. a stolen session token or a
+/// departing user). On success `*out_json` is `{"user_principal_name","revoked"}`: the UPN as
+/// given and how many sessions were open (0 is a success). `PHS_E_NOT_FOUND` if the user is
+/// absent, `PHS_E_INVALID_ARGUMENT` for a malformed UPN.
+///
+/// # Safety
+/// Pointers valid as documented; free `*out_json` with `phs_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn phs_cloud_revoke_sessions(
+    cloud: *mut phs_cloud,
+    upn: *const c_char,
+    out_json: *mut *mut c_char,
+) -> phs_status {
+    ffi_boundary!({
+        // SAFETY: the caller guarantees `out_json` is NULL or writable.
+        let out = unsafe { Out::handle(out_json, "out_json") };
+        let cloud: &phs_cloud = try_ref_from_ptr!(cloud);
+        // SAFETY: the caller guarantees `upn` is NULL or NUL-terminated.
+        let upn = unsafe { str_arg(upn, "upn") }?;
+        out.check()?;
+        let revoked = cloud.tenant.revoke_sessions(upn)?;
+        out.set_json(&serde_json::json!({
+            "user_principal_name": upn,
+            "revoked": revoked,
+        }))
+    })
+}

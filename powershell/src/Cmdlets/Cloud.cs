@@ -1,4 +1,5 @@
-// The cloud tenant cmdlets: an administrator's reset, a sign-in test, and reading a user.
+// The cloud tenant cmdlets: an administrator's reset, a sign-in test, reading a user, and
+// ending a user's sessions.
 
 using System;
 using System.Management.Automation;
@@ -57,6 +58,31 @@ namespace PasswordHashSync.Cmdlets
             try
             {
                 WriteObject(SignInResult.FromJson(Json.ParseObject(Cloud.SignIn(UserPrincipalName, Password))));
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                WriteError(ErrorFor(e, UserPrincipalName));
+            }
+        }
+    }
+
+    /// <summary>Revoke-CloudSession: ends every sign-in session of a user now (the password is unchanged).</summary>
+    [Cmdlet(VerbsSecurity.Revoke, "CloudSession", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(CloudSessionRevocation))]
+    public sealed class RevokeCloudSessionCommand : CloudCmdlet
+    {
+        // Bare strings and objects with a UserPrincipalName (Get-CloudUser), UPN or UserName bind.
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("UPN", "UserName")]
+        [ValidateNotNullOrEmpty]
+        public string UserPrincipalName { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            if (!ShouldProcess(UserPrincipalName + " in tenant " + TenantDisplay, "Revoke all cloud sign-in sessions")) return;
+            try
+            {
+                WriteObject(CloudSessionRevocation.FromJson(Json.ParseObject(Cloud.RevokeSessions(UserPrincipalName))));
             }
             catch (Exception e) when (!(e is RuntimeException))
             {

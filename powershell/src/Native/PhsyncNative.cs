@@ -871,6 +871,12 @@ namespace PasswordHashSync.Native
             return lib.HandleStringJson("phs_cloud_user", Handle, upn);
         }
 
+        /// <summary>End every sign-in session of a user; JSON with the number ended.</summary>
+        public string RevokeSessions(string upn)
+        {
+            return lib.HandleStringJson("phs_cloud_revoke_sessions", Handle, upn);
+        }
+
         public void Dispose()
         {
             IntPtr h = handle;

@@ -193,6 +193,123 @@ fn set_password_and_sign_in_through_the_c_abi() {
 }
 
 #[test]
+fn revoke_sessions_through_the_c_abi() {
+    let dir = TempDir::new("ffi-revoke");
+    let file = dir.0.join("t.db");
+    let path = CString::new(file.to_str().unwrap()).unwrap();
+    // The same file through the Rust API: to add the user and to check session tokens
+    // (the C ABI has no session check).
+    let rust = phsync_tenant::open(file.to_str().unwrap(), "test").unwrap();
+    rust.add_cloud_user("frank@phs.test", None).unwrap();
+    let upn = CString::new("frank@phs.test").unwrap();
+    let pw = utf16("Revoke-Passw0rd!");
+    unsafe {
+        let mut cloud = ptr::null_mut();
+        assert_eq!(phs_cloud_open(path.as_ptr(), &mut cloud), PHS_OK);
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_set_cloud_password(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), 0, &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        take_json(json);
+
+        // Two sign-ins, two live sessions.
+        let mut tokens = Vec::new();
+        for _ in 0..2 {
+            let mut json = ptr::null_mut();
+            assert_eq!(
+                phs_cloud_sign_in(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), &mut json),
+                PHS_OK
+            );
+            let v = take_json(json);
+            assert_eq!(v["result"], "success");
+            tokens.push(v["session_token"].as_str().unwrap().to_string());
+        }
+        for t in &tokens {
+            let s = rust
+                .validate_session(t)
+                .unwrap()
+                .expect("session live before revoke");
+            assert_eq!(s.user_principal_name, "frank@phs.test");
+        }
+
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, upn.as_ptr(), &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        let v = take_json(json);
+        assert_eq!(
+            v,
+            serde_json::json!({ "user_principal_name": "frank@phs.test", "revoked": 2 })
+        );
+        for t in &tokens {
+            assert!(
+                rust.validate_session(t).unwrap().is_none(),
+                "revoked session still valid"
+            );
+        }
+        // Nothing left: 0 is a success too.
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, upn.as_ptr(), &mut json),
+            PHS_OK
+        );
+        assert_eq!(take_json(json)["revoked"], 0);
+        // The password still signs in: only the sessions were ended.
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_sign_in(cloud, upn.as_ptr(), pw.as_ptr(), pw.len(), &mut json),
+            PHS_OK
+        );
+        assert_eq!(take_json(json)["result"], "success");
+
+        // Errors: each its status and a message; the output stays NULL.
+        let ghost = CString::new("ghost@phs.test").unwrap();
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, ghost.as_ptr(), &mut json),
+            PHS_E_NOT_FOUND
+        );
+        assert!(json.is_null());
+        assert!(last_error().contains("ghost@phs.test"), "{}", last_error());
+        let malformed = CString::new("no-at-sign").unwrap();
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, malformed.as_ptr(), &mut json),
+            PHS_E_INVALID_ARGUMENT
+        );
+        assert!(json.is_null());
+        assert_eq!(
+            phs_cloud_revoke_sessions(ptr::null_mut(), upn.as_ptr(), &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert!(last_error().contains("cloud"), "{}", last_error());
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, ptr::null(), &mut json),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert!(last_error().contains("upn"), "{}", last_error());
+        assert!(json.is_null());
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, upn.as_ptr(), ptr::null_mut()),
+            PHS_E_NULL_ARGUMENT
+        );
+        assert!(last_error().contains("out_json"), "{}", last_error());
+        let bad_utf8 = b"\xff@phs.test\0";
+        assert_eq!(
+            phs_cloud_revoke_sessions(cloud, bad_utf8.as_ptr().cast(), &mut json),
+            PHS_E_INVALID_UTF8
+        );
+        assert!(json.is_null());
+        phs_cloud_free(cloud);
+    }
+}
+
+#[test]
 fn a_remote_tenant_through_the_c_abi() {
     use phsync_tenant::TokenRole;
     use phsync_testkit::service::ServiceLab;

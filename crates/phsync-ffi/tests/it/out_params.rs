@@ -283,6 +283,15 @@ fn handle_and_json_outputs_are_null_on_error() {
         out_fails("user absent", PHS_E_NOT_FOUND, |o| {
             phs_cloud_user(cloud, upn.as_ptr(), o)
         });
+        out_fails("revoke_sessions NULL cloud", PHS_E_NULL_ARGUMENT, |o| {
+            phs_cloud_revoke_sessions(ptr::null_mut(), upn.as_ptr(), o)
+        });
+        out_fails("revoke_sessions NULL upn", PHS_E_NULL_ARGUMENT, |o| {
+            phs_cloud_revoke_sessions(cloud, ptr::null(), o)
+        });
+        out_fails("revoke_sessions absent", PHS_E_NOT_FOUND, |o| {
+            phs_cloud_revoke_sessions(cloud, upn.as_ptr(), o)
+        });
         phs_cloud_free(cloud);
 
         // The engine's JSON results.
