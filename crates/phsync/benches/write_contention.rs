@@ -180,10 +180,10 @@ fn main() {
         clients,
         during as f64 / (flood_seconds + 0.5)
     );
-    println!("  flood / idle median: {ratio:.2}x (limit 3x)");
-    if ratio > 3.0 {
+    println!("  flood / idle: median {ratio:.2}x, p95 {ratio_p95:.2}x (limit 3x)");
+    if ratio > 3.0 || ratio_p95 > 3.0 {
         eprintln!(
-            "write_contention: agent writes slow down {ratio:.2}x under a sign-in flood (limit 3x)"
+            "write_contention: agent writes slow down under a sign-in flood (median {ratio:.2}x, p95 {ratio_p95:.2}x; limit 3x)"
         );
         std::process::exit(1);
     }
