@@ -92,6 +92,16 @@ pub enum DirectoryError {
     RootDse { attribute: &'static str },
     #[error("entry {dn}: {detail}")]
     MalformedEntry { dn: String, detail: String },
+    /// The DC does not do change notifications: its RootDSE does not list
+    /// LDAP_SERVER_NOTIFICATION_OID, or it refused the notification search
+    /// (unavailableCriticalExtension, unwillingToPerform). Poll instead.
+    #[error("{url} does not offer change notifications ({detail}): poll for changes instead")]
+    NotificationsUnsupported { url: String, detail: String },
+    /// A running notification search ended: the connection dropped, the keep-alive got no
+    /// answer, or the DC completed the search. Changes may have been missed since: reconnect
+    /// (with backoff) and run a catch-up cycle.
+    #[error("change notifications from {url} ended: {detail}")]
+    NotificationsLost { url: String, detail: String },
 }
 
 /// Map a failed simple bind's result to an error. Active Directory puts `data NNN` (hex) into

@@ -1,6 +1,7 @@
 //! The LDAP directory layer: connect and bind to a domain controller (LDAPS or StartTLS,
 //! verified against a configured CA), read the RootDSE, enumerate the in-scope users with a
-//! paged search, and resolve one user by name, UPN, DN or GUID.
+//! paged search, resolve one user by name, UPN, DN or GUID, and follow the domain's changes as
+//! the DC notifies them ([`ChangeNotifications`]).
 //!
 //! AD value types (GUID, SID, FILETIME, GeneralizedTime) are `phsync-ad`'s, re-exported
 //! here. Knows nothing of the cloud. Referrals (Samba returns them for searches at the domain root)
@@ -9,6 +10,7 @@
 mod connect;
 mod error;
 mod filter;
+mod notify;
 mod resolve;
 mod rootdse;
 mod scope;
@@ -18,6 +20,9 @@ mod users;
 pub use connect::Directory;
 pub use error::{AccountProblem, DirectoryError};
 pub use filter::escape_filter_value;
+pub use notify::{
+    ChangeNotifications, ChangedObject, ObjectKind, DEFAULT_KEEPALIVE, LDAP_SERVER_NOTIFICATION_OID,
+};
 pub use phsync_ad::FileTime;
 pub use rootdse::RootDse;
 pub use scope::{UserScope, PAGE_SIZE};

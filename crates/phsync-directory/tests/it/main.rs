@@ -1,3 +1,4 @@
 //! Integration tests of phsync-directory (one binary: see the README's Tests section).
 
 mod directory;
+mod notify;
