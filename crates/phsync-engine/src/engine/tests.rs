@@ -202,6 +202,7 @@ impl Rig {
                 allow_non_fips_crypto: false,
                 replication_batch: 1000,
                 interval: std::time::Duration::from_secs(120),
+                notifications: true,
             },
         };
         Rig {
@@ -695,4 +696,126 @@ fn sync_objects_queues_a_user_the_dc_cannot_replicate_for_retry() {
         .queued_retries()
         .unwrap()
         .contains(&bob.object_guid.to_string()));
+}
+
+// ---- the run loop over a notice channel --------------------------------------------------
+
+/// Wait up to 5 s for `f`.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
+    use run::Notice;
+    let rig = Rig::new();
+    let (ann, bob) = (user(1, "ann"), user(2, "bob"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
+    let driver = std::thread::spawn(move || {
+        let sign_in = |upn: &str, pw: &str| {
+            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
+                .unwrap();
+            let pw: Vec<u16> = pw.encode_utf16().collect();
+            t.sign_in(upn, &pw).unwrap().result == SignInStatus::Success
+        };
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+        })
+        .unwrap();
+        eventually("the first cycle", || {
+            sign_in("bob@phs.test", "Bob-Passw0rd-1")
+        });
+        let replications = *dc.replications.lock().unwrap();
+        // Three notifications for two users, within the window: one batch, each user once.
+        dc.fetches.lock().unwrap().clear();
+        dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
+        for g in [ann.object_guid, bob.object_guid, ann.object_guid] {
+            tx.send(Notice::Changed(g)).unwrap();
+        }
+        eventually("ann's new password", || {
+            sign_in("ann@phs.test", "Ann-Passw0rd-2")
+        });
+        assert_eq!(
+            *dc.fetches.lock().unwrap(),
+            vec![vec![ann.object_guid, bob.object_guid]]
+        );
+        assert_eq!(
+            *dc.replications.lock().unwrap(),
+            replications,
+            "no cycle ran"
+        );
+        // The connection drops; a change meanwhile is not notified; the reconnection
+        // runs the catch-up cycle.
+        tx.send(Notice::Lost {
+            detail: "cut".into(),
+        })
+        .unwrap();
+        tx.send(Notice::Lost {
+            detail: "still down".into(),
+        })
+        .unwrap();
+        dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!sign_in("bob@phs.test", "Bob-Passw0rd-2"));
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+        })
+        .unwrap();
+        eventually("bob's password by the catch-up", || {
+            sign_in("bob@phs.test", "Bob-Passw0rd-2")
+        });
+        assert_eq!(*dc.replications.lock().unwrap(), replications + 1);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    driver.join().unwrap();
+    let ids: Vec<u16> = crate::events::read_events(&rig.settings.state_dir, &Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .filter(|i| (601..=602).contains(i) || (690..=692).contains(i))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![601, 690, 691, 692, 602],
+        "one lost event per outage"
+    );
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!((status.state.as_str(), status.live), ("stopped", false));
+    assert!(status.last_notification_at.is_some());
+}
+
+#[test]
+fn without_notifications_the_run_loop_polls_and_says_so() {
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let flag = stop.clone();
+    let replications = rig.dc.replications.clone();
+    let t = std::thread::spawn(move || {
+        eventually("the first cycle", || *replications.lock().unwrap() == 1);
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(None, &RunHooks::default()).unwrap();
+    t.join().unwrap();
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!((status.state.as_str(), status.live), ("disabled", false));
 }
