@@ -666,6 +666,12 @@ fn sync_objects_disables_users_that_left_scope_or_vanished() {
     // Nobody changed: a second notification changes nothing more.
     let again = engine.sync_objects(&[bob.object_guid]).unwrap();
     assert_eq!(again.disabled, 0);
+    // An out-of-scope user this engine never synced leaves no trace.
+    let stranger = user(9, "stranger");
+    rig.directory.1.lock().unwrap().push(stranger.clone());
+    let r = engine.sync_objects(&[stranger.object_guid]).unwrap();
+    assert_eq!((r.filtered, r.disabled, r.users.len()), (0, 0, 0));
+    assert!(engine.user_status("stranger").unwrap().is_none());
 }
 
 #[test]

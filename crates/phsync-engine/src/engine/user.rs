@@ -109,17 +109,26 @@ impl Engine {
             match found {
                 Some((user, true)) => in_scope.push(user),
                 Some((user, false)) => {
-                    let d = self.diagnostics(
-                        &user,
-                        SyncStatus::FilteredByTarget,
-                        OUT_OF_SCOPE.into(),
-                        None,
-                        None,
-                    );
-                    self.state.record(&d)?;
-                    report.filtered += 1;
-                    report.users.push(d);
-                    if disable_synced(tenant, &user.source_anchor())? {
+                    // Notifications name every changed user of the domain: one this engine
+                    // never synced (no record, nothing to disable) is none of its business.
+                    let disabled = disable_synced(tenant, &user.source_anchor())?;
+                    let known = self
+                        .state
+                        .user_by_guid(&user.object_guid.to_string())?
+                        .is_some();
+                    if disabled || known {
+                        let d = self.diagnostics(
+                            &user,
+                            SyncStatus::FilteredByTarget,
+                            OUT_OF_SCOPE.into(),
+                            None,
+                            None,
+                        );
+                        self.state.record(&d)?;
+                        report.filtered += 1;
+                        report.users.push(d);
+                    }
+                    if disabled {
                         report.disabled += 1;
                     }
                 }
