@@ -169,6 +169,11 @@ pub struct SyncConfig {
     /// Objects per GetNCChanges batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// `phsync run` keeps an LDAP change-notification search open and syncs a changed user
+    /// within seconds, the periodic cycle staying as the safety net. Default true; false:
+    /// poll only.
+    #[serde(default = "default_true")]
+    pub notifications: bool,
 }
 
 impl SyncConfig {
@@ -193,6 +198,7 @@ impl Default for SyncConfig {
             apply_cloud_password_policy: false,
             allow_non_fips_crypto: false,
             batch_size: default_batch_size(),
+            notifications: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use phsync_tenant::Timestamp;
 
-/// Microsoft's event IDs (phs-spec.md §3).
+/// Microsoft's event IDs (phs-spec.md §3), and phsync's own in 690-699.
 pub mod id {
     pub const START: u16 = 601;
     pub const STOP: u16 = 602;
@@ -36,6 +36,16 @@ pub mod id {
     pub const OBJECT_FAILED: u16 = 664;
     pub const CYCLE_STATE_NOT_STORED: u16 = 665;
     pub const MD5_UNAVAILABLE: u16 = 667;
+
+    // phsync's own (Microsoft's "Directory Synchronization" source uses none of 690-699):
+    // the DC's change notifications (`phsync run` with `[sync] notifications = true`).
+    /// The change-notification search is open: changes sync within seconds.
+    pub const NOTIFICATIONS_CONNECTED: u16 = 690;
+    /// The notification connection dropped (or could not be opened): reconnecting with
+    /// backoff, polling every `interval_seconds` meanwhile.
+    pub const NOTIFICATIONS_LOST: u16 = 691;
+    /// Notifications are back after a loss; a catch-up cycle runs from the stored cursor.
+    pub const NOTIFICATIONS_RESUMED: u16 = 692;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,8 @@ pub mod state;
 
 pub use check::{check_connection, CheckReport, CheckResult};
 pub use engine::{
-    CycleReport, Engine, LastCycle, Parts, ProgressFn, StageTimings, UserStatus, CREDENTIAL_BATCH,
+    CycleReport, Engine, LastCycle, NotificationStatus, Parts, ProgressFn, RunHooks, StageTimings,
+    UserStatus, CREDENTIAL_BATCH, DEFAULT_COALESCE, RECONNECT_MAX, RECONNECT_MIN,
     STOPPED_BY_CALLER,
 };
 pub use error::SyncError;

@@ -48,6 +48,8 @@ pub struct SyncRules {
     pub replication_batch: u32,
     /// Time between cycles of `phsync run`.
     pub interval: Duration,
+    /// `phsync run` reacts to the DC's change notifications between cycles.
+    pub notifications: bool,
 }
 
 /// Where the bind password comes from: read at use, dropped (zeroized) right after.
@@ -276,6 +278,7 @@ impl Settings {
                 allow_non_fips_crypto: config.sync.allow_non_fips_crypto,
                 replication_batch: config.sync.batch_size,
                 interval: Duration::from_secs(config.sync.interval_seconds),
+                notifications: config.sync.notifications,
             },
         })
     }
@@ -326,6 +329,13 @@ dir = "state"
             PasswordSource::Env("PHSYNC_TEST_SETTINGS_PW".into())
         );
         assert_eq!(s.rules.replication_batch, 1000);
+        assert!(s.rules.notifications, "notifications are on by default");
+        let off = BASE.replace("[cloud]", "[sync]\nnotifications = false\n\n[cloud]");
+        let s = Settings::from_config(&Config::parse(&off, Path::new("/")).unwrap()).unwrap();
+        assert!(!s.rules.notifications);
+        let typo = BASE.replace("[cloud]", "[sync]\nnotification = false\n\n[cloud]");
+        let e = Config::parse(&typo, Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("notification"), "{e}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod provision;
 mod replicate;
 mod report;
 mod retry;
+mod run;
 mod scope;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ mod user;
 
 use report::ms_since;
 pub use report::{CycleReport, LastCycle, StageTimings, UserStatus, STOPPED_BY_CALLER};
+pub use run::{NotificationStatus, RunHooks, DEFAULT_COALESCE, RECONNECT_MAX, RECONNECT_MIN};
 use std::time::Instant;
 
 /// Credentials per tenant call: one HTTPS request for a remote tenant (the service takes at

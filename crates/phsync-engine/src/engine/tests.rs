@@ -13,10 +13,15 @@ use phsync_tenant::{CloudTenant, ManualClock, SignInStatus, Timestamp};
 use super::*;
 use crate::ports::{BatchHandler, Cursor, DirectorySource, ReplicationSource};
 use crate::settings::{PasswordSource, ReplicationTarget, SyncRules};
+use crate::state::SyncStatus;
 
-/// The directory: a list of in-scope users, changed by the test between cycles.
+/// The directory: a list of in-scope users, changed by the test between cycles; `.1` the
+/// users that exist but are out of scope (for resolution by GUID).
 #[derive(Clone, Default)]
-struct FakeDirectory(Arc<Mutex<Vec<DirectoryUser>>>);
+struct FakeDirectory(
+    Arc<Mutex<Vec<DirectoryUser>>>,
+    Arc<Mutex<Vec<DirectoryUser>>>,
+);
 
 impl DirectorySource for FakeDirectory {
     fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
@@ -31,12 +36,29 @@ impl DirectorySource for FakeDirectory {
             .map(|u| (u.clone(), true))
             .ok_or_else(|| SyncError::UserNotFound(name.into()))
     }
+    fn resolve_guids(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<Option<(DirectoryUser, bool)>>, SyncError> {
+        let (inside, outside) = (self.0.lock().unwrap(), self.1.lock().unwrap());
+        Ok(guids
+            .iter()
+            .map(|g| {
+                let find = |v: &[DirectoryUser]| v.iter().find(|u| u.object_guid == *g).cloned();
+                find(&inside)
+                    .map(|u| (u, true))
+                    .or_else(|| find(&outside).map(|u| (u, false)))
+            })
+            .collect())
+    }
 }
 
 /// The DC: queued changes (handed over by the next replication) and each user's current
 /// password (for single-object fetches). The cursor counts replications.
 #[derive(Clone, Default)]
 struct FakeDc {
+    /// guids asked for by each `fetch` call.
+    fetches: Arc<Mutex<Vec<Vec<Guid>>>>,
     changes: Arc<Mutex<Vec<ReplicatedAccount>>>,
     current: Arc<Mutex<HashMap<Guid, ReplicatedAccount>>>,
     replications: Arc<Mutex<u32>>,
@@ -69,6 +91,7 @@ impl ReplicationSource for FakeDc {
         &self,
         guids: &[Guid],
     ) -> Result<Vec<Result<ReplicatedAccount, DrsrError>>, SyncError> {
+        self.fetches.lock().unwrap().push(guids.to_vec());
         let current = self.current.lock().unwrap();
         Ok(guids
             .iter()
@@ -179,6 +202,7 @@ impl Rig {
                 allow_non_fips_crypto: false,
                 replication_batch: 1000,
                 interval: std::time::Duration::from_secs(120),
+                notifications: true,
             },
         };
         Rig {
@@ -518,4 +542,286 @@ fn a_dc_whose_rpc_port_is_down_is_a_replication_error_not_a_config_error() {
     .unwrap();
     let err = engine.sync_user("ann").unwrap_err();
     assert!(matches!(err, SyncError::Replication(_)), "{err:?}");
+}
+
+// ---- change-driven sync: sync_objects ----------------------------------------------------
+
+#[test]
+fn sync_objects_delivers_notified_users_in_one_fetch_and_keeps_the_cursor() {
+    let rig = Rig::new();
+    let (ann, bob, cid) = (user(1, "ann"), user(2, "bob"), user(3, "cid"));
+    for u in [&ann, &bob, &cid] {
+        rig.add(u);
+        rig.dc.change(u, Some("First-Passw0rd-1"), 1);
+    }
+    let mut engine = rig.engine();
+    engine.cycle(false, &mut quiet()).unwrap();
+    let cursor = engine.state.get(CURSOR_KEY).unwrap();
+    rig.dc.fetches.lock().unwrap().clear();
+
+    rig.dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
+    // ann named twice (two notifications coalesced by the caller or not): fetched once.
+    let report = engine
+        .sync_objects(&[ann.object_guid, bob.object_guid, ann.object_guid])
+        .unwrap();
+    assert_eq!(report.mode, "notified");
+    assert_eq!((report.in_scope, report.changes, report.applied), (2, 2, 2));
+    assert!(report.ok);
+    assert_eq!(
+        *rig.dc.fetches.lock().unwrap(),
+        vec![vec![ann.object_guid, bob.object_guid]],
+        "one replication call for the batch"
+    );
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-2"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "First-Passw0rd-1"),
+        SignInStatus::InvalidCredentials
+    );
+    assert_eq!(
+        rig.sign_in("bob@phs.test", "Bob-Passw0rd-2"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("cid@phs.test", "First-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        engine.state.get(CURSOR_KEY).unwrap(),
+        cursor,
+        "the cursor stays"
+    );
+    let d = engine.user_status("ann").unwrap().unwrap();
+    assert_eq!(d.user.status, SyncStatus::Success);
+
+    // The periodic cycle replays the same changes: the tenant has them already.
+    let next = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((next.changes, next.applied, next.stale), (2, 0, 2));
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-2"),
+        SignInStatus::Success
+    );
+}
+
+#[test]
+fn sync_objects_never_applies_an_older_password_over_a_newer_one() {
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-5"), 5);
+    let mut engine = rig.engine();
+    engine.sync_objects(&[ann.object_guid]).unwrap();
+    // The DC answers with an older version (a lagging replica): refused as stale.
+    rig.dc.change(&ann, Some("Ann-Passw0rd-4"), 4);
+    let report = engine.sync_objects(&[ann.object_guid]).unwrap();
+    assert_eq!((report.applied, report.stale), (0, 1));
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-5"),
+        SignInStatus::Success
+    );
+}
+
+#[test]
+fn sync_objects_disables_users_that_left_scope_or_vanished() {
+    let rig = Rig::new();
+    let (ann, bob, cid) = (user(1, "ann"), user(2, "bob"), user(3, "cid"));
+    for u in [&ann, &bob, &cid] {
+        rig.add(u);
+        rig.dc.change(u, Some("First-Passw0rd-1"), 1);
+    }
+    let mut engine = rig.engine();
+    engine.cycle(false, &mut quiet()).unwrap();
+    // bob leaves the scope (still a user), cid is deleted; ann changes her password.
+    rig.directory
+        .0
+        .lock()
+        .unwrap()
+        .retain(|u| u.sam_account_name == "ann");
+    rig.directory.1.lock().unwrap().push(bob.clone());
+    rig.dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
+    rig.dc.fetches.lock().unwrap().clear();
+    let report = engine
+        .sync_objects(&[ann.object_guid, bob.object_guid, cid.object_guid])
+        .unwrap();
+    assert_eq!((report.in_scope, report.applied), (1, 1));
+    assert_eq!((report.filtered, report.disabled), (1, 2));
+    assert_eq!(*rig.dc.fetches.lock().unwrap(), vec![vec![ann.object_guid]]);
+    for u in [&bob, &cid] {
+        let t = rig
+            .tenant()
+            .user_by_anchor(&u.source_anchor())
+            .unwrap()
+            .unwrap();
+        assert!(
+            !t.enabled,
+            "{} is disabled in the tenant",
+            u.sam_account_name
+        );
+    }
+    let d = engine.user_status("bob").unwrap().unwrap();
+    assert_eq!(d.user.status, SyncStatus::FilteredByTarget);
+    // Nobody changed: a second notification changes nothing more.
+    let again = engine.sync_objects(&[bob.object_guid]).unwrap();
+    assert_eq!(again.disabled, 0);
+    // An out-of-scope user this engine never synced leaves no trace.
+    let stranger = user(9, "stranger");
+    rig.directory.1.lock().unwrap().push(stranger.clone());
+    let r = engine.sync_objects(&[stranger.object_guid]).unwrap();
+    assert_eq!((r.filtered, r.disabled, r.users.len()), (0, 0, 0));
+    assert!(engine.user_status("stranger").unwrap().is_none());
+}
+
+#[test]
+fn sync_objects_queues_a_user_the_dc_cannot_replicate_for_retry() {
+    let rig = Rig::new();
+    let (ann, bob) = (user(1, "ann"), user(2, "bob"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    // bob has no password on the fake DC: the single-object fetch fails for him alone.
+    let mut engine = rig.engine();
+    let report = engine
+        .sync_objects(&[ann.object_guid, bob.object_guid])
+        .unwrap();
+    assert_eq!(
+        (report.applied, report.failed, report.retry_queued),
+        (1, 1, 1)
+    );
+    assert!(!report.ok);
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    let bob_state = engine.user_status("bob").unwrap().unwrap();
+    assert_eq!(bob_state.user.status, SyncStatus::Error);
+    assert!(engine
+        .state
+        .queued_retries()
+        .unwrap()
+        .contains(&bob.object_guid.to_string()));
+}
+
+// ---- the run loop over a notice channel --------------------------------------------------
+
+/// Wait up to 5 s for `f`.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
+    use run::Notice;
+    let rig = Rig::new();
+    let (ann, bob) = (user(1, "ann"), user(2, "bob"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
+    let driver = std::thread::spawn(move || {
+        let sign_in = |upn: &str, pw: &str| {
+            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
+                .unwrap();
+            let pw: Vec<u16> = pw.encode_utf16().collect();
+            t.sign_in(upn, &pw).unwrap().result == SignInStatus::Success
+        };
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+        })
+        .unwrap();
+        eventually("the first cycle", || {
+            sign_in("bob@phs.test", "Bob-Passw0rd-1")
+        });
+        let replications = *dc.replications.lock().unwrap();
+        // Three notifications for two users, within the window: one batch, each user once.
+        dc.fetches.lock().unwrap().clear();
+        dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
+        for g in [ann.object_guid, bob.object_guid, ann.object_guid] {
+            tx.send(Notice::Changed(g)).unwrap();
+        }
+        eventually("ann's new password", || {
+            sign_in("ann@phs.test", "Ann-Passw0rd-2")
+        });
+        assert_eq!(
+            *dc.fetches.lock().unwrap(),
+            vec![vec![ann.object_guid, bob.object_guid]]
+        );
+        assert_eq!(
+            *dc.replications.lock().unwrap(),
+            replications,
+            "no cycle ran"
+        );
+        // The connection drops; a change meanwhile is not notified; the reconnection
+        // runs the catch-up cycle.
+        tx.send(Notice::Lost {
+            detail: "cut".into(),
+        })
+        .unwrap();
+        tx.send(Notice::Lost {
+            detail: "still down".into(),
+        })
+        .unwrap();
+        dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!sign_in("bob@phs.test", "Bob-Passw0rd-2"));
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+        })
+        .unwrap();
+        eventually("bob's password by the catch-up", || {
+            sign_in("bob@phs.test", "Bob-Passw0rd-2")
+        });
+        assert_eq!(*dc.replications.lock().unwrap(), replications + 1);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    driver.join().unwrap();
+    let ids: Vec<u16> = crate::events::read_events(&rig.settings.state_dir, &Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .filter(|i| (601..=602).contains(i) || (690..=692).contains(i))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![601, 690, 691, 692, 602],
+        "one lost event per outage"
+    );
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!((status.state.as_str(), status.live), ("stopped", false));
+    assert!(status.last_notification_at.is_some());
+}
+
+#[test]
+fn without_notifications_the_run_loop_polls_and_says_so() {
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let flag = stop.clone();
+    let replications = rig.dc.replications.clone();
+    let t = std::thread::spawn(move || {
+        eventually("the first cycle", || *replications.lock().unwrap() == 1);
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(None, &RunHooks::default()).unwrap();
+    t.join().unwrap();
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!((status.state.as_str(), status.live), ("disabled", false));
 }

@@ -55,6 +55,44 @@ impl DirectorySource for LdapDirectory {
             Ok((user, in_scope))
         })
     }
+
+    fn resolve_guids(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<Option<(DirectoryUser, bool)>>, SyncError> {
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut dir = settings.connect_directory().await?;
+            let found = async {
+                let in_scope = dir.scoped_users_among(&settings.scope, guids).await?;
+                let in_scope: std::collections::HashMap<Guid, DirectoryUser> =
+                    in_scope.into_iter().map(|u| (u.object_guid, u)).collect();
+                let rest: Vec<Guid> = guids
+                    .iter()
+                    .filter(|g| !in_scope.contains_key(g))
+                    .copied()
+                    .collect();
+                let others: std::collections::HashMap<Guid, DirectoryUser> = dir
+                    .users_by_guid(&rest)
+                    .await?
+                    .into_iter()
+                    .map(|u| (u.object_guid, u))
+                    .collect();
+                Ok::<_, phsync_directory::DirectoryError>(
+                    guids
+                        .iter()
+                        .map(|g| match in_scope.get(g) {
+                            Some(u) => Some((u.clone(), true)),
+                            None => others.get(g).map(|u| (u.clone(), false)),
+                        })
+                        .collect(),
+                )
+            }
+            .await;
+            dir.close().await;
+            Ok(found?)
+        })
+    }
 }
 
 /// Replication over MS-DRSR: one session per call.

@@ -27,6 +27,13 @@ pub trait DirectorySource {
     /// One user by sAMAccountName, DOMAIN\sam, UPN, DN or GUID, and whether it is in scope;
     /// [`SyncError::UserNotFound`] when there is none.
     fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError>;
+    /// Users by objectGUID (change notifications), one answer per GUID in order: the user
+    /// and whether it is in scope, or `None` when no user object has that GUID (deleted,
+    /// or not a plain user).
+    fn resolve_guids(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<Option<(DirectoryUser, bool)>>, SyncError>;
 }
 
 /// Where password hashes come from (MS-DRSR).

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -197,7 +196,8 @@ pub fn sync(args: SyncArgs) -> CliResult {
     })
 }
 
-/// Cycles every interval until SIGTERM or Ctrl-C; the user in flight is finished first.
+/// Cycles every interval, and change-driven sync from the DC's change notifications between
+/// them, until SIGTERM or Ctrl-C; the user in flight is finished first.
 pub fn run(args: RunArgs) -> CliResult {
     init_logging();
     let mut engine = open(&args.config)?;
@@ -223,32 +223,10 @@ pub fn run(args: RunArgs) -> CliResult {
         tracing::info!("stopping after the user in flight");
         flag.store(true, Ordering::SeqCst);
     });
-    let interval = engine.settings().rules.interval;
-    let heartbeat_every = Duration::from_secs(30 * 60);
-    let mut last_heartbeat = Instant::now();
-    engine.started();
-    while !stop.load(Ordering::SeqCst) {
-        let began = Instant::now();
-        match engine.cycle(false, &mut |_, _, _| {}) {
-            Ok(r) => tracing::info!(
-                "{} cycle: {} applied, {} failed, {} queued for retry",
-                r.mode,
-                r.applied,
-                r.failed,
-                r.retry_queued
-            ),
-            Err(phsync_engine::SyncError::Interrupted) => break,
-            Err(e) => tracing::error!("cycle failed: {e}"),
-        }
-        if last_heartbeat.elapsed() >= heartbeat_every {
-            engine.heartbeat();
-            last_heartbeat = Instant::now();
-        }
-        while !stop.load(Ordering::SeqCst) && began.elapsed() < interval {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    engine.stopped();
+    // The first cycle, then change-driven sync between cycles (the engine's run loop).
+    engine
+        .run(phsync_engine::RunHooks::default())
+        .map_err(|e| e.to_string())?;
     Ok(Outcome::Success)
 }
 
@@ -306,11 +284,12 @@ pub fn status(args: StatusArgs) -> CliResult {
         None => {
             let users = engine.all_user_status().map_err(|e| e.to_string())?;
             let last = engine.last_cycle().map_err(|e| e.to_string())?;
+            let notifications = engine.notification_status().map_err(|e| e.to_string())?;
             if args.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({ "last_cycle": last, "users": users })
+                        &serde_json::json!({ "last_cycle": last, "notifications": notifications, "users": users })
                     )
                     .expect("serializes")
                 );
@@ -336,6 +315,21 @@ pub fn status(args: StatusArgs) -> CliResult {
                         );
                     }
                     None => println!("no cycle has run yet"),
+                }
+                match notifications {
+                    Some(n) => println!(
+                        "notifications: {} ({}) since {}{}; last notification {}",
+                        n.state,
+                        if n.live { "live" } else { "not live" },
+                        n.since,
+                        n.detail
+                            .map(|d| format!(": {}", printable(&d)))
+                            .unwrap_or_default(),
+                        n.last_notification_at
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "never".into())
+                    ),
+                    None => println!("notifications: phsync run has not run yet"),
                 }
                 for u in users {
                     println!(
