@@ -166,7 +166,12 @@ typedef int32_t phs_status;
 typedef struct phs_cloud phs_cloud;
 
 /**
- * A sync engine opened from a config file. Use from one thread at a time.
+ * A sync engine opened from a config file.
+ *
+ * Threads: the calls on one handle run one at a time (any thread, not concurrently), with
+ * one exception: `phs_engine_stop` may be called from any thread (or a signal handler) while
+ * another call on the handle runs, typically `phs_engine_run`. Nothing may run on the handle
+ * during or after `phs_engine_free`.
  */
 typedef struct phs_engine phs_engine;
 
@@ -327,7 +332,8 @@ phs_status phs_engine_open(const char *config_path, struct phs_engine **out);
  * Close an engine. NULL is a no-op.
  *
  * # Safety
- * `engine` must be NULL or from `phs_engine_open`, not yet freed.
+ * `engine` must be NULL or from `phs_engine_open`, not yet freed, with no call on it running
+ * (`phs_engine_stop` included).
  */
 void phs_engine_free(struct phs_engine *engine);
 
@@ -339,17 +345,58 @@ void phs_engine_free(struct phs_engine *engine);
  * `state_ms`). Per-user failures are
  * `PHS_OK` with `"ok": false`; a DC or tenant outage is an error status. A nonzero return
  * from `progress` stops the cycle: `PHS_E_CANCELLED`, and no `*out_json` (see
- * `phs_sync_status` for what it did). A stop applies to this call only.
+ * `phs_sync_status` for what it did). So does `phs_engine_stop` from another thread during
+ * the call. A stop applies to this call only: one requested before the call is discarded.
  *
  * # Safety
- * `engine` from `phs_engine_open`; `progress` NULL or callable with `context`;
- * free `*out_json` with `phs_string_free`.
+ * `engine` from `phs_engine_open`, no other call on it running but `phs_engine_stop`;
+ * `progress` NULL or callable with `context`; free `*out_json` with `phs_string_free`.
  */
 phs_status phs_sync_cycle(struct phs_engine *engine,
                           uint32_t flags,
                           phs_progress_fn progress,
                           void *context,
                           char **out_json);
+
+/**
+ * Run until stopped, as `phsync run` does: the first cycle, then, with
+ * `[sync] notifications = true` (the default), change-driven sync from the DC's change
+ * notifications (a changed password reaches the tenant within seconds) between periodic
+ * cycles every `interval_seconds`. Blocks the calling thread until `phs_engine_stop`; then
+ * returns `PHS_OK` after the user in flight (the current LDAP read, replication batch or
+ * credential batch; as a stopped `phs_sync_cycle`, what was applied stays applied and the
+ * cursor does not move past what was not). Cycle, DC and tenant failures while running are
+ * not errors: they are logged (`phs_events`), stored (`phs_sync_status`) and retried; an error
+ * status only if the run cannot start (`PHS_E_STATE`: the state store cannot be written).
+ * Events 601 and 602 mark the start and the stop; 690, 691 and 692 the notifications.
+ *
+ * A `phs_engine_stop` before this call is kept: the call then returns `PHS_OK` at once,
+ * without a cycle. The stop is consumed when the call returns, so the handle can run again.
+ * While it runs, only `phs_engine_stop` may be called on this handle; watch it with
+ * `phs_sync_status` or `phs_events` through a second handle (or `phsync status`).
+ *
+ * # Safety
+ * `engine` NULL or from `phs_engine_open`, not yet freed, no other call on it running but
+ * `phs_engine_stop`.
+ */
+phs_status phs_engine_run(struct phs_engine *engine);
+
+/**
+ * Ask a running `phs_engine_run` to return (`PHS_OK`, after the user in flight); a running
+ * `phs_sync_cycle` ends with `PHS_E_CANCELLED`. With no call running, the stop is kept for
+ * the next `phs_engine_run` (which then returns at once) and discarded by the next
+ * `phs_sync_cycle`. Returns at once; does not wait for the run to end.
+ *
+ * Callable from any thread, concurrently with any other call on the handle except
+ * `phs_engine_free`: it only sets an atomic flag (the stop flag, kept beside the engine in the
+ * handle), so with a valid handle it neither allocates nor locks and is async-signal-safe (a
+ * SIGINT or SIGTERM handler may call it). NULL is `PHS_E_NULL_ARGUMENT` (that path stores the
+ * thread's last error, which allocates).
+ *
+ * # Safety
+ * `engine` NULL or from `phs_engine_open`, not yet freed, and not freed during the call.
+ */
+phs_status phs_engine_stop(const struct phs_engine *engine);
 
 /**
  * Sync one user now (sAMAccountName, `DOMAIN\sam`, UPN, DN or GUID). `*out_json`: the
@@ -372,11 +419,19 @@ phs_status phs_sync_user(struct phs_engine *engine, const char *user, char **out
 phs_status phs_user_status(struct phs_engine *engine, const char *user, char **out_json);
 
 /**
- * The engine's overall state: `{"last_cycle": {...} | null, "users": [per-user result, ...]}`.
+ * The engine's overall state:
+ * `{"last_cycle": {...} | null, "notifications": {...} | null, "users": [per-user result, ...]}`.
  * `last_cycle` (null before the first cycle) is flat: `mode` ("full"/"incremental"),
  * `started_at`, `finished_at`, `ok`, `in_scope`, `changes`, `applied`, `stale`, `filtered`,
  * `disabled`, `failed`, `retry_queued`, `error` (null, a DC/tenant failure's message, or
  * "stopped by the caller"; counts are 0 after a failure, what was done after a stop).
+ * `notifications` (null before the first `phs_engine_run` or `phsync run` on this state
+ * directory) is the change notifications' state as the running (or last) run stored it:
+ * `state` ("connecting", "connected", "lost", "unsupported", "disabled", "stopped"), `live`
+ * (true while the notification search is open), `since` (when `state` last changed),
+ * `last_notification_at` (null if none yet) and `detail` (the DC's URL when connected, why
+ * not when lost or unsupported, else null). To watch a running `phs_engine_run`, call this
+ * on a second handle opened on the same config (not on the running one).
  *
  * # Safety
  * As `phs_sync_cycle`.

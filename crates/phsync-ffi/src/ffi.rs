@@ -48,17 +48,6 @@ macro_rules! try_ref_from_ptr {
 }
 pub(crate) use try_ref_from_ptr;
 
-/// `let x: &mut T = try_mut_from_ptr!(ptr);` as `try_ref_from_ptr!`, for handles used from
-/// one thread at a time.
-macro_rules! try_mut_from_ptr {
-    ($ptr:ident) => {
-        // SAFETY: as in `try_ref_from_ptr!`; the handle's documentation also requires that
-        // it be used from one thread at a time, so this borrow is not aliased.
-        unsafe { $crate::ffi::try_mut($ptr, stringify!($ptr)) }?
-    };
-}
-pub(crate) use try_mut_from_ptr;
-
 /// Borrow `*ptr`, or fail with `PHS_E_NULL_ARGUMENT` naming `name`.
 ///
 /// # Safety
@@ -66,16 +55,6 @@ pub(crate) use try_mut_from_ptr;
 pub(crate) unsafe fn try_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, FfiError> {
     // SAFETY: the caller guarantees `ptr` is NULL (as_ref gives None) or valid for `'a`.
     unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::null(name))
-}
-
-/// Borrow `*ptr` mutably, or fail with `PHS_E_NULL_ARGUMENT` naming `name`.
-///
-/// # Safety
-/// `ptr` must be NULL or point to a live, aligned `T` not otherwise accessed during `'a`.
-pub(crate) unsafe fn try_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, FfiError> {
-    // SAFETY: the caller guarantees `ptr` is NULL (as_mut gives None) or valid and
-    // unaliased for `'a`.
-    unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(name))
 }
 
 /// Take back ownership of a handle made by [`Out::set_box`]; NULL gives `None`.

@@ -694,3 +694,167 @@ fn the_connection_check_tests_a_tenant_service_its_token_and_its_certificate() {
         "not run: tenant_reachable failed"
     );
 }
+
+/// An engine handle shared with the thread that runs it (`phs_engine_run` there,
+/// `phs_engine_stop` here: the one pair of calls the header allows at once).
+#[derive(Clone, Copy)]
+struct Shared(*mut phsync::phs_engine);
+// SAFETY: the header allows `phs_engine_stop` from any thread while `phs_engine_run` runs on
+// another; nothing else touches the handle until the run thread is joined.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// Stops the run when dropped (also when the test panics), so the run thread ends.
+struct StopOnDrop(Shared);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live until the run thread is joined, after this guard drops.
+        unsafe { phsync::phs_engine_stop(self.0 .0) };
+    }
+}
+
+/// `phs_sync_status` through a second handle on the same config (the running one is busy).
+fn status_of(config: &std::ffi::CStr) -> serde_json::Value {
+    use phsync::*;
+    unsafe {
+        let mut other = std::ptr::null_mut();
+        assert_eq!(phs_engine_open(config.as_ptr(), &mut other), PHS_OK);
+        let mut json = std::ptr::null_mut();
+        assert_eq!(
+            phs_sync_status(other, &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        phs_engine_free(other);
+        take(json)
+    }
+}
+
+/// Wait until `ok`, at most `bound`; the time it took.
+fn within(
+    bound: std::time::Duration,
+    what: &str,
+    mut ok: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn phs_engine_run_syncs_changes_within_seconds_until_phs_engine_stop_from_another_thread() {
+    use std::ffi::CString;
+    use std::ptr;
+    use std::time::{Duration, Instant};
+
+    use phsync::*;
+
+    unsafe {
+        assert_eq!(phs_engine_run(ptr::null_mut()), PHS_E_NULL_ARGUMENT);
+        assert!(last_error().contains("engine"), "{}", last_error());
+        assert_eq!(phs_engine_stop(ptr::null()), PHS_E_NULL_ARGUMENT);
+    }
+
+    let f = SyncFixture::new("cabirun", "");
+    let u = f.sam("runa");
+    f.ou.add_user(&u, "Run-Old-Pass-1!");
+    let config = CString::new(f.config.to_str().unwrap()).unwrap();
+    let mut engine = ptr::null_mut();
+    unsafe { assert_eq!(phs_engine_open(config.as_ptr(), &mut engine), PHS_OK) };
+    let handle = Shared(engine);
+
+    let (status, stopped_in) = std::thread::scope(|s| {
+        let guard = StopOnDrop(handle);
+        let run = s.spawn(move || {
+            let h = handle;
+            // SAFETY: a live handle; only phs_engine_stop is called on it meanwhile.
+            let status = unsafe { phs_engine_run(h.0) };
+            (status, last_error())
+        });
+        // The first cycle, then the notification search live.
+        within(Duration::from_secs(60), "the first cycle", || {
+            f.sign_in(&u, "Run-Old-Pass-1!") == SignInStatus::Success
+        });
+        within(Duration::from_secs(10), "notifications connected", || {
+            status_of(&config)["notifications"]["live"] == true
+        });
+        let st = status_of(&config);
+        let n = &st["notifications"];
+        assert_eq!(n["state"], "connected", "{st:#}");
+        assert!(n["detail"].as_str().unwrap().starts_with("ldap"), "{n}");
+        phsync_tenant::Timestamp::parse_rfc3339(n["since"].as_str().unwrap()).unwrap();
+        assert_eq!(st["last_cycle"]["ok"], true, "{st:#}");
+
+        // A password changed over LDAP reaches the tenant within 5 s, from the notification.
+        f.ou.set_password(&u, "Run-New-Pass-2!");
+        let took = within(Duration::from_secs(5), "the changed password", || {
+            f.sign_in(&u, "Run-New-Pass-2!") == SignInStatus::Success
+                && f.sign_in(&u, "Run-Old-Pass-1!") == SignInStatus::InvalidCredentials
+        });
+        println!(
+            "{u}: new password in the tenant {} ms after the modify",
+            took.as_millis()
+        );
+        let st = status_of(&config);
+        assert!(
+            !st["notifications"]["last_notification_at"].is_null(),
+            "{st:#}"
+        );
+
+        // Stop from this thread: the run returns PHS_OK promptly.
+        let t0 = Instant::now();
+        drop(guard);
+        let (status, message) = run.join().unwrap();
+        assert_eq!(status, PHS_OK, "{message}");
+        (status, t0.elapsed())
+    });
+    assert_eq!(status, PHS_OK);
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "phs_engine_run returned {stopped_in:?} after phs_engine_stop"
+    );
+    let st = status_of(&config);
+    assert_eq!(st["notifications"]["state"], "stopped", "{st:#}");
+    assert_eq!(st["notifications"]["live"], false);
+
+    unsafe {
+        // A stop before the run is kept: the run returns at once, without a cycle, and the
+        // stop is consumed (a second stop-then-run does the same).
+        for _ in 0..2 {
+            assert_eq!(phs_engine_stop(engine), PHS_OK);
+            let t0 = Instant::now();
+            assert_eq!(phs_engine_run(engine), PHS_OK, "{}", last_error());
+            assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        }
+        // Start and stop events: two per run.
+        let ids = [601u16, 602];
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_events(config.as_ptr(), ids.as_ptr(), 2, i64::MIN, 0, &mut json),
+            PHS_OK
+        );
+        let events = take(json);
+        let ids: Vec<u64> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [601, 602, 601, 602, 601, 602], "{events:#}");
+        // A pending stop is discarded by phs_sync_cycle (its stops are per call).
+        assert_eq!(phs_engine_stop(engine), PHS_OK);
+        let mut json = ptr::null_mut();
+        assert_eq!(
+            phs_sync_cycle(engine, 0, None, ptr::null_mut(), &mut json),
+            PHS_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(take(json)["ok"], true);
+        phs_engine_free(engine);
+    }
+}
