@@ -23,6 +23,7 @@
         'Register-PasswordHashSyncTask',
         'Revoke-CloudSession',
         'Set-CloudPassword',
+        'Start-PasswordHashSync',
         'Test-CloudSignIn',
         'Test-PasswordHashSyncConnection',
         'Test-PasswordHashSyncDigest',

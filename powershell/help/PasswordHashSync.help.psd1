@@ -141,10 +141,27 @@ Ctrl+C (or PowerShell.Stop()) stops a running cycle once the replication batch o
         )
         Related     = @('Get-PasswordHashSyncStatus', 'Register-PasswordHashSyncTask', 'Test-PasswordHashSyncConnection')
     }
+    'Start-PasswordHashSync' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
+        Synopsis    = 'Runs password hash sync in the foreground until stopped, syncing changed passwords within seconds.'
+        Description = 'Runs the engine that the config file describes as phsync run does, until Ctrl+C (or PowerShell.Stop(), Stop-Job): a first cycle, then change-driven sync from the domain controller''s change notifications (with [sync] notifications = true, the default), so a password changed on-premises reaches the tenant within seconds, and a periodic cycle every interval_seconds as a safety net. A dropped notification connection is reopened with backoff and followed by a catch-up cycle. For a scheduled task or service that wants change-driven sync; Register-PasswordHashSyncTask runs single cycles instead.
+
+It returns nothing. The engine''s events (start, cycles, notifications connected, lost and resumed, stop) are written as verbose messages (warnings and errors as warnings), and its state (notifications, last cycle) as a progress record. A stop takes effect after the user in flight: what was applied stays applied and the stored cursor does not move past what was not. Failures while running (DC or tenant unreachable) are logged and retried, not errors; a config that cannot be opened is a terminating error whose ErrorId is the native status name (PHS_E_CONFIG, PHS_E_STATE, ...).
+
+Get-PasswordHashSyncStatus shows the notification state (Notifications, NotificationsLive) from another session while it runs. Supports -WhatIf and -Confirm.'
+        Parameters  = @{
+            ConfigPath = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+        }
+        Examples    = @(
+            @{ Code = 'Start-PasswordHashSync -ConfigPath /etc/phsync/phsync.toml -Verbose'; Remarks = 'Syncs changed passwords within seconds until Ctrl+C, showing the engine''s events.' }
+            @{ Code = '$job = Start-ThreadJob { Start-PasswordHashSync -ConfigPath C:\phsync\phsync.toml }; (Get-PasswordHashSyncStatus -ConfigPath C:\phsync\phsync.toml).Notifications; Stop-Job $job'; Remarks = 'Runs it in a background job, reads whether notifications are live, and stops it.' }
+        )
+        Related     = @('Invoke-PasswordHashSync', 'Get-PasswordHashSyncStatus', 'Get-PasswordHashSyncEvent')
+    }
     'Get-PasswordHashSyncStatus' = @{
         Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Gets when password hash sync last ran and how it went, or the diagnostics of users.'
-        Description = 'Without -UserName, returns one status: the last cycle (full or incremental, when it started and finished, whether it succeeded, its counts and error), the scheduled tasks that run this config and when the next cycle is due, and every user the engine has seen (Users, FailedUserCount).
+        Description = 'Without -UserName, returns one status: the last cycle (full or incremental, when it started and finished, whether it succeeded, its counts and error), the state of the change notifications of Start-PasswordHashSync or phsync run (Notifications: State connecting, connected, lost, unsupported, disabled or stopped, Live, Since, LastNotificationAt, Detail; null if it never ran), the scheduled tasks that run this config and when the next cycle is due, and every user the engine has seen (Users, FailedUserCount).
 
 With -UserName, returns each user''s diagnostics: object GUID, names, source anchor, the last attempt and its status (Success, FilteredByTarget, RetryRequestedByTarget, Error, ...) and reason, when the password changed on-premises and when the cloud accepted it, the retry state, and the history of attempts. A user the engine has no record of is an ObjectNotFound error.'
         Parameters  = @{

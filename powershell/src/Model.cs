@@ -163,11 +163,48 @@ namespace PasswordHashSync
         }
     }
 
+    /// <summary>The DC's change notifications as the running (or last) Start-PasswordHashSync
+    /// or phsync run stored them.</summary>
+    public class NotificationStatus
+    {
+        /// <summary>connecting, connected, lost, unsupported, disabled or stopped.</summary>
+        public string State { get; set; }
+        /// <summary>True while the notification search is open: changes sync within seconds.</summary>
+        public bool Live { get; set; }
+        /// <summary>When State last changed.</summary>
+        public DateTimeOffset? Since { get; set; }
+        /// <summary>When the last change notification arrived.</summary>
+        public DateTimeOffset? LastNotificationAt { get; set; }
+        /// <summary>The DC's URL when connected, why not when lost or unsupported.</summary>
+        public string Detail { get; set; }
+
+        internal static NotificationStatus FromJson(JsonObject o)
+        {
+            if (o == null) return null;
+            return new NotificationStatus
+            {
+                State = o.Str("state"),
+                Live = o.Bool("live"),
+                Since = o.Date("since"),
+                LastNotificationAt = o.Date("last_notification_at"),
+                Detail = o.Str("detail"),
+            };
+        }
+
+        public override string ToString()
+        {
+            return string.IsNullOrEmpty(Detail) ? State : State + " (" + Detail + ")";
+        }
+    }
+
     /// <summary>Get-PasswordHashSyncStatus without -UserName: when it last ran, how it went, what is scheduled.</summary>
     public class PasswordHashSyncStatus
     {
         public string ConfigPath { get; set; }
         public LastSyncCycle LastCycle { get; set; }
+        /// <summary>The change notifications of Start-PasswordHashSync (or phsync run); null if it never ran.</summary>
+        public NotificationStatus Notifications { get; set; }
+        public bool NotificationsLive { get { return Notifications != null && Notifications.Live; } }
         public DateTimeOffset? LastCycleFinishedAt { get { return LastCycle == null ? null : LastCycle.FinishedAt; } }
         public bool? LastCycleOk { get { return LastCycle == null ? (bool?)null : LastCycle.Ok; } }
         /// <summary>Scheduled tasks (systemd timer, cron entry or Windows task) that run this config.</summary>

@@ -1,5 +1,6 @@
 # The sync engine cmdlets against the AD lab DC: Invoke-PasswordHashSync (cycles, users,
-# progress, -WhatIf, stopping from another runspace, failures), Get-PasswordHashSyncStatus,
+# progress, -WhatIf, stopping from another runspace, failures), Start-PasswordHashSync (the
+# run loop with change notifications, stopped from another runspace), Get-PasswordHashSyncStatus,
 # Test-PasswordHashSyncConnection and Get-PasswordHashSyncEvent.
 #
 # PHSYNC_PS_ENGINE_CONFIG is scoped to OU=Demo (demo1, demo2); PHSYNC_PS_DOMAIN_CONFIG to the
@@ -272,6 +273,86 @@ $status = Get-PasswordHashSyncStatus -ConfigPath $config
     }
 }
 
+Describe 'Start-PasswordHashSync' {
+    BeforeAll {
+        # Its own copy of the Demo config (fresh state and tenant): the run's events and
+        # notification state stay out of the other blocks' checks.
+        $RunConfig = Copy-EngineConfig $Config (Join-Path $Scratch 'run')
+        $RunTenant = Join-Path (Split-Path $RunConfig) 'tenant.db'
+        $ps = [powershell]::Create()
+        [void]$ps.AddScript('param($c) Import-Module PasswordHashSync -ErrorAction Stop; Start-PasswordHashSync -ConfigPath $c -Verbose').AddArgument($RunConfig)
+        $handle = $ps.BeginInvoke()
+        # Until the first cycle is done and the notification search is open (or 60 s).
+        $deadline = [DateTime]::UtcNow.AddSeconds(60)
+        $Running = $null
+        while ([DateTime]::UtcNow -lt $deadline -and -not $handle.IsCompleted) {
+            $s = Get-PasswordHashSyncStatus -ConfigPath $RunConfig -ErrorAction SilentlyContinue
+            if ($s -and $s.NotificationsLive -and $s.LastCycle -and $s.LastCycle.Ok) { $Running = $s; break }
+            Start-Sleep -Milliseconds 200
+        }
+        $RunningBeforeStop = -not $handle.IsCompleted
+        $SignIn = (Test-CloudSignIn $Demo.Upn $DemoPassword -Tenant $RunTenant).Result
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $RunStopMs = $sw.ElapsedMilliseconds
+        $RunEnd = 'returned'
+        try { [void]$ps.EndInvoke($handle) } catch { $RunEnd = $_.Exception.GetBaseException().GetType().Name }
+        $RunState = "$($ps.InvocationStateInfo.State)"
+        $RunVerbose = @($ps.Streams.Verbose | ForEach-Object { $_.Message })
+        $RunProgress = @($ps.Streams.Progress)
+        $RunErrors = @($ps.Streams.Error | ForEach-Object { "$_" })
+        $ps.Dispose()
+        $After = Get-PasswordHashSyncStatus -ConfigPath $RunConfig
+        Write-Host "    notifications $($Running.Notifications); stopped in $RunStopMs ms"
+    }
+
+    It 'runs the first cycle and keeps the change notifications live until stopped' {
+        $RunErrors | Should -BeNullOrEmpty
+        $RunningBeforeStop | Should -BeTrue
+        $Running | Should -Not -BeNullOrEmpty -Because 'the notifications were live and a cycle done within 60 s'
+        $Running.Notifications | Should -BeOfType ([PasswordHashSync.NotificationStatus])
+        $Running.Notifications.State | Should -Be 'connected'
+        $Running.Notifications.Live | Should -BeTrue
+        $Running.Notifications.Since | Should -BeOfType ([DateTimeOffset])
+        $Running.Notifications.Detail | Should -BeLike 'ldap*'
+        $Running.LastCycle.InScope | Should -Be 2
+        $SignIn | Should -Be 'success'
+    }
+
+    It 'writes the engine''s events as verbose messages and its state as progress' {
+        ($RunVerbose -join "`n") | Should -Match ' 601 info: '
+        ($RunVerbose -join "`n") | Should -Match ' 690 info: change notifications'
+        $RunProgress.Count | Should -BeGreaterThan 0
+        $RunProgress[0].Activity | Should -Match 'Password hash sync'
+        ($RunProgress | Where-Object StatusDescription -Like 'notifications: connected*') | Should -Not -BeNullOrEmpty
+    }
+
+    It 'stops within 5 s on PowerShell.Stop() (Ctrl+C), and the status shows the notifications stopped' {
+        $RunStopMs | Should -BeLessThan 5000
+        $RunState | Should -Be 'Stopped'
+        $RunEnd | Should -Be 'PipelineStoppedException'
+        $After.Notifications.State | Should -Be 'stopped'
+        $After.Notifications.Live | Should -BeFalse
+        $After.NotificationsLive | Should -BeFalse
+        @(Get-PasswordHashSyncEvent -ConfigPath $RunConfig -Id 601, 602).Id | Should -Be @(601, 602)
+    }
+
+    It '-WhatIf runs nothing' {
+        $fresh = Copy-EngineConfig $Config (Join-Path $Scratch 'run-whatif')
+        Start-PasswordHashSync -ConfigPath $fresh -WhatIf | Should -BeNullOrEmpty
+        @(Get-PasswordHashSyncEvent -ConfigPath $fresh).Count | Should -Be 0
+        $s = Get-PasswordHashSyncStatus -ConfigPath $fresh
+        $s.Notifications | Should -BeNullOrEmpty
+        $s.LastCycle | Should -BeNullOrEmpty
+    }
+
+    It 'stops with PhsyncConfigNotFound when the config is missing' {
+        $e = Get-TerminatingError { Start-PasswordHashSync -ConfigPath $NoConfig }
+        $e.FullyQualifiedErrorId | Should -BeLike 'PhsyncConfigNotFound,*'
+        $e.TargetObject | Should -Be $NoConfig
+    }
+}
+
 Describe 'Get-PasswordHashSyncStatus' {
     It 'returns one PasswordHashSyncStatus with the last cycle and the users' {
         $s = @(Get-PasswordHashSyncStatus -ConfigPath $Config)
@@ -289,6 +370,9 @@ Describe 'Get-PasswordHashSyncStatus' {
         $s.LastCycle.Error | Should -BeNullOrEmpty
         $s.LastCycleOk | Should -BeTrue
         $s.LastCycleFinishedAt | Should -Be $s.LastCycle.FinishedAt
+        # Start-PasswordHashSync never ran on this config.
+        $s.Notifications | Should -BeNullOrEmpty
+        $s.NotificationsLive | Should -BeFalse
         $s.UserCount | Should -Be 2
         $s.FailedUserCount | Should -Be 0
         $s.Users.SamAccountName | Sort-Object | Should -Be @('demo1', 'demo2')

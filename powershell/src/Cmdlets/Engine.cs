@@ -5,6 +5,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
+using System.Threading;
 using PasswordHashSync.Native;
 
 namespace PasswordHashSync.Cmdlets
@@ -161,6 +162,146 @@ namespace PasswordHashSync.Cmdlets
         }
     }
 
+    /// <summary>Start-PasswordHashSync: run the engine in the foreground until stopped (Ctrl+C,
+    /// PowerShell.Stop(), Stop-Job): the first cycle, then change-driven sync from the DC's
+    /// change notifications between periodic cycles (phs_engine_run, as phsync run).</summary>
+    [Cmdlet(VerbsLifecycle.Start, "PasswordHashSync", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(void))]
+    public sealed class StartPasswordHashSyncCommand : EngineCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
+        private const string Activity = "Password hash sync (running until stopped)";
+        private static readonly TimeSpan EventPoll = TimeSpan.FromMilliseconds(500);
+        private static readonly TimeSpan StatusPoll = TimeSpan.FromSeconds(5);
+
+        // The engine while it runs; StopProcessing (another thread) stops it.
+        private volatile PhsyncEngine running;
+
+        protected override void StopProcessing()
+        {
+            base.StopProcessing();
+            PhsyncEngine e = running;
+            // A stop before phs_engine_run starts is kept: the run then returns at once.
+            if (e != null) e.Stop();
+        }
+
+        protected override void ProcessConfig()
+        {
+            if (!ShouldProcess(Config, "Run password hash sync until stopped (first cycle, then change-driven sync between periodic cycles)")) return;
+            long startedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 1;
+            using (PhsyncEngine engine = OpenEngine(Config))
+            {
+                Exception failure = null;
+                Thread worker = new Thread(() =>
+                {
+                    try { engine.Run(); }
+                    catch (Exception e) { failure = e; }
+                });
+                worker.IsBackground = true;
+                worker.Name = "phsync-run";
+                running = engine;
+                if (StopRequested) engine.Stop();
+                WriteVerbose("Running password hash sync for " + Config + " until stopped (Ctrl+C).");
+                worker.Start();
+                try
+                {
+                    Watch(worker, startedMs);
+                }
+                finally
+                {
+                    // Also when the pipeline stops or a write throws: the run ends before the
+                    // engine is freed.
+                    engine.Stop();
+                    worker.Join();
+                    running = null;
+                }
+                if (failure != null && !(failure is RuntimeException))
+                {
+                    ThrowTerminatingError(ErrorFor(failure, Config));
+                    return;
+                }
+                if (failure != null) throw failure;
+            }
+            if (StopRequested) throw new PipelineStoppedException();
+            WriteVerbose("Password hash sync stopped.");
+        }
+
+        /// <summary>Until the run ends: the engine's events as verbose messages, its state
+        /// (notifications, last cycle) as progress, read through a second engine handle.</summary>
+        private void Watch(Thread worker, long startedMs)
+        {
+            int written = 0;
+            DateTime nextStatus = DateTime.UtcNow;
+            PhsyncEngine watcher = null;
+            try
+            {
+                while (!worker.Join(EventPoll))
+                {
+                    if (StopRequested) return;
+                    written = WriteEvents(startedMs, written);
+                    if (DateTime.UtcNow < nextStatus) continue;
+                    nextStatus = DateTime.UtcNow + StatusPoll;
+                    try
+                    {
+                        if (watcher == null) watcher = Lib.OpenEngine(Config);
+                        JsonObject all = Json.ParseObject(watcher.SyncStatus());
+                        NotificationStatus n = NotificationStatus.FromJson(all.Obj("notifications"));
+                        LastSyncCycle c = LastSyncCycle.FromJson(all.Obj("last_cycle"));
+                        string status = string.Format(CultureInfo.InvariantCulture, "notifications: {0}; last cycle: {1}",
+                            n == null ? "-" : n.ToString(),
+                            c == null || !c.FinishedAt.HasValue ? "-" : string.Format(CultureInfo.InvariantCulture, "{0:u} ({1})", c.FinishedAt.Value, c.Ok ? "ok" : (c.Error ?? "failed users")));
+                        WriteProgress(new ProgressRecord(1, Activity, status));
+                    }
+                    catch (Exception e) when (!(e is RuntimeException))
+                    {
+                        WriteVerbose("Could not read the sync status: " + e.Message);
+                    }
+                }
+                if (!StopRequested) WriteEvents(startedMs, written);
+            }
+            finally
+            {
+                if (watcher != null) watcher.Dispose();
+                if (!StopRequested)
+                {
+                    ProgressRecord done = new ProgressRecord(1, Activity, "stopped");
+                    done.RecordType = ProgressRecordType.Completed;
+                    WriteProgress(done);
+                }
+            }
+        }
+
+        /// <summary>Write the events logged since the start, after the first `written`; the new count.</summary>
+        private int WriteEvents(long startedMs, int written)
+        {
+            List<object> events;
+            try
+            {
+                events = Json.ParseArray(Lib.Events(Config, null, startedMs, 0));
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                WriteVerbose("Could not read the event log: " + e.Message);
+                return written;
+            }
+            for (int i = written; i < events.Count; i++)
+            {
+                JsonObject j = events[i] as JsonObject;
+                if (j == null) continue;
+                SyncEvent e = SyncEvent.FromJson(j);
+                string line = string.Format(CultureInfo.InvariantCulture, "{0:u} {1} {2}: {3}", e.TimeCreated, e.Id, e.Level, e.Message);
+                if (e.Level == "warning" || e.Level == "error") WriteWarning(line);
+                else WriteVerbose(line);
+            }
+            return Math.Max(written, events.Count);
+        }
+    }
+
     /// <summary>Get-PasswordHashSyncStatus: per-user diagnostics, or the last cycle and the schedule.</summary>
     [Cmdlet(VerbsCommon.Get, "PasswordHashSyncStatus", DefaultParameterSetName = "Summary")]
     [OutputType(typeof(PasswordHashSyncStatus), ParameterSetName = new[] { "Summary" })]
@@ -230,6 +371,7 @@ namespace PasswordHashSync.Cmdlets
             PasswordHashSyncStatus s = new PasswordHashSyncStatus();
             s.ConfigPath = Config;
             s.LastCycle = LastSyncCycle.FromJson(all.Obj("last_cycle"));
+            s.Notifications = NotificationStatus.FromJson(all.Obj("notifications"));
             List<UserSyncResult> users = new List<UserSyncResult>();
             foreach (object u in all.Arr("users"))
             {

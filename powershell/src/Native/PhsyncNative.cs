@@ -213,6 +213,8 @@ namespace PasswordHashSync.Native
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int HandleJsonFn(IntPtr handle, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int HandleFn(IntPtr handle);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int ProgressFn(IntPtr context, IntPtr stage, ulong done, ulong total);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int SyncCycleFn(IntPtr engine, uint flags, ProgressFn progress, IntPtr context, out IntPtr json);
@@ -742,6 +744,11 @@ namespace PasswordHashSync.Native
             return TakeString(json);
         }
 
+        internal void HandleCall(string export, IntPtr h)
+        {
+            Check(export, Bind<HandleFn>(export)(h));
+        }
+
         internal string SyncCycle(IntPtr engine, bool full, PhsyncProgressHandler progress)
         {
             SyncCycleFn f = Bind<SyncCycleFn>("phs_sync_cycle");
@@ -885,11 +892,14 @@ namespace PasswordHashSync.Native
         }
     }
 
-    /// <summary>An open sync engine (phs_engine_open); Dispose frees it.</summary>
+    /// <summary>An open sync engine (phs_engine_open); Dispose frees it. One call at a time,
+    /// except Stop, which any thread may call while Run (or SyncCycle) runs.</summary>
     public sealed class PhsyncEngine : IDisposable
     {
         private readonly PhsyncLibrary lib;
         private IntPtr handle;
+        // Stop (any thread) and Dispose never overlap: the handle is not freed under a stop.
+        private readonly object gate = new object();
 
         internal PhsyncEngine(PhsyncLibrary lib, IntPtr handle)
         {
@@ -924,16 +934,37 @@ namespace PasswordHashSync.Native
             return lib.HandleStringJson("phs_user_status", Handle, user);
         }
 
-        /// <summary>Every user's diagnostics and the last cycle.</summary>
+        /// <summary>Every user's diagnostics, the last cycle and the notification state.</summary>
         public string SyncStatus()
         {
             return lib.HandleJson("phs_sync_status", Handle);
         }
 
+        /// <summary>Run until Stop (phs_engine_run): the first cycle, then change-driven sync
+        /// between periodic cycles. Blocks the calling thread.</summary>
+        public void Run()
+        {
+            lib.HandleCall("phs_engine_run", Handle);
+        }
+
+        /// <summary>Make a running Run return after the user in flight (phs_engine_stop); before
+        /// Run, makes the next Run return at once. Any thread; a no-op once disposed.</summary>
+        public void Stop()
+        {
+            lock (gate)
+            {
+                if (handle != IntPtr.Zero) lib.HandleCall("phs_engine_stop", handle);
+            }
+        }
+
         public void Dispose()
         {
-            IntPtr h = handle;
-            handle = IntPtr.Zero;
+            IntPtr h;
+            lock (gate)
+            {
+                h = handle;
+                handle = IntPtr.Zero;
+            }
             lib.Free("phs_engine_free", h);
         }
     }
