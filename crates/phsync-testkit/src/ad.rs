@@ -139,6 +139,23 @@ impl TestOu {
         );
     }
 
+    /// Many password changes over one LDAP connection (one ldapmodify process, one bind),
+    /// applied one after another in the order given: a user's changes listed in order stay
+    /// in order. Panics (with ldapmodify's output) at the first refused change.
+    pub fn set_passwords(&self, changes: &[(String, String)]) {
+        let ldif: String = changes
+            .iter()
+            .map(|(sam, password)| {
+                format!(
+                    "dn: {}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {}\n\n",
+                    self.user_dn(sam),
+                    unicode_pwd(password)
+                )
+            })
+            .collect();
+        self.ldif("ldapmodify", &ldif);
+    }
+
     pub fn set_uac(&self, sam: &str, uac: u32) {
         self.ldif(
             "ldapmodify",

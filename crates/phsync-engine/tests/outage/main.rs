@@ -1,11 +1,13 @@
 //! Failures in the middle of a cycle: the DC dies, the phsync process is killed, the host
-//! is in FIPS mode. Nothing may be lost, nothing harmful applied twice.
+//! is in FIPS mode; the DC restarted under `phsync run`'s change notifications. Nothing may
+//! be lost, nothing harmful applied twice.
 //!
 //! This binary stops and restarts the shared lab DC, so it holds its tests to one at a
 //! time; cargo runs test binaries one after another, so no other suite sees the outage.
 
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use phsync_tenant::SignInStatus;
 use phsync_testkit::sync_fixture::SyncFixture;
@@ -267,4 +269,147 @@ fn phsync_run_cycles_until_sigterm() {
     assert_eq!(ids.first(), Some(&601), "{ids:?}");
     assert_eq!(ids.last(), Some(&602), "{ids:?}");
     assert!(ids.contains(&651));
+}
+
+/// Starts the DC again (`lab.sh up`) when dropped while it is stopped, also when the test
+/// panics: the other suites need it.
+struct DcBackUp {
+    stopped: bool,
+}
+
+impl DcBackUp {
+    fn stop(&mut self) {
+        self.stopped = true;
+        lab("stop");
+    }
+    fn up(&mut self) {
+        lab("up");
+        self.stopped = false;
+    }
+}
+
+impl Drop for DcBackUp {
+    fn drop(&mut self) {
+        if self.stopped {
+            let script = phsync_testkit::repo_root().join("scripts/ad-lab/lab.sh");
+            let _ = Command::new("bash").arg(script).arg("up").status();
+        }
+    }
+}
+
+/// Wait until `ok`, at most `bound`; the time it took.
+fn within(bound: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < bound, "not within {bound:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+fn notification_state(f: &SyncFixture) -> String {
+    phsync_engine::Engine::open(&f.config)
+        .unwrap()
+        .notification_status()
+        .unwrap()
+        .map(|n| n.state)
+        .unwrap_or_default()
+}
+
+fn swapped(f: &SyncFixture, sam: &str, new: &str, old: &str) -> bool {
+    f.sign_in(sam, new) == SignInStatus::Success
+        && f.sign_in(sam, old) == SignInStatus::InvalidCredentials
+}
+
+#[test]
+fn a_dc_restarted_under_phsync_run_is_reconnected_with_events_and_later_changes_arrive() {
+    use phsync_engine::RunHooks;
+    use std::sync::atomic::Ordering;
+
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = SyncFixture::new("restart", "");
+    let (ann, ben) = (f.sam("rsa"), f.sam("rsb"));
+    f.ou.add_user(&ann, "Restart-Old-1!");
+    f.ou.add_user(&ben, "Restart-Old-1!");
+    let mut engine = f.engine();
+    let stop = engine.stop_flag();
+    std::thread::scope(|s| {
+        let body = s.spawn(|| {
+            // Whatever happens in the body, the run loop stops and the DC comes back.
+            struct StopRun(std::sync::Arc<std::sync::atomic::AtomicBool>);
+            impl Drop for StopRun {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+            let _stop = StopRun(stop.clone());
+            let mut dc = DcBackUp { stopped: false };
+
+            within(Duration::from_secs(60), "the first cycle", || {
+                f.sign_in(&ann, "Restart-Old-1!") == SignInStatus::Success
+                    && f.sign_in(&ben, "Restart-Old-1!") == SignInStatus::Success
+            });
+            within(
+                Duration::from_secs(10),
+                "notifications connected (690)",
+                || notification_state(&f) == "connected",
+            );
+
+            // Stop the DC, change nothing, start it again.
+            let down_at = Instant::now();
+            dc.stop();
+            let lost = within(Duration::from_secs(10), "notifications lost (691)", || {
+                notification_state(&f) == "lost"
+            });
+            dc.up();
+            let (outage, up_at) = (down_at.elapsed(), Instant::now());
+            println!(
+                "DC stopped and started again in {} ms (`lab.sh stop` + `lab.sh up`); \
+                 the run loop saw the loss {} ms after `stop` returned",
+                outage.as_millis(),
+                lost.as_millis()
+            );
+
+            // A change right after the DC is back: the listener may still be waiting out its
+            // backoff (1 s doubling, at most 60 s); the notification or the catch-up cycle
+            // that follows the reconnection applies it.
+            let changed_at = Instant::now();
+            f.ou.set_password(&ann, "Restart-New-1!");
+            within(
+                phsync_engine::RECONNECT_MAX + Duration::from_secs(15),
+                "notifications resumed (692)",
+                || notification_state(&f) == "connected",
+            );
+            let reconnected = up_at.elapsed();
+            within(Duration::from_secs(30), "ann after the restart", || {
+                swapped(&f, &ann, "Restart-New-1!", "Restart-Old-1!")
+            });
+            println!(
+                "notifications connected again {} ms after the DC was up; ann's change \
+                 (made right after) arrived {} ms after its modify",
+                reconnected.as_millis(),
+                changed_at.elapsed().as_millis()
+            );
+
+            // With the notifications back, a change arrives by notification, within seconds.
+            f.ou.set_password(&ben, "Restart-New-1!");
+            let ben_took = within(Duration::from_secs(10), "ben by notification", || {
+                swapped(&f, &ben, "Restart-New-1!", "Restart-Old-1!")
+            });
+            println!(
+                "ben's change, after the reconnection, arrived {} ms after its modify",
+                ben_took.as_millis()
+            );
+        });
+        engine.run(RunHooks::default()).unwrap();
+        if let Err(p) = body.join() {
+            std::panic::resume_unwind(p);
+        }
+    });
+    let ids: Vec<u64> = events(&f)
+        .iter()
+        .filter_map(|e| e["event_id"].as_u64())
+        .filter(|i| (690..=692).contains(i) || *i == 601 || *i == 602)
+        .collect();
+    assert_eq!(ids, vec![601, 690, 691, 692, 602], "{:#?}", events(&f));
 }
