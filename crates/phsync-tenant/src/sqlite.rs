@@ -177,6 +177,27 @@ const KNOWN_TABLES: &[(&str, &[&str])] = &[
 /// Refuse a file that is not a phsync tenant file (another application's database) before
 /// anything writes to it: no table created, no column added, no journal mode switched.
 /// An empty database is a new tenant file.
+/// Switch a file to WAL. Two processes opening a new file at once can both hold a shared
+/// lock and both need an exclusive one for the switch: SQLite then answers one of them
+/// "database is locked" at once, without its busy handler (waiting would deadlock). That
+/// one retries, within the busy timeout, by which time the other has switched the file.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn check_signature(conn: &Connection, path: &Path) -> CloudResult<()> {
     let not_ours = |why: String| file_error(path, format!("not a phsync tenant file: {why}"));
     let version: i64 = conn
@@ -255,6 +276,9 @@ fn check_signature(conn: &Connection, path: &Path) -> CloudResult<()> {
     Ok(())
 }
 
+/// How long a writer waits for another (process, thread or replica) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -293,15 +317,14 @@ impl SqliteStore {
             prepare_file(path)?;
         }
         let conn = Connection::open(path).map_err(|e| file_error(path, e))?;
-        conn.busy_timeout(Duration::from_secs(30))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(CloudError::storage)?;
         check_signature(&conn, path)?;
         if existed {
             prepare_file(path)?;
         }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| file_error(path, format!("not a tenant file ({e})")))?;
+        let mode =
+            enable_wal(&conn).map_err(|e| file_error(path, format!("cannot enable WAL ({e})")))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(file_error(
                 path,
