@@ -87,26 +87,7 @@ impl Engine {
             report.timings.replicate_ms += ms_since(started);
             for (guid, result) in fetch.iter().zip(fetched) {
                 let user = by_guid[guid];
-                match result {
-                    Ok(account) => {
-                        let changed_at = change_time(&account, user, now);
-                        pending.push(Pending {
-                            user,
-                            account,
-                            changed_at,
-                        });
-                    }
-                    Err(reason) => {
-                        let d = self.diagnostics(
-                            user,
-                            SyncStatus::Error,
-                            format!("could not read the password from the DC: {reason}"),
-                            None,
-                            None,
-                        );
-                        self.fail(report, d)?;
-                    }
-                }
+                self.pend_or_fail(user, result, now, report, &mut pending)?;
             }
         }
         pending.sort_by_key(|p| p.changed_at);
@@ -115,6 +96,39 @@ impl Engine {
 
     /// Single users' current passwords; when the DC cannot be reached at all, each user
     /// fails with that reason.
+    /// One user's single-object replication: a pending delivery, or (the DC could not give
+    /// this user's password) a recorded failure that the retry queue takes up.
+    pub(super) fn pend_or_fail<'u>(
+        &self,
+        user: &'u DirectoryUser,
+        result: Result<ReplicatedAccount, impl std::fmt::Display>,
+        now: Timestamp,
+        report: &mut CycleReport,
+        pending: &mut Vec<Pending<'u>>,
+    ) -> Result<(), SyncError> {
+        match result {
+            Ok(account) => {
+                let changed_at = change_time(&account, user, now);
+                pending.push(Pending {
+                    user,
+                    account,
+                    changed_at,
+                });
+                Ok(())
+            }
+            Err(reason) => {
+                let d = self.diagnostics(
+                    user,
+                    SyncStatus::Error,
+                    format!("could not read the password from the DC: {reason}"),
+                    None,
+                    None,
+                );
+                self.fail(report, d)
+            }
+        }
+    }
+
     pub(super) fn fetch(&self, guids: &[Guid]) -> Vec<Result<ReplicatedAccount, String>> {
         match self.replication.fetch(guids) {
             Ok(results) => results

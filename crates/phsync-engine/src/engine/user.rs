@@ -166,26 +166,7 @@ impl Engine {
         let now = self.now();
         let mut pending = Vec::with_capacity(in_scope.len());
         for (user, result) in in_scope.iter().zip(fetched) {
-            match result {
-                Ok(account) => {
-                    let changed_at = change_time(&account, user, now);
-                    pending.push(Pending {
-                        user,
-                        account,
-                        changed_at,
-                    });
-                }
-                Err(reason) => {
-                    let d = self.diagnostics(
-                        user,
-                        SyncStatus::Error,
-                        format!("could not read the password from the DC: {reason}"),
-                        None,
-                        None,
-                    );
-                    self.fail(&mut report, d)?;
-                }
-            }
+            self.pend_or_fail(user, result, now, &mut report, &mut pending)?;
         }
         pending.sort_by_key(|p| p.changed_at);
         report.changes = pending.len() as u64;
