@@ -1,13 +1,21 @@
-//! Digest throughput, measured against a reference computed in the same run: Python's
-//! `hashlib.pbkdf2_hmac` (OpenSSL) on the same inputs. Single-threaded figures are per core.
+//! Digest throughput, measured against references computed in the same run: Python's
+//! `hashlib.pbkdf2_hmac` (OpenSSL) on the same inputs, and the single-stream SHA-256 limit
+//! (the fastest one-stream SHA-256 here, the `sha2` crate or OpenSSL, hashing a large buffer:
+//! what any one-digest-at-a-time PBKDF2 can reach at best). Single-threaded figures are per
+//! core. Paths are measured in short alternating slices and summarised by the median slice,
+//! so load from other processes on a shared machine hits every path alike.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use phsync_hash::{derive_keys, derive_keys_with, Isa, KeyJob, NtHash};
+use phsync_hash::{batch_path, derive_keys, derive_keys_with, Isa, KeyJob, NtHash, PATH_ENV};
+
+/// What the interleaved SHA-NI path should reach against the single-stream limit (issue 16).
+pub const GOAL_VS_LIMIT: f64 = 1.5;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
@@ -17,12 +25,49 @@ pub struct Measurement {
     pub threads: usize,
 }
 
+/// One single-stream SHA-256 measurement over a large buffer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamRate {
+    pub source: String,
+    pub bytes_per_second: f64,
+}
+
+/// The single-stream limit: the fastest one-stream SHA-256 measured, as digests per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limit {
+    pub source: String,
+    pub bytes_per_second: f64,
+    /// 64-byte blocks per second.
+    pub compressions_per_second: f64,
+    /// Compressions per second / (2 × iterations): the most one PBKDF2 chain can do.
+    pub digests_per_second: f64,
+    pub streams: Vec<StreamRate>,
+}
+
+/// The batch path the library picked in this process, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    pub path: String,
+    /// "measured" or "forced by PHSYNC_DIGEST_PATH".
+    pub how: String,
+    /// Startup measurement, 1000-iteration digests per second per path.
+    pub startup_rates: Vec<Measurement>,
+    pub note: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestBench {
     pub iterations: u32,
     pub paths: Vec<Measurement>,
     pub reference: Option<Measurement>,
     pub reference_note: Option<String>,
+    pub limit: Limit,
+    pub chosen: Choice,
+    /// The fastest interleaved SHA-NI path and its rate over the limit (when the CPU has it).
+    pub interleaved: Option<Measurement>,
+    pub interleaved_vs_limit: Option<f64>,
+    pub chosen_vs_limit: Option<f64>,
+    pub goal_vs_limit: f64,
 }
 
 fn inputs(count: usize) -> Vec<(NtHash, [u8; 10])> {
@@ -36,9 +81,45 @@ fn inputs(count: usize) -> Vec<(NtHash, [u8; 10])> {
         .collect()
 }
 
+/// Rates of several workloads, each `round` returning how many units it did, measured in
+/// `slices` alternating slices of `seconds / slices` each; the result per workload is its
+/// median slice rate.
+fn measure_alternating(
+    seconds: f64,
+    slices: usize,
+    rounds: &mut [&mut dyn FnMut() -> usize],
+) -> Vec<f64> {
+    let slice = Duration::from_secs_f64(seconds / slices as f64);
+    let mut rates = vec![Vec::with_capacity(slices); rounds.len()];
+    for round in rounds.iter_mut() {
+        round(); // warm up caches and the CPU's clock
+    }
+    for _ in 0..slices {
+        for (round, rates) in rounds.iter_mut().zip(rates.iter_mut()) {
+            let start = Instant::now();
+            let mut done = 0usize;
+            while start.elapsed() < slice {
+                done += round();
+            }
+            rates.push(done as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    rates.into_iter().map(median).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Everything on all threads, for `seconds`.
 fn measure(seconds: f64, mut round: impl FnMut() -> usize) -> f64 {
     let budget = Duration::from_secs_f64(seconds);
-    round(); // warm up caches and the CPU's clock
+    round();
     let start = Instant::now();
     let mut done = 0usize;
     while start.elapsed() < budget {
@@ -47,33 +128,67 @@ fn measure(seconds: f64, mut round: impl FnMut() -> usize) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Slices per measurement: enough for a median, each long enough for many rounds.
+const SLICES: usize = 8;
+
+/// The buffer the single-stream rate is measured on: large enough that per-call overhead
+/// vanishes (16,384 compressions), small enough to stay in L2 (1 MiB).
+fn stream_buffer() -> Vec<u8> {
+    (0..1usize << 20).map(|i| (i % 251) as u8).collect()
+}
+
 const PYTHON_REFERENCE: &str = r#"
 import hashlib, sys, time
-seconds = float(sys.argv[1]); iterations = int(sys.argv[2])
+seconds, iterations, stream_seconds, slices = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 items = [(bytes.fromhex(a), bytes.fromhex(b)) for a, b in (l.split() for l in sys.stdin if l.strip())]
 first = [hashlib.pbkdf2_hmac("sha256", p, s, iterations, 32).hex() for p, s in items[:4]]
-n = 0; start = time.perf_counter()
-while time.perf_counter() - start < seconds:
+buf = bytes(i % 251 for i in range(1 << 20))
+def pbkdf2_round():
     for p, s in items:
         hashlib.pbkdf2_hmac("sha256", p, s, iterations, 32)
-    n += len(items)
-print(n / (time.perf_counter() - start))
+    return len(items)
+def stream_round():
+    hashlib.sha256(buf).digest()
+    return len(buf)
+def rate(work, total):
+    n = 0; start = time.perf_counter()
+    while time.perf_counter() - start < total / slices:
+        n += work()
+    return n / (time.perf_counter() - start)
+pbkdf2_round(); stream_round()
+pb, st = [], []
+for _ in range(slices):
+    pb.append(rate(pbkdf2_round, seconds))
+    st.append(rate(stream_round, stream_seconds))
+print(" ".join(map(str, pb)))
+print(" ".join(map(str, st)))
+print(hashlib.sha256(buf).hexdigest())
 print(" ".join(first))
 "#;
 
-/// Python/OpenSSL on the same inputs; its first outputs are checked against ours, so the
-/// reference measures the same computation.
+/// What the Python/OpenSSL process measured: PBKDF2 digests/s on our inputs, and SHA-256
+/// bytes/s over the stream buffer (medians of their slices).
+struct PythonRates {
+    pbkdf2: f64,
+    stream: f64,
+}
+
+/// Python/OpenSSL on the same inputs; its first keys and its SHA-256 of the stream buffer
+/// are checked against ours, so the references measure the same computations.
 fn python_reference(
     items: &[(NtHash, [u8; 10])],
     seconds: f64,
+    stream_seconds: f64,
     iterations: u32,
     ours: &[[u8; 32]],
-) -> Result<f64, String> {
+) -> Result<PythonRates, String> {
     let mut child = Command::new("python3")
         .arg("-c")
         .arg(PYTHON_REFERENCE)
         .arg(seconds.to_string())
         .arg(iterations.to_string())
+        .arg(stream_seconds.to_string())
+        .arg(SLICES.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,10 +214,24 @@ fn python_reference(
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    let rate: f64 = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or("python3 reference printed no rate")?;
+    let mut rates = |what: &str| -> Result<f64, String> {
+        let v: Vec<f64> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("python3 reference printed a bad {what} rate"))?;
+        if v.is_empty() {
+            return Err(format!("python3 reference printed no {what} rate"));
+        }
+        Ok(median(v))
+    };
+    let pbkdf2 = rates("PBKDF2")?;
+    let stream = rates("SHA-256")?;
+    if lines.next().unwrap_or_default().trim() != hex::encode(Sha256::digest(stream_buffer())) {
+        return Err("python3 hashed the stream buffer differently; refusing to compare".into());
+    }
     let theirs: Vec<&str> = lines
         .next()
         .unwrap_or_default()
@@ -112,12 +241,34 @@ fn python_reference(
     if theirs.is_empty() || theirs != ours_hex {
         return Err("python3 reference computed different keys; refusing to compare".into());
     }
-    Ok(rate)
+    Ok(PythonRates { pbkdf2, stream })
 }
 
-/// Measure every available path single-threaded, the best path on all cores, and the
-/// Python reference, each for about `seconds`.
+/// Measure every available path single-threaded (alternating with the `sha2` crate's
+/// single-stream SHA-256), the chosen path on all cores, and the Python references, each for
+/// about `seconds` (Python's SHA-256 stream for half that).
 pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
+    let chosen = {
+        let c = batch_path();
+        Choice {
+            path: c.isa.name().into(),
+            how: if c.forced {
+                format!("forced by {PATH_ENV}")
+            } else {
+                "measured".into()
+            },
+            startup_rates: c
+                .measured
+                .iter()
+                .map(|&(isa, rate)| Measurement {
+                    path: isa.name().into(),
+                    digests_per_second: rate,
+                    threads: 1,
+                })
+                .collect(),
+            note: c.override_note.clone(),
+        }
+    };
     let items = inputs(256);
     let jobs: Vec<KeyJob> = items
         .iter()
@@ -127,42 +278,101 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
             iterations,
         })
         .collect();
-    let mut paths = Vec::new();
-    for isa in Isa::available() {
-        let batch = &jobs[..isa.lanes() * 4];
-        let rate = measure(seconds, || derive_keys_with(isa, batch).len());
-        paths.push(Measurement {
+    let isas = Isa::available();
+    let buffer = stream_buffer();
+    let mut rounds: Vec<Box<dyn FnMut() -> usize + '_>> = isas
+        .iter()
+        .map(|&isa| {
+            let batch = &jobs[..isa.lanes() * 4];
+            Box::new(move || derive_keys_with(isa, batch).len()) as Box<dyn FnMut() -> usize>
+        })
+        .collect();
+    rounds.push(Box::new(|| {
+        std::hint::black_box(Sha256::digest(std::hint::black_box(&buffer)));
+        buffer.len()
+    }));
+    let mut refs: Vec<&mut dyn FnMut() -> usize> =
+        rounds.iter_mut().map(|r| &mut **r as _).collect();
+    let mut rates = measure_alternating(seconds, SLICES, &mut refs);
+    let sha2_stream = rates.pop().expect("stream rate");
+    let paths: Vec<Measurement> = isas
+        .iter()
+        .zip(rates)
+        .map(|(isa, rate)| Measurement {
             path: isa.name().into(),
             digests_per_second: rate,
             threads: 1,
-        });
-    }
+        })
+        .collect();
+    let mut all_paths = paths.clone();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > 1 {
         let rate = measure(seconds, || derive_keys(&jobs).len());
-        paths.push(Measurement {
+        all_paths.push(Measurement {
             path: format!("{} (all cores)", Isa::best().name()),
             digests_per_second: rate,
             threads,
         });
     }
+
+    let mut streams = vec![StreamRate {
+        source: "sha2 crate (SHA extensions when present)".into(),
+        bytes_per_second: sha2_stream,
+    }];
     let ours = derive_keys_with(Isa::Portable, &jobs[..4]);
     let (reference, reference_note) =
-        match python_reference(&items[..64], seconds, iterations, &ours) {
-            Ok(rate) => (
-                Some(Measurement {
-                    path: "python3 hashlib.pbkdf2_hmac (OpenSSL)".into(),
-                    digests_per_second: rate,
-                    threads: 1,
-                }),
-                None,
-            ),
+        match python_reference(&items[..64], seconds, seconds / 2.0, iterations, &ours) {
+            Ok(rates) => {
+                streams.push(StreamRate {
+                    source: "python3 hashlib.sha256 (OpenSSL)".into(),
+                    bytes_per_second: rates.stream,
+                });
+                (
+                    Some(Measurement {
+                        path: "python3 hashlib.pbkdf2_hmac (OpenSSL)".into(),
+                        digests_per_second: rates.pbkdf2,
+                        threads: 1,
+                    }),
+                    None,
+                )
+            }
             Err(note) => (None, Some(note)),
         };
+    let fastest = streams
+        .iter()
+        .max_by(|a, b| a.bytes_per_second.total_cmp(&b.bytes_per_second))
+        .expect("the sha2 stream is always measured");
+    let compressions = fastest.bytes_per_second / 64.0;
+    let limit = Limit {
+        source: fastest.source.clone(),
+        bytes_per_second: fastest.bytes_per_second,
+        compressions_per_second: compressions,
+        digests_per_second: compressions / (2.0 * f64::from(iterations)),
+        streams,
+    };
+    let rate_of = |name: &str| {
+        paths
+            .iter()
+            .find(|m| m.path == name)
+            .map(|m| m.digests_per_second)
+    };
+    let interleaved = paths
+        .iter()
+        .filter(|m| m.path.starts_with("sha-ni"))
+        .max_by(|a, b| a.digests_per_second.total_cmp(&b.digests_per_second))
+        .cloned();
     DigestBench {
         iterations,
-        paths,
+        interleaved_vs_limit: interleaved
+            .as_ref()
+            .map(|m| m.digests_per_second / limit.digests_per_second),
+        chosen_vs_limit: rate_of(&chosen.path).map(|r| r / limit.digests_per_second),
+        interleaved,
+        paths: all_paths,
         reference,
         reference_note,
+        limit,
+        chosen,
+        goal_vs_limit: GOAL_VS_LIMIT,
     }
 }
