@@ -2,12 +2,13 @@
 //! `hashlib.pbkdf2_hmac` (OpenSSL) on the same inputs, and the single-stream SHA-256 limit
 //! (the fastest one-stream SHA-256 here, the `sha2` crate or OpenSSL, hashing a large buffer:
 //! what any one-digest-at-a-time PBKDF2 can reach at best). Single-threaded figures are per
-//! core. Paths are measured in short alternating slices and summarised by the median slice,
-//! so load from other processes on a shared machine hits every path alike.
+//! core. Paths are measured in short alternating slices and each is summarised by its
+//! fastest slice (as the references are), so a burst of load from another process on a
+//! shared machine does not decide a ratio.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -81,55 +82,31 @@ fn inputs(count: usize) -> Vec<(NtHash, [u8; 10])> {
         .collect()
 }
 
-/// Rates of several workloads, each `round` returning how many units it did, measured in
-/// `slices` alternating slices of `seconds / slices` each; the result per workload is its
-/// median slice rate.
-fn measure_alternating(
-    seconds: f64,
-    slices: usize,
-    rounds: &mut [&mut dyn FnMut() -> usize],
-) -> Vec<f64> {
-    let slice = Duration::from_secs_f64(seconds / slices as f64);
-    let mut rates = vec![Vec::with_capacity(slices); rounds.len()];
+/// Rates of several workloads, each `round` doing one short piece of work (about a
+/// millisecond) and returning how many units it did. Rounds alternate between the workloads
+/// until each has run about `seconds`; each workload's rate is its fastest round. On a
+/// machine shared with other processes, a round that was not preempted shows what the core
+/// can do, and alternating exposes every workload to the same conditions.
+fn measure_alternating(seconds: f64, rounds: &mut [&mut dyn FnMut() -> usize]) -> Vec<f64> {
+    let mut best = vec![0f64; rounds.len()];
+    let mut spent = vec![0f64; rounds.len()];
     for round in rounds.iter_mut() {
         round(); // warm up caches and the CPU's clock
     }
-    for _ in 0..slices {
-        for (round, rates) in rounds.iter_mut().zip(rates.iter_mut()) {
-            let start = Instant::now();
-            let mut done = 0usize;
-            while start.elapsed() < slice {
-                done += round();
+    while spent.iter().any(|&s| s < seconds) {
+        for ((round, best), spent) in rounds.iter_mut().zip(&mut best).zip(&mut spent) {
+            if *spent >= seconds {
+                continue;
             }
-            rates.push(done as f64 / start.elapsed().as_secs_f64());
+            let start = Instant::now();
+            let done = round();
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            *spent += secs;
+            *best = best.max(done as f64 / secs);
         }
     }
-    rates.into_iter().map(median).collect()
+    best
 }
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// Everything on all threads, for `seconds`.
-fn measure(seconds: f64, mut round: impl FnMut() -> usize) -> f64 {
-    let budget = Duration::from_secs_f64(seconds);
-    round();
-    let start = Instant::now();
-    let mut done = 0usize;
-    while start.elapsed() < budget {
-        done += round();
-    }
-    done as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Slices per measurement: enough for a median, each long enough for many rounds.
-const SLICES: usize = 8;
 
 /// The buffer the single-stream rate is measured on: large enough that per-call overhead
 /// vanishes (16,384 compressions), small enough to stay in L2 (1 MiB).
@@ -139,35 +116,36 @@ fn stream_buffer() -> Vec<u8> {
 
 const PYTHON_REFERENCE: &str = r#"
 import hashlib, sys, time
-seconds, iterations, stream_seconds, slices = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+seconds, iterations, stream_seconds = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 items = [(bytes.fromhex(a), bytes.fromhex(b)) for a, b in (l.split() for l in sys.stdin if l.strip())]
 first = [hashlib.pbkdf2_hmac("sha256", p, s, iterations, 32).hex() for p, s in items[:4]]
 buf = bytes(i % 251 for i in range(1 << 20))
-def pbkdf2_round():
-    for p, s in items:
-        hashlib.pbkdf2_hmac("sha256", p, s, iterations, 32)
-    return len(items)
-def stream_round():
+def pbkdf2_round(i):
+    p, s = items[i % len(items)]
+    hashlib.pbkdf2_hmac("sha256", p, s, iterations, 32)
+    return 1
+def stream_round(i):
     hashlib.sha256(buf).digest()
     return len(buf)
-def rate(work, total):
-    n = 0; start = time.perf_counter()
-    while time.perf_counter() - start < total / slices:
-        n += work()
-    return n / (time.perf_counter() - start)
-pbkdf2_round(); stream_round()
-pb, st = [], []
-for _ in range(slices):
-    pb.append(rate(pbkdf2_round, seconds))
-    st.append(rate(stream_round, stream_seconds))
-print(" ".join(map(str, pb)))
-print(" ".join(map(str, st)))
+work = [(pbkdf2_round, seconds), (stream_round, stream_seconds)]
+best, spent = [0.0, 0.0], [0.0, 0.0]
+pbkdf2_round(0); stream_round(0)
+i = 0
+while any(s < budget for s, (_, budget) in zip(spent, work)):
+    for k, (round, budget) in enumerate(work):
+        if spent[k] >= budget:
+            continue
+        start = time.perf_counter(); n = round(i); t = max(time.perf_counter() - start, 1e-9)
+        spent[k] += t; best[k] = max(best[k], n / t)
+    i += 1
+print(best[0])
+print(best[1])
 print(hashlib.sha256(buf).hexdigest())
 print(" ".join(first))
 "#;
 
 /// What the Python/OpenSSL process measured: PBKDF2 digests/s on our inputs, and SHA-256
-/// bytes/s over the stream buffer (medians of their slices).
+/// bytes/s over the stream buffer (each its fastest round, as ours).
 struct PythonRates {
     pbkdf2: f64,
     stream: f64,
@@ -188,7 +166,6 @@ fn python_reference(
         .arg(seconds.to_string())
         .arg(iterations.to_string())
         .arg(stream_seconds.to_string())
-        .arg(SLICES.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -214,21 +191,15 @@ fn python_reference(
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    let mut rates = |what: &str| -> Result<f64, String> {
-        let v: Vec<f64> = lines
+    let mut rate = |what: &str| -> Result<f64, String> {
+        lines
             .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|_| format!("python3 reference printed a bad {what} rate"))?;
-        if v.is_empty() {
-            return Err(format!("python3 reference printed no {what} rate"));
-        }
-        Ok(median(v))
+            .and_then(|l| l.trim().parse().ok())
+            .filter(|r: &f64| *r > 0.0)
+            .ok_or_else(|| format!("python3 reference printed no {what} rate"))
     };
-    let pbkdf2 = rates("PBKDF2")?;
-    let stream = rates("SHA-256")?;
+    let pbkdf2 = rate("PBKDF2")?;
+    let stream = rate("SHA-256")?;
     if lines.next().unwrap_or_default().trim() != hex::encode(Sha256::digest(stream_buffer())) {
         return Err("python3 hashed the stream buffer differently; refusing to compare".into());
     }
@@ -283,7 +254,7 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
     let mut rounds: Vec<Box<dyn FnMut() -> usize + '_>> = isas
         .iter()
         .map(|&isa| {
-            let batch = &jobs[..isa.lanes() * 4];
+            let batch = &jobs[..isa.lanes()];
             Box::new(move || derive_keys_with(isa, batch).len()) as Box<dyn FnMut() -> usize>
         })
         .collect();
@@ -293,7 +264,7 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
     }));
     let mut refs: Vec<&mut dyn FnMut() -> usize> =
         rounds.iter_mut().map(|r| &mut **r as _).collect();
-    let mut rates = measure_alternating(seconds, SLICES, &mut refs);
+    let mut rates = measure_alternating(seconds, &mut refs);
     let sha2_stream = rates.pop().expect("stream rate");
     let paths: Vec<Measurement> = isas
         .iter()
@@ -307,7 +278,8 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
     let mut all_paths = paths.clone();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > 1 {
-        let rate = measure(seconds, || derive_keys(&jobs).len());
+        // All 256 jobs, so every thread gets a full share (see `derive_keys`).
+        let rate = measure_alternating(seconds, &mut [&mut || derive_keys(&jobs).len()])[0];
         all_paths.push(Measurement {
             path: format!("{} (all cores)", Isa::best().name()),
             digests_per_second: rate,
