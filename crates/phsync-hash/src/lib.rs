@@ -16,7 +16,7 @@ pub use digest::{
 };
 pub use error::{DigestParseError, HashError};
 pub use lanes::{
-    batch_path, derive_keys, derive_keys_with, new_random_digests, verify_nt_hashes, Isa, KeyJob,
-    PathChoice, PATH_ENV,
+    batch_path, derive_keys, derive_keys_with, new_random_digests, sha_ni_round_timing,
+    verify_nt_hashes, Isa, KeyJob, PathChoice, ShaRoundTiming, PATH_ENV,
 };
 pub use nt::{NtHash, MAX_PASSWORD_UTF16_UNITS, NT_HASH_LEN};

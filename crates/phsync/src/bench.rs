@@ -13,7 +13,9 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use phsync_hash::{batch_path, derive_keys, derive_keys_with, Isa, KeyJob, NtHash, PATH_ENV};
+use phsync_hash::{
+    batch_path, derive_keys, derive_keys_with, sha_ni_round_timing, Isa, KeyJob, NtHash, PATH_ENV,
+};
 
 /// What the interleaved SHA-NI path should reach against the single-stream limit (issue 16).
 pub const GOAL_VS_LIMIT: f64 = 1.5;
@@ -56,6 +58,18 @@ pub struct Choice {
     pub note: Option<String>,
 }
 
+/// The SHA unit's `sha256rnds2`: one chain's latency and the interval between independent
+/// ones, so `latency_ns / interval_ns` is the most interleaving can gain over one stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShaUnit {
+    pub latency_ns: f64,
+    pub interval_ns: f64,
+    pub interleaving_ceiling: f64,
+    /// 2 × iterations × 32 `sha256rnds2` per digest at one per interval: the most any
+    /// SHA-NI path can reach per core.
+    pub max_digests_per_second: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestBench {
     pub iterations: u32,
@@ -69,6 +83,7 @@ pub struct DigestBench {
     pub interleaved_vs_limit: Option<f64>,
     pub chosen_vs_limit: Option<f64>,
     pub goal_vs_limit: f64,
+    pub sha_unit: Option<ShaUnit>,
 }
 
 fn inputs(count: usize) -> Vec<(NtHash, [u8; 10])> {
@@ -240,6 +255,12 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
             note: c.override_note.clone(),
         }
     };
+    let sha_unit = sha_ni_round_timing().map(|t| ShaUnit {
+        latency_ns: t.latency_seconds * 1e9,
+        interval_ns: t.interval_seconds * 1e9,
+        interleaving_ceiling: t.latency_seconds / t.interval_seconds,
+        max_digests_per_second: 1.0 / (2.0 * f64::from(iterations) * 32.0 * t.interval_seconds),
+    });
     let items = inputs(256);
     let jobs: Vec<KeyJob> = items
         .iter()
@@ -346,5 +367,6 @@ pub fn digest_bench(seconds: f64, iterations: u32) -> DigestBench {
         limit,
         chosen,
         goal_vs_limit: GOAL_VS_LIMIT,
+        sha_unit,
     }
 }

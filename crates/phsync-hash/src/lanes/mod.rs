@@ -133,6 +133,31 @@ impl Isa {
     }
 }
 
+/// How the CPU's SHA unit runs `sha256rnds2` (two SHA-256 rounds): one dependent chain's
+/// latency and the interval at which independent chains issue, both in seconds per
+/// instruction, measured now on this core. Their ratio bounds what interleaving digests on the
+/// SHA extensions can gain over one latency-bound stream. `None` without x86 SHA extensions.
+pub fn sha_ni_round_timing() -> Option<ShaRoundTiming> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        shani::rnds2_timing().map(|(latency, interval)| ShaRoundTiming {
+            latency_seconds: latency,
+            interval_seconds: interval,
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// See `sha_ni_round_timing`.
+#[derive(Debug, Clone, Copy)]
+pub struct ShaRoundTiming {
+    pub latency_seconds: f64,
+    pub interval_seconds: f64,
+}
+
 /// One key to derive: the NT hash, the salt and the iteration count.
 pub struct KeyJob<'a> {
     pub nt: &'a NtHash,

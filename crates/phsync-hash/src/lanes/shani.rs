@@ -268,3 +268,49 @@ pub unsafe fn derive(inputs: &[LaneInput], iterations: u32) -> Vec<[u8; 32]> {
         }
     }
 }
+
+/// `pairs` × 2 `sha256rnds2` in each of `N` independent chains.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn rnds2_chains<const N: usize>(pairs: usize, seed: i32) -> __m128i {
+    let seed = _mm_set1_epi32(seed);
+    let mut a: [__m128i; N] =
+        std::array::from_fn(|i| _mm_add_epi32(seed, _mm_set1_epi32(i as i32)));
+    let mut b: [__m128i; N] =
+        std::array::from_fn(|i| _mm_sub_epi32(seed, _mm_set1_epi32(i as i32)));
+    let k = group(&KV, 0);
+    for _ in 0..pairs {
+        for c in 0..N {
+            b[c] = _mm_sha256rnds2_epu32(b[c], a[c], k);
+            a[c] = _mm_sha256rnds2_epu32(a[c], b[c], k);
+        }
+    }
+    let mut x = seed;
+    for c in 0..N {
+        x = _mm_xor_si128(x, _mm_xor_si128(a[c], b[c]));
+    }
+    x
+}
+
+/// Seconds per `sha256rnds2` on this core as one dependent chain (its latency) and as four
+/// independent chains (how often the SHA unit accepts one): the ratio is the most any
+/// interleaving can gain over a latency-bound single stream. Each is the fastest of several
+/// short runs. `None` without the SHA extensions.
+pub fn rnds2_timing() -> Option<(f64, f64)> {
+    if !is_available() {
+        return None;
+    }
+    const PAIRS: usize = 100_000;
+    let (mut latency, mut interval) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..10 {
+        let seed = std::hint::black_box(0x5a5a_5a5a);
+        let start = std::time::Instant::now();
+        // SAFETY: is_available checked the SHA extensions and SSE4.1.
+        std::hint::black_box(unsafe { rnds2_chains::<1>(PAIRS, seed) });
+        latency = latency.min(start.elapsed().as_secs_f64() / (2 * PAIRS) as f64);
+        let start = std::time::Instant::now();
+        // SAFETY: as above.
+        std::hint::black_box(unsafe { rnds2_chains::<4>(PAIRS / 4, seed) });
+        interval = interval.min(start.elapsed().as_secs_f64() / (2 * PAIRS) as f64);
+    }
+    Some((latency, interval))
+}

@@ -217,6 +217,15 @@ fn bench_digest_reports_every_path_the_limit_and_the_reference() {
     assert_eq!(v["chosen"]["how"], "measured");
     if paths.contains(&"sha-ni x2") {
         assert!(v["interleaved_vs_limit"].as_f64().unwrap() > 0.0, "{v}");
+        let unit = &v["sha_unit"];
+        assert!(unit["latency_ns"].as_f64().unwrap() > 0.0, "{unit}");
+        assert!(unit["interval_ns"].as_f64().unwrap() > 0.0, "{unit}");
+        assert!(
+            unit["max_digests_per_second"].as_f64().unwrap() > 0.0,
+            "{unit}"
+        );
+    } else {
+        assert!(v["sha_unit"].is_null(), "{v}");
     }
 }
 
