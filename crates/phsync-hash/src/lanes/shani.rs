@@ -2,8 +2,10 @@
 //!
 //! One chain is latency-bound: every `sha256rnds2` (two rounds) waits for the one before,
 //! and each PBKDF2 iteration is two compressions in a row, so a single stream leaves the SHA
-//! unit idle most cycles. Digests of different users are independent, so issuing the rounds
-//! of several chains side by side fills those cycles. Per chain the state stays in two
+//! unit idle between rounds. Digests of different users are independent, so issuing the
+//! rounds of several chains side by side fills those gaps, up to the rate at which the unit
+//! accepts `sha256rnds2` (`rnds2_timing` measures both; on the development machine the
+//! latency is 1.3x the issue interval, which caps the gain). Per chain the state stays in two
 //! registers in the extensions' ABEF/CDGH layout; the HMAC inner and outer states are put in
 //! that layout once per digest, and the 32-byte-message block's padding (words 8..15) is a
 //! constant whose round inputs K+W are precomputed.
@@ -31,8 +33,8 @@ pub fn is_available() -> bool {
 struct Constants([u32; 64]);
 static KV: Constants = Constants(K);
 
-/// K + W for rounds 8..16 of a block that is a 32-byte message after a 64-byte key block:
-/// W[8] = 0x80 padding byte, W[9..15] = 0, W[15] = the bit length.
+/// K + W for rounds 8..15 of a block that is a 32-byte message after a 64-byte key block:
+/// W[8] = the 0x80 padding byte, W[9..14] = 0, W[15] = the bit length.
 static KW_TAIL: Constants = {
     let mut c = [0u32; 64];
     let tail = tail_words();
