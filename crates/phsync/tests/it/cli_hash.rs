@@ -214,7 +214,9 @@ fn bench_digest_reports_every_path_the_limit_and_the_reference() {
     assert!((per_digest - 20.0).abs() < 1e-6, "{limit}");
     assert_eq!(v["goal_vs_limit"].as_f64(), Some(1.5));
     assert!(v["chosen_vs_limit"].as_f64().unwrap() > 0.0, "{v}");
-    assert_eq!(v["chosen"]["how"], "measured");
+    if std::env::var_os("PHSYNC_DIGEST_PATH").is_none() {
+        assert_eq!(v["chosen"]["how"], "measured");
+    }
     if paths.contains(&"sha-ni x2") {
         assert!(v["interleaved_vs_limit"].as_f64().unwrap() > 0.0, "{v}");
         let unit = &v["sha_unit"];
