@@ -15,5 +15,8 @@ pub use digest::{
     DEFAULT_ITERATIONS, DIGEST_STRING_MAX_LEN, KEY_LEN, MAX_ITERATIONS, MIN_ITERATIONS, SALT_LEN,
 };
 pub use error::{DigestParseError, HashError};
-pub use lanes::{derive_keys, derive_keys_with, new_random_digests, verify_nt_hashes, Isa, KeyJob};
+pub use lanes::{
+    batch_path, derive_keys, derive_keys_with, new_random_digests, sha_ni_round_timing,
+    verify_nt_hashes, Isa, KeyJob, PathChoice, ShaRoundTiming, PATH_ENV,
+};
 pub use nt::{NtHash, MAX_PASSWORD_UTF16_UNITS, NT_HASH_LEN};

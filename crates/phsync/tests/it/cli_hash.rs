@@ -167,7 +167,7 @@ fn secrets_never_reach_stderr() {
 }
 
 #[test]
-fn bench_digest_reports_every_path_and_the_reference() {
+fn bench_digest_reports_every_path_the_limit_and_the_reference() {
     let o = phsync(
         &[
             "bench",
@@ -198,5 +198,60 @@ fn bench_digest_reports_every_path_and_the_reference() {
     assert!(
         v["reference"]["digests_per_second"].as_f64().unwrap() > 0.0,
         "{v}"
+    );
+    // The single-stream limit: both streams measured, the faster one taken, in digests of
+    // 2 x 10 compressions.
+    let limit = &v["limit"];
+    let streams = limit["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 2, "{limit}");
+    let fastest = streams
+        .iter()
+        .map(|s| s["bytes_per_second"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(limit["bytes_per_second"].as_f64().unwrap(), fastest);
+    let per_digest = limit["compressions_per_second"].as_f64().unwrap()
+        / limit["digests_per_second"].as_f64().unwrap();
+    assert!((per_digest - 20.0).abs() < 1e-6, "{limit}");
+    assert_eq!(v["goal_vs_limit"].as_f64(), Some(1.5));
+    assert!(v["chosen_vs_limit"].as_f64().unwrap() > 0.0, "{v}");
+    if std::env::var_os("PHSYNC_DIGEST_PATH").is_none() {
+        assert_eq!(v["chosen"]["how"], "measured");
+    }
+    if paths.contains(&"sha-ni x2") {
+        assert!(v["interleaved_vs_limit"].as_f64().unwrap() > 0.0, "{v}");
+        let unit = &v["sha_unit"];
+        assert!(unit["latency_ns"].as_f64().unwrap() > 0.0, "{unit}");
+        assert!(unit["interval_ns"].as_f64().unwrap() > 0.0, "{unit}");
+        assert!(
+            unit["max_digests_per_second"].as_f64().unwrap() > 0.0,
+            "{unit}"
+        );
+    } else {
+        assert!(v["sha_unit"].is_null(), "{v}");
+    }
+}
+
+#[test]
+fn bench_digest_obeys_the_path_override_and_reports_a_bad_one() {
+    let run = |value: &str| -> serde_json::Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_phsync"))
+            .args(["bench", "digest", "--seconds", "0.05", "--iterations", "5"])
+            .arg("--json")
+            .env("PHSYNC_DIGEST_PATH", value)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = run("portable");
+    assert_eq!(v["chosen"]["path"], "scalar portable", "{v}");
+    assert_eq!(v["chosen"]["how"], "forced by PHSYNC_DIGEST_PATH");
+    assert!(v["chosen"]["note"].is_null());
+    let v = run("avx9000");
+    assert_eq!(v["chosen"]["how"], "measured");
+    let note = v["chosen"]["note"].as_str().unwrap();
+    assert!(
+        note.contains("avx9000") && note.contains("one of"),
+        "{note}"
     );
 }
