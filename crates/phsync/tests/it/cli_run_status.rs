@@ -96,6 +96,7 @@ fn status_shows_a_live_run_a_stopped_one_and_one_killed_as_stale() {
     assert!(n["heartbeat_at"].is_string(), "{s}");
     assert!(n["stats"]["replicated"].is_u64(), "{s}");
     let text = status_text(&f);
+    println!("live:\n{text}");
     let line = notifications_line(&text);
     assert!(
         line.starts_with("notifications: connected (live, via notifications) since "),
@@ -146,6 +147,7 @@ fn status_shows_a_live_run_a_stopped_one_and_one_killed_as_stale() {
         "{detail}"
     );
     let text = status_text(&f);
+    println!("after SIGKILL:\n{text}");
     let line = notifications_line(&text);
     assert!(
         line.starts_with("notifications: stale (not live, via notifications) since "),
