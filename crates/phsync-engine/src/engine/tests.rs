@@ -856,3 +856,75 @@ fn without_notifications_the_run_loop_polls_and_says_so() {
     let status = engine.notification_status().unwrap().unwrap();
     assert_eq!((status.state.as_str(), status.live), ("disabled", false));
 }
+
+#[test]
+fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_is_live() {
+    use run::Notice;
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (clock, path, state_dir) = (
+        rig.clock.clone(),
+        rig.tenant_path.clone(),
+        rig.settings.state_dir.clone(),
+    );
+    let settings = rig.settings.clone();
+    let driver = std::thread::spawn(move || {
+        let status = || {
+            let parts = Parts {
+                directory: Box::new(FakeDirectory::default()),
+                replication: Box::new(FakeDc::default()),
+                tenant: None,
+                clock: clock.clone(),
+            };
+            Engine::with_parts(settings.clone(), parts)
+                .unwrap()
+                .notification_status()
+                .unwrap()
+                .unwrap()
+        };
+        tx.send(Notice::Unsupported {
+            detail: "LDAP result 12".into(),
+            fallback: true,
+        })
+        .unwrap();
+        // Still connecting: the first cycle waits for the fallback's answer.
+        eventually("trying DirSync", || {
+            let s = status();
+            s.state == "connecting" && s.detail.unwrap_or_default().contains("trying DirSync")
+        });
+        tx.send(Notice::Connected {
+            url: "ldaps://fake".into(),
+            source: run::SOURCE_DIRSYNC,
+        })
+        .unwrap();
+        tx.send(Notice::Cookie(b"MSDS-cookie".to_vec())).unwrap();
+        eventually("connected via DirSync", || {
+            let s = status();
+            s.state == "connected" && s.live && s.source.as_deref() == Some("dirsync")
+        });
+        eventually("the first cycle", || {
+            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
+                .unwrap();
+            let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
+            t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
+        });
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    driver.join().unwrap();
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.source.as_deref()),
+        ("stopped", Some("dirsync"))
+    );
+    let cookie = crate::state::StateStore::open(&state_dir)
+        .unwrap()
+        .get("dirsync_cookie")
+        .unwrap();
+    assert_eq!(cookie.as_deref(), Some("4d5344532d636f6f6b6965"));
+}

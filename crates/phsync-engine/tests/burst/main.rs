@@ -20,13 +20,14 @@ const BURST_ROUNDS: usize = 10;
 /// go over one connection, in order, so its newest password is well defined.
 const BURST_CONNECTIONS: usize = 5;
 /// The bound on the 500 modifies. The issue asks for 500 in 10 s, which this lab cannot do:
-/// its DC is Samba with `-M single` (one process) and a password set costs it ~125 ms (Kerberos
-/// keys, the commit), so parallel connections add no throughput. On the 2 shared cores of this
-/// machine 60 modifies took 7.6 s over one connection and 7.6 s over 4 in parallel; the 500 of
-/// this test took 122 s (244 ms each) with the engine replicating every batch from the same DC
-/// process and a load average of 5. The bound allows 360 ms a change: beyond it the DC is
-/// starved, and the figure printed says by how much.
-const BURST_MODIFIES_BOUND: Duration = Duration::from_secs(180);
+/// its DC is Samba with `-M single` (one process) and a password set costs it 100-125 ms on
+/// its own (Kerberos keys, the commit; the test measures it first and prints it), so parallel
+/// connections add no throughput: 500 need 50-60 s at the very least. With the engine
+/// replicating every batch from the same DC process the 500 took 89 s (179 ms each) on this
+/// machine under load, 122 s (244 ms each) in CI. scripts/test runs this test beside the
+/// Pester stage, which also uses the DC: the bound allows 480 ms a change; beyond it the DC
+/// is starved, and the figures printed say by how much.
+const BURST_MODIFIES_BOUND: Duration = Duration::from_secs(240);
 /// The bound on the last user reaching its newest password after the last modify returned.
 const BURST_ARRIVAL_BOUND: Duration = Duration::from_secs(20);
 
@@ -156,7 +157,8 @@ fn a_burst_of_500_changes_ends_with_each_users_newest_password_and_no_stale_writ
         "audit: {applied} applied (first cycle included), {stale} refused as stale, for {} users",
         newest_applied.len()
     );
-    assert_eq!(newest_applied.len(), users.len());
+    // The 50 users and the probe (synced once, by the first cycle).
+    assert_eq!(newest_applied.len(), users.len() + 1);
     assert!(
         applied <= users.len() * (BURST_ROUNDS + 1),
         "more applied writes than changes: {applied}"
