@@ -115,7 +115,7 @@ pub(crate) enum Need {
 
 /// The in-scope users as last seen (see the module docs).
 #[derive(Debug, Default)]
-pub(crate) struct Known(HashMap<Guid, Snapshot>);
+pub(crate) struct Known(HashMap<Guid, Snapshot>, bool);
 
 impl Known {
     /// The scope a successful cycle read.
@@ -124,6 +124,13 @@ impl Known {
             .iter()
             .map(|u| (u.object_guid, Snapshot::of(u)))
             .collect();
+        self.1 = true;
+    }
+
+    /// A successful cycle has filled it: the whole scope is known (before that, only the
+    /// users batches resolved).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.1
     }
 
     pub(crate) fn update(&mut self, u: &DirectoryUser) {

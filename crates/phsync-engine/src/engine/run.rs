@@ -864,7 +864,12 @@ impl Engine {
             }
         }
         w.status.stats.unchanged += unchanged;
-        if group_changed && !self.settings.scope.groups.is_empty() {
+        let scope_known = self.known.as_ref().is_some_and(|k| k.is_complete());
+        if group_changed && !self.settings.scope.groups.is_empty() && !scope_known {
+            // No successful cycle yet: nothing to compare with; its retry reads the scope.
+            tracing::debug!("a group changed before the scope was known: left to the next cycle");
+        }
+        if group_changed && !self.settings.scope.groups.is_empty() && scope_known {
             // Group membership is a backlink: a member added or removed changes the group,
             // not the user. Compare the scope now with the scope known.
             w.status.stats.scope_reads += 1;

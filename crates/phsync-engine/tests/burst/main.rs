@@ -28,8 +28,9 @@ const BURST_CONNECTIONS: usize = 5;
 /// Pester stage, which also uses the DC: the bound allows 480 ms a change; beyond it the DC
 /// is starved, and the figures printed say by how much.
 const BURST_MODIFIES_BOUND: Duration = Duration::from_secs(240);
-/// The bound on the last user reaching its newest password after the last modify returned.
-const BURST_ARRIVAL_BOUND: Duration = Duration::from_secs(20);
+/// The bound on the last user reaching its newest password after the last modify returned
+/// (18 s with the machine saturated by other builds; a few seconds otherwise).
+const BURST_ARRIVAL_BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 #[ignore = "about two minutes, bound by the lab DC: scripts/test runs it beside the Pester stage"]
