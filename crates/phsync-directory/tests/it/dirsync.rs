@@ -161,7 +161,10 @@ fn an_account_without_replication_rights_gets_object_security() {
         )
         .await
         .unwrap();
-        println!("object security: {}", ds.object_security());
+        assert!(
+            ds.object_security(),
+            "an account without Replicating Directory Changes runs DirSync with object security"
+        );
         ou.set_uac(&u, 514);
         let c = poll_for(&mut ds, guid).await.expect("the disable");
         assert_eq!(c.user_account_control, Some(514));
