@@ -102,6 +102,14 @@ pub enum DirectoryError {
     /// (with backoff) and run a catch-up cycle.
     #[error("change notifications from {url} ended: {detail}")]
     NotificationsLost { url: String, detail: String },
+    /// The DC does not offer DirSync (LDAP_SERVER_DIRSYNC_OID), or refuses it even with
+    /// the object-security flag.
+    #[error("{url} does not offer DirSync ({detail}): poll for changes instead")]
+    DirSyncUnsupported { url: String, detail: String },
+    /// A DirSync poll failed (connection dropped, timeout, cookie refused): reconnect with
+    /// backoff and run a catch-up cycle.
+    #[error("DirSync from {url} failed: {detail}")]
+    DirSyncLost { url: String, detail: String },
 }
 
 /// Map a failed simple bind's result to an error. Active Directory puts `data NNN` (hex) into

@@ -460,7 +460,7 @@ impl ChangeNotifications {
 }
 
 /// The RootDSE's supportedControl values.
-async fn supported_controls(
+pub(crate) async fn supported_controls(
     ldap: &mut Ldap,
     url: &str,
     timeout: Duration,

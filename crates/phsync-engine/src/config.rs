@@ -174,6 +174,21 @@ pub struct SyncConfig {
     /// poll only.
     #[serde(default = "default_true")]
     pub notifications: bool,
+    /// Where `phsync run` learns of changes between cycles (with `notifications = true`):
+    /// `auto` (default: change notifications, DirSync polled every 2 s where the DC refuses
+    /// them), `notifications` (no fallback: poll only), or `dirsync`.
+    #[serde(default)]
+    pub change_source: ChangeSource,
+}
+
+/// `[sync] change_source`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeSource {
+    #[default]
+    Auto,
+    Notifications,
+    DirSync,
 }
 
 impl SyncConfig {
@@ -199,6 +214,7 @@ impl Default for SyncConfig {
             allow_non_fips_crypto: false,
             batch_size: default_batch_size(),
             notifications: true,
+            change_source: ChangeSource::Auto,
         }
     }
 }

@@ -22,9 +22,9 @@ pub mod state;
 
 pub use check::{check_connection, CheckReport, CheckResult};
 pub use engine::{
-    CycleReport, Engine, LastCycle, NotificationStatus, Parts, ProgressFn, RunHooks, StageTimings,
-    UserStatus, CREDENTIAL_BATCH, DEFAULT_COALESCE, RECONNECT_MAX, RECONNECT_MIN,
-    STOPPED_BY_CALLER,
+    ChangeStats, CycleReport, Engine, LastCycle, NotificationStatus, Parts, ProgressFn, RunHooks,
+    StageTimings, UserStatus, CREDENTIAL_BATCH, DEFAULT_COALESCE, DIRSYNC_POLL, HEARTBEAT_EVERY,
+    RECONNECT_MAX, RECONNECT_MIN, STALE_AFTER, STOPPED_BY_CALLER,
 };
 pub use error::SyncError;
 pub use settings::Settings;

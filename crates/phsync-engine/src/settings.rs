@@ -50,6 +50,8 @@ pub struct SyncRules {
     pub interval: Duration,
     /// `phsync run` reacts to the DC's change notifications between cycles.
     pub notifications: bool,
+    /// Notifications, DirSync, or notifications falling back to DirSync.
+    pub change_source: crate::config::ChangeSource,
 }
 
 /// Where the bind password comes from: read at use, dropped (zeroized) right after.
@@ -279,6 +281,7 @@ impl Settings {
                 replication_batch: config.sync.batch_size,
                 interval: Duration::from_secs(config.sync.interval_seconds),
                 notifications: config.sync.notifications,
+                change_source: config.sync.change_source,
             },
         })
     }
@@ -333,6 +336,16 @@ dir = "state"
         let off = BASE.replace("[cloud]", "[sync]\nnotifications = false\n\n[cloud]");
         let s = Settings::from_config(&Config::parse(&off, Path::new("/")).unwrap()).unwrap();
         assert!(!s.rules.notifications);
+        assert_eq!(s.rules.change_source, crate::config::ChangeSource::Auto);
+        let ds = BASE.replace("[cloud]", "[sync]\nchange_source = \"dirsync\"\n\n[cloud]");
+        let s = Settings::from_config(&Config::parse(&ds, Path::new("/")).unwrap()).unwrap();
+        assert_eq!(s.rules.change_source, crate::config::ChangeSource::DirSync);
+        let bad = BASE.replace("[cloud]", "[sync]\nchange_source = \"usn\"\n\n[cloud]");
+        let e = Config::parse(&bad, Path::new("/")).unwrap_err();
+        assert!(
+            e.to_string().contains("usn") && e.to_string().contains("dirsync"),
+            "{e}"
+        );
         let typo = BASE.replace("[cloud]", "[sync]\nnotification = false\n\n[cloud]");
         let e = Config::parse(&typo, Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("notification"), "{e}");

@@ -301,6 +301,10 @@ pub unsafe extern "C" fn phs_sync_status(
                 "since": n.since,
                 "last_notification_at": n.last_notification_at,
                 "detail": n.detail,
+                "source": n.source,
+                "pid": n.pid,
+                "heartbeat_at": n.heartbeat_at,
+                "stats": n.stats,
             })
         });
         let status = serde_json::json!({

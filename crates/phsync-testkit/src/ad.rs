@@ -174,6 +174,60 @@ impl TestOu {
         );
     }
 
+    /// Change `description` only (a change PHS must not replicate for).
+    pub fn set_description(&self, sam: &str, text: &str) {
+        self.ldif(
+            "ldapmodify",
+            &format!(
+                "dn: {}\nchangetype: modify\nreplace: description\ndescription: {text}\n",
+                self.user_dn(sam)
+            ),
+        );
+    }
+
+    /// A global security group in this OU; its DN.
+    pub fn add_group(&self, name: &str) -> String {
+        let dn = format!("CN={name},{}", self.dn);
+        self.ldif(
+            "ldapadd",
+            &format!("dn: {dn}\nobjectClass: group\nsAMAccountName: {name}\n"),
+        );
+        dn
+    }
+
+    /// Add (`add`) or remove (`delete`) users to/from the group `group_dn`.
+    pub fn set_members(&self, group_dn: &str, op: &str, sams: &[&str]) {
+        let members: String = sams
+            .iter()
+            .map(|s| format!("member: {}\n", self.user_dn(s)))
+            .collect();
+        self.ldif(
+            "ldapmodify",
+            &format!("dn: {group_dn}\nchangetype: modify\n{op}: member\n{members}"),
+        );
+    }
+
+    /// A child OU of this one; its DN (removed with this OU).
+    pub fn add_child_ou(&self, name: &str) -> String {
+        let dn = format!("OU={name},{}", self.dn);
+        self.ldif(
+            "ldapadd",
+            &format!("dn: {dn}\nobjectClass: organizationalUnit\n"),
+        );
+        dn
+    }
+
+    /// Move the user `sam` (in this OU) under `parent_dn`.
+    pub fn move_user(&self, sam: &str, parent_dn: &str) {
+        self.ldif(
+            "ldapmodify",
+            &format!(
+                "dn: {}\nchangetype: modrdn\nnewrdn: CN={sam}\ndeleteoldrdn: 1\nnewsuperior: {parent_dn}\n",
+                self.user_dn(sam)
+            ),
+        );
+    }
+
     pub fn upn(&self, sam: &str) -> String {
         format!("{sam}@{}", self.lab.dns_domain)
     }

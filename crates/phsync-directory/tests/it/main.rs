@@ -1,4 +1,5 @@
 //! Integration tests of phsync-directory (one binary: see the README's Tests section).
 
 mod directory;
+mod dirsync;
 mod notify;

@@ -29,6 +29,7 @@ use phsync_directory::DirectoryUser;
 use phsync_drsr::{FileTime, ReplicatedAccount};
 use phsync_tenant::{Clock, CloudTenant, SystemClock, Timestamp};
 
+mod changes;
 mod deliver;
 mod provision;
 mod replicate;
@@ -42,7 +43,10 @@ mod user;
 
 use report::ms_since;
 pub use report::{CycleReport, LastCycle, StageTimings, UserStatus, STOPPED_BY_CALLER};
-pub use run::{NotificationStatus, RunHooks, DEFAULT_COALESCE, RECONNECT_MAX, RECONNECT_MIN};
+pub use run::{
+    ChangeStats, NotificationStatus, RunHooks, DEFAULT_COALESCE, DIRSYNC_POLL, HEARTBEAT_EVERY,
+    RECONNECT_MAX, RECONNECT_MIN, STALE_AFTER,
+};
 use std::time::Instant;
 
 /// Credentials per tenant call: one HTTPS request for a remote tenant (the service takes at
@@ -97,6 +101,9 @@ pub struct Engine {
     credential_batch: usize,
     /// The tenant's policy setting was brought in line with the config (once per engine).
     policy_checked: bool,
+    /// While [`Engine::run`] runs: the in-scope users as last seen, so that a notified
+    /// change that left the password alone is not replicated (see `changes`).
+    known: Option<changes::Known>,
 }
 
 impl Engine {
@@ -150,6 +157,7 @@ impl Engine {
             stop: Arc::new(AtomicBool::new(false)),
             credential_batch: CREDENTIAL_BATCH,
             policy_checked: false,
+            known: None,
         })
     }
 
@@ -349,6 +357,9 @@ impl Engine {
         }
         report.finished_at = self.now();
         report.ok = report.failed == 0;
+        if let Some(known) = self.known.as_mut() {
+            known.reset(&in_scope);
+        }
         let _ = self.state.prune(report.finished_at);
         let t = &report.timings;
         tracing::debug!(

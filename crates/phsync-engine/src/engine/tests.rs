@@ -203,6 +203,7 @@ impl Rig {
                 replication_batch: 1000,
                 interval: std::time::Duration::from_secs(120),
                 notifications: true,
+                change_source: crate::config::ChangeSource::Auto,
             },
         };
         Rig {
@@ -717,6 +718,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
+    use super::changes::{Change, Seen, Snapshot};
     use run::Notice;
     let rig = Rig::new();
     let (ann, bob) = (user(1, "ann"), user(2, "bob"));
@@ -737,6 +739,7 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
         };
         tx.send(Notice::Connected {
             url: "ldap://fake".into(),
+            source: run::SOURCE_NOTIFICATIONS,
         })
         .unwrap();
         eventually("the first cycle", || {
@@ -747,7 +750,11 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
         dc.fetches.lock().unwrap().clear();
         dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
         for g in [ann.object_guid, bob.object_guid, ann.object_guid] {
-            tx.send(Notice::Changed(g)).unwrap();
+            tx.send(Notice::Changed(Change::User {
+                guid: g,
+                seen: Seen::Unknown,
+            }))
+            .unwrap();
         }
         eventually("ann's new password", || {
             sign_in("ann@phs.test", "Ann-Passw0rd-2")
@@ -760,6 +767,19 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
             *dc.replications.lock().unwrap(),
             replications,
             "no cycle ran"
+        );
+        // Ann seen again as the engine knows her (e.g. only her description changed): no
+        // replication.
+        dc.fetches.lock().unwrap().clear();
+        tx.send(Notice::Changed(Change::User {
+            guid: ann.object_guid,
+            seen: Seen::Now(Snapshot::of(&ann)),
+        }))
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(
+            dc.fetches.lock().unwrap().is_empty(),
+            "an unchanged user was replicated"
         );
         // The connection drops; a change meanwhile is not notified; the reconnection
         // runs the catch-up cycle.
@@ -776,6 +796,7 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
         assert!(!sign_in("bob@phs.test", "Bob-Passw0rd-2"));
         tx.send(Notice::Connected {
             url: "ldap://fake".into(),
+            source: run::SOURCE_NOTIFICATIONS,
         })
         .unwrap();
         eventually("bob's password by the catch-up", || {
@@ -800,6 +821,9 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
     let status = engine.notification_status().unwrap().unwrap();
     assert_eq!((status.state.as_str(), status.live), ("stopped", false));
     assert!(status.last_notification_at.is_some());
+    assert_eq!(status.stats.unchanged, 1, "{:?}", status.stats);
+    assert_eq!(status.stats.replicated, 2, "{:?}", status.stats);
+    assert_eq!(status.pid, Some(std::process::id()));
 }
 
 #[test]
@@ -811,9 +835,16 @@ fn without_notifications_the_run_loop_polls_and_says_so() {
     let mut engine = rig.engine();
     let stop = engine.stop_flag();
     let flag = stop.clone();
-    let replications = rig.dc.replications.clone();
+    let (clock, path) = (rig.clock.clone(), rig.tenant_path.clone());
     let t = std::thread::spawn(move || {
-        eventually("the first cycle", || *replications.lock().unwrap() == 1);
+        // Stop once the first cycle delivered (not merely replicated: a stop before delivery
+        // interrupts the cycle).
+        eventually("the first cycle", || {
+            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
+                .unwrap();
+            let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
+            t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
+        });
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     engine.run_loop(None, &RunHooks::default()).unwrap();
@@ -824,4 +855,76 @@ fn without_notifications_the_run_loop_polls_and_says_so() {
     );
     let status = engine.notification_status().unwrap().unwrap();
     assert_eq!((status.state.as_str(), status.live), ("disabled", false));
+}
+
+#[test]
+fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_is_live() {
+    use run::Notice;
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (clock, path, state_dir) = (
+        rig.clock.clone(),
+        rig.tenant_path.clone(),
+        rig.settings.state_dir.clone(),
+    );
+    let settings = rig.settings.clone();
+    let driver = std::thread::spawn(move || {
+        let status = || {
+            let parts = Parts {
+                directory: Box::new(FakeDirectory::default()),
+                replication: Box::new(FakeDc::default()),
+                tenant: None,
+                clock: clock.clone(),
+            };
+            Engine::with_parts(settings.clone(), parts)
+                .unwrap()
+                .notification_status()
+                .unwrap()
+                .unwrap()
+        };
+        tx.send(Notice::Unsupported {
+            detail: "LDAP result 12".into(),
+            fallback: true,
+        })
+        .unwrap();
+        // Still connecting: the first cycle waits for the fallback's answer.
+        eventually("trying DirSync", || {
+            let s = status();
+            s.state == "connecting" && s.detail.unwrap_or_default().contains("trying DirSync")
+        });
+        tx.send(Notice::Connected {
+            url: "ldaps://fake".into(),
+            source: run::SOURCE_DIRSYNC,
+        })
+        .unwrap();
+        tx.send(Notice::Cookie(b"MSDS-cookie".to_vec())).unwrap();
+        eventually("connected via DirSync", || {
+            let s = status();
+            s.state == "connected" && s.live && s.source.as_deref() == Some("dirsync")
+        });
+        eventually("the first cycle", || {
+            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
+                .unwrap();
+            let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
+            t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
+        });
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    driver.join().unwrap();
+    let status = engine.notification_status().unwrap().unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.source.as_deref()),
+        ("stopped", Some("dirsync"))
+    );
+    let cookie = crate::state::StateStore::open(&state_dir)
+        .unwrap()
+        .get("dirsync_cookie")
+        .unwrap();
+    assert_eq!(cookie.as_deref(), Some("4d5344532d636f6f6b6965"));
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::changes::Known;
 use super::provision::spec;
 use super::retry::change_time;
 use super::{CycleReport, Engine, Pending};
@@ -92,6 +93,18 @@ impl Engine {
     /// for the users not yet delivered (the next cycle covers them); a single user the DC
     /// cannot replicate is recorded as failed and queued for retry.
     pub fn sync_objects(&mut self, guids: &[Guid]) -> Result<CycleReport, SyncError> {
+        self.sync_changed(guids, &HashSet::new()).map(|(r, _)| r)
+    }
+
+    /// [`Engine::sync_objects`], except that the users in `no_password` (a change that left
+    /// their password as the engine knows it: disabled, moved, renamed) are resolved, scoped
+    /// and provisioned but not replicated. Also returns how many users were replicated. On
+    /// success, the run loop's known users follow what was resolved.
+    pub(crate) fn sync_changed(
+        &mut self,
+        guids: &[Guid],
+        no_password: &HashSet<Guid>,
+    ) -> Result<(CycleReport, usize), SyncError> {
         self.check_fips()?;
         self.align_tenant_policy()?;
         let mut seen = HashSet::new();
@@ -100,7 +113,7 @@ impl Engine {
         if guids.is_empty() {
             report.ok = true;
             report.finished_at = self.now();
-            return Ok(report);
+            return Ok((report, 0));
         }
         let resolved = self.directory.resolve_guids(&guids)?;
         let tenant = self.tenant()?;
@@ -141,10 +154,22 @@ impl Engine {
             }
         }
         report.in_scope = in_scope.len() as u64;
+        // Known from now on: in scope as resolved; everything else is not.
+        let follow = |known: &mut Option<Known>, in_scope: &[DirectoryUser]| {
+            if let Some(known) = known {
+                for g in &guids {
+                    known.forget(g);
+                }
+                for u in in_scope {
+                    known.update(u);
+                }
+            }
+        };
         if in_scope.is_empty() {
             report.finished_at = self.now();
             report.ok = true;
-            return Ok(report);
+            follow(&mut self.known, &in_scope);
+            return Ok((report, 0));
         }
         let specs: Vec<_> = in_scope.iter().map(|u| spec(u, u.enabled())).collect();
         for outcome in tenant.provision_synced_users(&specs)? {
@@ -155,8 +180,16 @@ impl Engine {
                 Err(e) => tracing::warn!("a notified user could not be provisioned: {e}"),
             }
         }
-        let wanted: Vec<Guid> = in_scope.iter().map(|u| u.object_guid).collect();
-        let fetched = self.replication.fetch(&wanted)?;
+        let replicate: Vec<&DirectoryUser> = in_scope
+            .iter()
+            .filter(|u| !no_password.contains(&u.object_guid))
+            .collect();
+        let wanted: Vec<Guid> = replicate.iter().map(|u| u.object_guid).collect();
+        let fetched = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.replication.fetch(&wanted)?
+        };
         if fetched.len() != wanted.len() {
             return Err(SyncError::Replication(phsync_drsr::DrsrError::Protocol {
                 context: "a single-object replication",
@@ -164,8 +197,8 @@ impl Engine {
             }));
         }
         let now = self.now();
-        let mut pending = Vec::with_capacity(in_scope.len());
-        for (user, result) in in_scope.iter().zip(fetched) {
+        let mut pending = Vec::with_capacity(replicate.len());
+        for (user, result) in replicate.into_iter().zip(fetched) {
             self.pend_or_fail(user, result, now, &mut report, &mut pending)?;
         }
         pending.sort_by_key(|p| p.changed_at);
@@ -173,6 +206,7 @@ impl Engine {
         self.deliver(pending, &mut report, &mut |_, _, _| {})?;
         report.finished_at = self.now();
         report.ok = report.failed == 0;
-        Ok(report)
+        follow(&mut self.known, &in_scope);
+        Ok((report, wanted.len()))
     }
 }

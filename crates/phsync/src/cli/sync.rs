@@ -317,18 +317,32 @@ pub fn status(args: StatusArgs) -> CliResult {
                     None => println!("no cycle has run yet"),
                 }
                 match notifications {
-                    Some(n) => println!(
-                        "notifications: {} ({}) since {}{}; last notification {}",
-                        n.state,
-                        if n.live { "live" } else { "not live" },
-                        n.since,
-                        n.detail
-                            .map(|d| format!(": {}", printable(&d)))
-                            .unwrap_or_default(),
-                        n.last_notification_at
-                            .map(|t| t.to_string())
-                            .unwrap_or_else(|| "never".into())
-                    ),
+                    Some(n) => {
+                        println!(
+                            "notifications: {} ({}{}) since {}{}; last notification {}",
+                            n.state,
+                            if n.live { "live" } else { "not live" },
+                            n.source
+                                .as_deref()
+                                .map(|s| format!(", via {s}"))
+                                .unwrap_or_default(),
+                            n.since,
+                            n.detail
+                                .as_deref()
+                                .map(|d| format!(": {}", printable(d)))
+                                .unwrap_or_default(),
+                            n.last_notification_at
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "never".into())
+                        );
+                        if let (Some(pid), Some(at)) = (n.pid, n.heartbeat_at) {
+                            let s = &n.stats;
+                            println!(
+                                "  run pid {pid}, last heartbeat {at}; {} changes, {} replicated, {} applied without replication, {} unchanged, {} scope re-reads",
+                                s.changes, s.replicated, s.applied_without_replication, s.unchanged, s.scope_reads
+                            );
+                        }
+                    }
                     None => println!("notifications: phsync run has not run yet"),
                 }
                 for u in users {

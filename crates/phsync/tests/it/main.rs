@@ -6,3 +6,5 @@ mod cli_drsr;
 mod cli_hash;
 #[cfg(unix)]
 mod cli_hostile;
+#[cfg(unix)]
+mod cli_run_status;
