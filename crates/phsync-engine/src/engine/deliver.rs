@@ -64,6 +64,7 @@ impl Engine {
                 digest: Zeroizing::new(digest.encode().to_string()),
                 changed_at: p.changed_at,
                 force_change_at_next_sign_in: p.must_change(),
+                leak_check: None,
             })
             .collect();
         // Chronological order holds across batches: each batch is applied in order, and
