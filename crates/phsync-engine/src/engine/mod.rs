@@ -30,6 +30,7 @@ use phsync_drsr::{FileTime, ReplicatedAccount};
 use phsync_tenant::{Clock, CloudTenant, SystemClock, Timestamp};
 
 mod deliver;
+mod leaks;
 mod provision;
 mod replicate;
 mod report;
