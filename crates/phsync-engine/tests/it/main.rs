@@ -1,4 +1,5 @@
 //! Integration tests of phsync-engine (one binary: see the README's Tests section).
 
+mod leaked_e2e;
 mod notify_run;
 mod sync_engine;
