@@ -302,7 +302,8 @@ phs_status phs_cloud_change_password(struct phs_cloud *cloud,
 
 /**
  * One user as JSON (`user_principal_name`, `source_anchor`, `display_name`, `enabled`,
- * `origin`, `created_at`, `password`, `locked_until`); `PHS_E_NOT_FOUND` if absent.
+ * `origin`, `created_at`, `password`, `locked_until`, `risks`: `[{"kind","detected_at",
+ * "breach_count"}]`); `PHS_E_NOT_FOUND` if absent.
  *
  * # Safety
  * Pointers valid as documented; free `*out_json` with `phs_string_free`.
@@ -539,6 +540,18 @@ phs_status phs_verify_utf16(const char *digest,
  * `digest` must be NUL-terminated, `nt_hash` valid for 16 reads, `out_match` writable.
  */
 phs_status phs_verify_nt_hash(const char *digest, const uint8_t *nt_hash, bool *out_match);
+
+/**
+ * Every user marked at risk, by UPN. On success `*out_json` is
+ * `{"risks":[{"user_principal_name","source_anchor","kind":"leaked_credentials","detected_at","breach_count"}]}`
+ * (`breach_count` null for a plain hash list); never a hash.
+ *
+ * # Safety
+ * `cloud` from `phs_cloud_open*`; `out_json` writable; free `*out_json` with
+ * `phs_string_free`.
+ */
+phs_status phs_cloud_risks(struct phs_cloud *cloud,
+                           char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -16,6 +16,7 @@
         'ConvertTo-NTHash',
         'ConvertTo-PasswordHashSyncDigest',
         'Get-CloudUser',
+        'Get-CloudUserRisk',
         'Get-PasswordHashSyncEvent',
         'Get-PasswordHashSyncStatus',
         'Get-PasswordHashSyncTask',

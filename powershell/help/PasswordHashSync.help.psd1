@@ -90,7 +90,7 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
     'Get-CloudUser' = @{
         Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
         Synopsis    = 'Gets users of the cloud tenant.'
-        Description = 'Returns the tenant''s record of each user: enabled, origin (synced or cloud), source anchor, and where the current password came from, when it changed, whether it must be changed and when it expires, and any smart-lockout time. It never returns a digest. An unknown user is an ObjectNotFound error (PHS_E_NOT_FOUND).'
+        Description = 'Returns the tenant''s record of each user: enabled, origin (synced or cloud), source anchor, and where the current password came from, when it changed, whether it must be changed and when it expires, any smart-lockout time, and its risk marks (Risks: leaked_credentials, see Get-CloudUserRisk). It never returns a digest. An unknown user is an ObjectNotFound error (PHS_E_NOT_FOUND).'
         Parameters  = @{
             UserPrincipalName = 'The users'' UPNs. From the pipeline, or by property name (UPN, UserName).'
             Tenant            = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.'
@@ -101,6 +101,26 @@ A PSCredential (Get-Credential) binds from the pipeline: its UserName is the UPN
             @{ Code = 'Get-CloudUser alice@contoso.com -Tenant ./tenant.db | Format-List'; Remarks = 'Everything the tenant knows about Alice''s account and password, without the digest.' }
         )
         Related     = @('Set-CloudPassword', 'Test-CloudSignIn')
+    }
+    'Get-CloudUserRisk' = @{
+        Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }
+        Synopsis    = 'Gets the cloud users marked at risk because their password is leaked.'
+        Description = 'Returns a CloudUserRisk for each risk mark: the user, the kind (leaked_credentials: the synchronized password''s NT hash is in the leaked-hash list of the sync engine''s [audit] leaked_hashes, for example Have I Been Pwned''s NTLM list), when it was detected for the current password, and the breach count the list gives (none for a plain list of hashes). Never a hash.
+
+A mark clears when the password changes on-premises to one not in the list, when an administrator resets it (Set-CloudPassword) or the user changes it, or when the list no longer holds it. With [audit] block_leaked_sign_in = true a marked user must change the password at the next sign-in. The same marks are in the Risks property of Get-CloudUser.
+
+Without -UserPrincipalName, every marked user of the tenant; with it, the marks of those users (an unknown user is an ObjectNotFound error, PHS_E_NOT_FOUND). Against a tenant service the token must have the admin role.'
+        Parameters  = @{
+            UserPrincipalName = 'Only these users'' marks. From the pipeline, or by property name (UPN, UserName), for example from Get-CloudUser.'
+            Tenant            = 'The tenant: a tenant file, a postgres:// URL, or the https:// URL of a tenant service. Default: $env:PHSYNC_TENANT.'
+            TokenFile         = 'For a tenant service: the file holding an API token (mode 0600). Default: $env:PHSYNC_TOKEN_FILE.'
+            CaFile            = 'For a tenant service: PEM CA certificates to trust instead of the system''s roots. Default: $env:PHSYNC_CA_FILE.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-CloudUserRisk -Tenant ./tenant.db'; Remarks = 'Every user whose synchronized password is in the leaked list, with when it was found and how many breaches list it.' }
+            @{ Code = 'Get-CloudUserRisk -Tenant ./tenant.db | Set-CloudPassword -Password (Read-Host -AsSecureString) -ForceChangePasswordNextSignIn'; Remarks = 'Resets each leaked user''s password (which clears the mark) and makes them choose a new one at sign-in.' }
+        )
+        Related     = @('Get-CloudUser', 'Set-CloudPassword', 'Invoke-PasswordHashSync')
     }
     'Revoke-CloudSession' = @{
         Defaults    = @{ Tenant = '$env:PHSYNC_TENANT'; TokenFile = '$env:PHSYNC_TOKEN_FILE'; CaFile = '$env:PHSYNC_CA_FILE'  }

@@ -296,12 +296,23 @@ namespace PasswordHashSync
         public bool ForceChangePasswordNextSignIn { get; set; }
         public DateTimeOffset? PasswordExpiresAt { get; set; }
         public DateTimeOffset? LockedUntil { get; set; }
+        /// <summary>Risks against the current password (leaked_credentials); empty when none.</summary>
+        public CloudUserRisk[] Risks { get; set; }
 
         internal static CloudUser FromJson(JsonObject o)
         {
             JsonObject p = o.Obj("password");
+            string upn = o.Str("user_principal_name");
+            string anchor = o.Str("source_anchor");
+            var risks = new List<CloudUserRisk>();
+            foreach (object r in o.Arr("risks"))
+            {
+                JsonObject ro = r as JsonObject;
+                if (ro != null) risks.Add(CloudUserRisk.FromJson(ro, upn, anchor));
+            }
             return new CloudUser
             {
+                Risks = risks.ToArray(),
                 UserPrincipalName = o.Str("user_principal_name"),
                 DisplayName = o.Str("display_name"),
                 Enabled = o.Bool("enabled"),
@@ -319,7 +330,37 @@ namespace PasswordHashSync
         }
     }
 
-    /// <summary>One check of Test-PasswordHashSyncConnection.</summary>
+/// <summary>A risk mark of a cloud user (Get-CloudUserRisk, CloudUser.Risks): its kind,
+    /// when it was detected for the current password, and the breach count; never a hash.</summary>
+    public class CloudUserRisk
+    {
+        public string UserPrincipalName { get; set; }
+        public string SourceAnchor { get; set; }
+        /// <summary>leaked_credentials: the synced password's NT hash is in the sync's leaked list.</summary>
+        public string Kind { get; set; }
+        public DateTimeOffset? DetectedAt { get; set; }
+        /// <summary>Breaches the list counts for the hash; null for a plain list of hashes.</summary>
+        public long? BreachCount { get; set; }
+
+        /// <summary>From a user's "risks" entry (upn and anchor from the user) or a
+        /// phs_cloud_risks entry (which carries both).</summary>
+        internal static CloudUserRisk FromJson(JsonObject o, string upn = null, string anchor = null)
+        {
+            object count;
+            bool hasCount = o.TryGetValue("breach_count", out count) && count != null;
+            bool own = o.ContainsKey("user_principal_name");
+            return new CloudUserRisk
+            {
+                UserPrincipalName = own ? o.Str("user_principal_name") : upn,
+                SourceAnchor = own ? o.Str("source_anchor") : anchor,
+                Kind = o.Str("kind"),
+                DetectedAt = o.Date("detected_at"),
+                BreachCount = hasCount ? o.Long("breach_count") : (long?)null,
+            };
+        }
+    }
+
+        /// <summary>One check of Test-PasswordHashSyncConnection.</summary>
     public class ConnectionCheck
     {
         /// <summary>config, fips, dc_reachable, ldap_bind, drsr_bind, replication_rights, tenant_reachable, token_valid, ca_trusted.</summary>

@@ -43,6 +43,9 @@ pub enum ConfigError {
     PasswordEnv { name: String },
     #[error("the bind password from {origin} is empty")]
     EmptyPassword { origin: String },
+    /// `[audit] leaked_hashes`: missing, unreadable or not a sorted list of NT hashes.
+    #[error("audit.leaked_hashes: {0}")]
+    LeakedHashes(String),
 }
 
 /// The whole configuration file.
@@ -58,6 +61,23 @@ pub struct Config {
     /// Where the engine keeps its cursor, retry queue, diagnostics and event log.
     #[serde(default)]
     pub state: Option<StateConfig>,
+    /// Password-quality checks the sync does on the hashes it reads.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: leaked credentials checked by every sync (issue 18).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Have I Been Pwned's "NTLM ordered by hash" file (`HASH:COUNT` lines) or a plain
+    /// sorted list of NT hashes; each synced user whose hash is in it is marked
+    /// `leaked_credentials` in the tenant.
+    #[serde(default)]
+    pub leaked_hashes: Option<PathBuf>,
+    /// A user marked leaked must change the password at next sign-in.
+    #[serde(default)]
+    pub block_leaked_sign_in: bool,
 }
 
 /// `[cloud]`: the tenant that receives the digests.
@@ -277,6 +297,11 @@ impl Config {
                 }
             }
         }
+        if let Some(p) = &mut config.audit.leaked_hashes {
+            if p.is_relative() {
+                *p = base_dir.join(&*p);
+            }
+        }
         if let Some(state) = &mut config.state {
             if state.dir.is_relative() {
                 state.dir = base_dir.join(&state.dir);
@@ -311,6 +336,12 @@ impl Config {
                     "sync.scope_groups has an empty entry".into(),
                 ));
             }
+        }
+        if self.audit.block_leaked_sign_in && self.audit.leaked_hashes.is_none() {
+            return Err(ConfigError::Invalid(
+                "audit.block_leaked_sign_in needs audit.leaked_hashes (the leaked-hash list)"
+                    .into(),
+            ));
         }
         if let Some(cloud) = &self.cloud {
             let t = cloud.tenant.to_ascii_lowercase();

@@ -4,8 +4,10 @@
 //! below re-checks or re-parses it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use phsync_audit::LeakedHashes;
 use phsync_directory::{LdapTarget, UserScope};
 use phsync_drsr::{Auth, DrsrConfig};
 use phsync_tenant::TenantTarget;
@@ -32,6 +34,29 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// How the engine treats what it reads.
     pub rules: SyncRules,
+    /// `[audit] leaked_hashes`: the list each sync checks every delivered hash against.
+    pub leaked: Option<LeakedList>,
+}
+
+/// The leaked-hash list, opened (memory-mapped and its format checked) once, with the
+/// sign-in policy for users found in it.
+#[derive(Debug, Clone)]
+pub struct LeakedList {
+    pub hashes: Arc<LeakedHashes>,
+    /// `[audit] block_leaked_sign_in`.
+    pub block_sign_in: bool,
+}
+
+impl LeakedList {
+    /// Open the list at `path`; a missing, unreadable or malformed file is a config error.
+    pub fn open(path: &Path, block_sign_in: bool) -> Result<LeakedList, ConfigError> {
+        let hashes =
+            LeakedHashes::open(path).map_err(|e| ConfigError::LeakedHashes(e.to_string()))?;
+        Ok(LeakedList {
+            hashes: Arc::new(hashes),
+            block_sign_in,
+        })
+    }
 }
 
 /// The sync rules of `[sync]` beyond the scope.
@@ -283,6 +308,10 @@ impl Settings {
                 notifications: config.sync.notifications,
                 change_source: config.sync.change_source,
             },
+            leaked: match &config.audit.leaked_hashes {
+                Some(path) => Some(LeakedList::open(path, config.audit.block_leaked_sign_in)?),
+                None => None,
+            },
         })
     }
 
@@ -360,5 +389,51 @@ dir = "state"
             matches!(e, ConfigError::Invalid(ref m) if m.contains("[cloud]")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_audit_section_opens_the_leaked_list_once_with_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        phsync_testkit::leaked::write_hibp_list(
+            &dir.path().join("pwned.txt"),
+            &[("Summer2024!", 5)],
+            10,
+        );
+        let with = |audit: &str| format!("{BASE}\n[audit]\n{audit}\n");
+        // Relative to the config file's directory; blocking off by default.
+        let c = Config::parse(&with("leaked_hashes = \"pwned.txt\""), dir.path()).unwrap();
+        let s = Settings::from_config(&c).unwrap();
+        let list = s.leaked.as_ref().unwrap();
+        assert!(!list.block_sign_in);
+        let nt = phsync_hash::NtHash::from_password("Summer2024!").unwrap();
+        assert_eq!(list.hashes.lookup(&nt).unwrap().breach_count, Some(5));
+        let c = Config::parse(
+            &with("leaked_hashes = \"pwned.txt\"\nblock_leaked_sign_in = true"),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(
+            Settings::from_config(&c)
+                .unwrap()
+                .leaked
+                .unwrap()
+                .block_sign_in
+        );
+        // No [audit]: no list.
+        let c = Config::parse(BASE, dir.path()).unwrap();
+        assert!(Settings::from_config(&c).unwrap().leaked.is_none());
+        // Blocking without a list, an unknown key, a missing file, a malformed one.
+        let e = Config::parse(&with("block_leaked_sign_in = true"), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("needs audit.leaked_hashes"), "{e}");
+        let e = Config::parse(&with("leaked_hash = \"pwned.txt\""), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("leaked_hash"), "{e}");
+        let c = Config::parse(&with("leaked_hashes = \"gone.txt\""), dir.path()).unwrap();
+        let e = Settings::from_config(&c).unwrap_err().to_string();
+        assert!(e.starts_with("audit.leaked_hashes: cannot read"), "{e}");
+        assert!(e.contains("gone.txt"), "{e}");
+        std::fs::write(dir.path().join("bad.txt"), "hello\n").unwrap();
+        let c = Config::parse(&with("leaked_hashes = \"bad.txt\""), dir.path()).unwrap();
+        let e = Settings::from_config(&c).unwrap_err().to_string();
+        assert!(e.contains("not an NT hash"), "{e}");
     }
 }

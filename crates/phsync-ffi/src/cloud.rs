@@ -17,6 +17,12 @@ pub struct phs_cloud {
     tenant: Box<dyn CloudTenant>,
 }
 
+impl phs_cloud {
+    pub(crate) fn tenant(&self) -> &dyn CloudTenant {
+        self.tenant.as_ref()
+    }
+}
+
 /// `flags` bit for `phs_set_cloud_password`: the user must change it at next sign-in.
 pub const PHS_FORCE_CHANGE_AT_NEXT_SIGN_IN: u32 = 1;
 
@@ -202,7 +208,8 @@ pub unsafe extern "C" fn phs_cloud_change_password(
 }
 
 /// One user as JSON (`user_principal_name`, `source_anchor`, `display_name`, `enabled`,
-/// `origin`, `created_at`, `password`, `locked_until`); `PHS_E_NOT_FOUND` if absent.
+/// `origin`, `created_at`, `password`, `locked_until`, `risks`: `[{"kind","detected_at",
+/// "breach_count"}]`); `PHS_E_NOT_FOUND` if absent.
 ///
 /// # Safety
 /// Pointers valid as documented; free `*out_json` with `phs_string_free`.

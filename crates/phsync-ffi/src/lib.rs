@@ -29,12 +29,14 @@ mod engine;
 mod error;
 mod ffi;
 mod hash;
+mod risk;
 
 pub use cloud::*;
 pub use engine::*;
 pub use error::phs_status;
 pub use error::phs_status::*;
 pub use hash::*;
+pub use risk::*;
 
 use error::with_last_error;
 use ffi::ffi_boundary;

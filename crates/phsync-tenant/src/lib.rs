@@ -14,6 +14,7 @@ mod policy;
 mod postgres;
 pub mod private_file;
 mod remote;
+mod risk;
 mod secret;
 mod sqlite;
 pub mod store;
@@ -33,6 +34,7 @@ pub use model::*;
 pub use policy::TenantSettings;
 pub use postgres::PostgresStore;
 pub use remote::{probe_tls, service_host_port, RemoteTenant, TlsProbe};
+pub use risk::LEAKED_ACTION;
 pub use sqlite::SqliteStore;
 pub use store::{StoreStats, TokenRole};
 pub use tenant::LocalTenant;
@@ -99,6 +101,9 @@ pub trait CloudTenant: Send + Sync {
     fn status(&self) -> CloudResult<TenantStatus>;
     /// Newest first.
     fn audit_log(&self, limit: usize) -> CloudResult<Vec<AuditEntry>>;
+    /// Users marked at risk (e.g. leaked credentials), by UPN; a sync agent's handle sees
+    /// its source's only. Never a hash.
+    fn risks(&self) -> CloudResult<Vec<RiskEntry>>;
     fn settings(&self) -> CloudResult<TenantSettings>;
     fn update_settings(&self, settings: &TenantSettings) -> CloudResult<()>;
 }

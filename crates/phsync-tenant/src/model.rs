@@ -57,6 +57,86 @@ pub struct User {
     pub password: Option<PasswordInfo>,
     /// Set while smart lockout refuses sign-ins.
     pub locked_until: Option<Timestamp>,
+    /// What the tenant knows against the user's current password (e.g. leaked
+    /// credentials). Absent from older services: empty.
+    #[serde(default)]
+    pub risks: Vec<UserRisk>,
+}
+
+/// A kind of risk the tenant records against a user's current password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskKind {
+    /// The synced NT hash is in a leaked-credentials list (e.g. Have I Been Pwned).
+    LeakedCredentials,
+}
+
+impl RiskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskKind::LeakedCredentials => "leaked_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "leaked_credentials" => Some(RiskKind::LeakedCredentials),
+            _ => None,
+        }
+    }
+}
+
+/// One risk mark of a user: only its kind, when it was first detected for the current
+/// password, and how often the hash appears in breaches. Never the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRisk {
+    pub kind: RiskKind,
+    pub detected_at: Timestamp,
+    /// `null`: the list gives no count (a plain list of hashes).
+    pub breach_count: Option<u64>,
+}
+
+/// A risk with the user it marks, for the administrators' list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskEntry {
+    pub user_principal_name: String,
+    pub source_anchor: Option<String>,
+    pub kind: RiskKind,
+    pub detected_at: Timestamp,
+    pub breach_count: Option<u64>,
+}
+
+/// What the sync agent found when it checked a credential's NT hash against its leaked
+/// list, before the hash was dropped. Sent with the credential; only the verdict travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakCheck {
+    /// The hash is in the list.
+    pub leaked: bool,
+    /// Breaches the list counts for the hash (HIBP format); `null` for a plain list.
+    #[serde(default)]
+    pub breach_count: Option<u64>,
+    /// A leaked password must be changed at next sign-in (`[audit] block_leaked_sign_in`).
+    #[serde(default)]
+    pub block_sign_in: bool,
+}
+
+impl LeakCheck {
+    pub fn clean() -> Self {
+        LeakCheck {
+            leaked: false,
+            breach_count: None,
+            block_sign_in: false,
+        }
+    }
+
+    pub fn leaked(breach_count: Option<u64>, block_sign_in: bool) -> Self {
+        LeakCheck {
+            leaked: true,
+            breach_count,
+            block_sign_in,
+        }
+    }
 }
 
 /// A synced user as the agent sees it on-prem.
@@ -84,6 +164,9 @@ pub struct SyncedCredential {
     pub digest: Zeroizing<String>,
     pub changed_at: Timestamp,
     pub force_change_at_next_sign_in: bool,
+    /// `None`: not checked (no leaked list configured): the user's risk marks stay as they
+    /// are, unless the password changes (a mark is about one password).
+    pub leak_check: Option<LeakCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

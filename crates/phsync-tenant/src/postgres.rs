@@ -15,10 +15,12 @@ use zeroize::Zeroizing;
 
 use super::limits::shown;
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
-    TokenRole, TokenRow, UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreStats, StoreTx,
+    TenantStore, TokenRole, TokenRow, UserKey, UserRow,
 };
-use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
+use super::{
+    upn_key, CloudError, CloudResult, Origin, PasswordSource, RiskKind, TenantSettings, Timestamp,
+};
 
 /// Migrations in order, applied under an advisory lock so replicas starting together do not
 /// race. Never edit one that has shipped: add the next. The second: ownership of anchors
@@ -90,6 +92,17 @@ INSERT INTO anchor_claims (anchor, source)
     ON CONFLICT DO NOTHING;
 CREATE TABLE domain_claims (domain TEXT PRIMARY KEY, source TEXT NOT NULL);
 CREATE INDEX users_domain ON users ((substr(upn_key, strpos(upn_key, '@') + 1)));
+",
+    // Risk marks against users' current passwords (issue 18): one row per user and kind,
+    // with no hash, gone with the user.
+    "
+CREATE TABLE risks (
+    user_id      BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('leaked_credentials')),
+    detected_at  BIGINT NOT NULL,
+    breach_count BIGINT,
+    PRIMARY KEY (user_id, kind)
+);
 ",
 ];
 
@@ -886,6 +899,68 @@ impl StoreTx for PgTx {
                 &[&id, &at.unix_micros()],
             )
             .map_err(|e| pg_error("write token", e))?;
+        Ok(n == 1)
+    }
+
+    fn risks(
+        &mut self,
+        user_id: Option<i64>,
+        source: Option<&str>,
+    ) -> CloudResult<Vec<(UserRow, RiskRow)>> {
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "SELECT {USER_COLUMNS}, kind, detected_at, breach_count
+                     FROM users JOIN risks ON risks.user_id = users.id
+                     WHERE ($1::BIGINT IS NULL OR id = $1) AND ($2::TEXT IS NULL OR source = $2)
+                     ORDER BY upn_key, kind"
+                ),
+                &[&user_id, &source],
+            )
+            .map_err(|e| pg_error("read risks", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let user = user_from_row(r);
+            let kind: &str = r.get(9);
+            let kind = RiskKind::parse(kind)
+                .ok_or_else(|| CloudError::Storage(format!("unknown risk kind {}", shown(kind))))?;
+            let risk = RiskRow {
+                user_id: user.id,
+                kind,
+                detected_at: Timestamp::from_unix_micros(r.get(10)),
+                breach_count: r.get::<_, Option<i64>>(11).map(|n| n as u64),
+            };
+            out.push((user, risk));
+        }
+        Ok(out)
+    }
+
+    fn put_risk(&mut self, row: &RiskRow) -> CloudResult<()> {
+        self.client()
+            .execute(
+                "INSERT INTO risks (user_id, kind, detected_at, breach_count) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, kind) DO UPDATE SET detected_at = excluded.detected_at,
+                   breach_count = excluded.breach_count",
+                &[
+                    &row.user_id,
+                    &row.kind.as_str(),
+                    &row.detected_at.unix_micros(),
+                    &row.breach_count.map(|n| n.min(i64::MAX as u64) as i64),
+                ],
+            )
+            .map_err(|e| pg_error("write risk", e))?;
+        Ok(())
+    }
+
+    fn delete_risk(&mut self, user_id: i64, kind: RiskKind) -> CloudResult<bool> {
+        let n = self
+            .client()
+            .execute(
+                "DELETE FROM risks WHERE user_id = $1 AND kind = $2",
+                &[&user_id, &kind.as_str()],
+            )
+            .map_err(|e| pg_error("write risk", e))?;
         Ok(n == 1)
     }
 

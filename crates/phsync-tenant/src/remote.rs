@@ -14,8 +14,8 @@ use super::store::TokenRole;
 use super::tenant::password_text;
 use super::{
     AuditEntry, CloudError, CloudResult, CloudTenant, CredentialOutcome, ProvisionOutcome,
-    SessionInfo, SetPasswordResult, SignInResult, SyncedCredential, SyncedUserSpec, TenantSettings,
-    TenantStatus, TenantTarget, User,
+    RiskEntry, SessionInfo, SetPasswordResult, SignInResult, SyncedCredential, SyncedUserSpec,
+    TenantSettings, TenantStatus, TenantTarget, User,
 };
 use crate::wire::*;
 
@@ -621,6 +621,7 @@ impl CloudTenant for RemoteTenant {
                         digest: c.digest.clone(),
                         changed_at: c.changed_at,
                         force_change_at_next_sign_in: c.force_change_at_next_sign_in,
+                        leak_check: c.leak_check,
                     })
                     .collect(),
             };
@@ -744,6 +745,11 @@ impl CloudTenant for RemoteTenant {
         let limit = limit.clamp(1, 10_000).to_string();
         let r: AuditResponse = self.get_json("/v1/audit", &[("limit", &limit)], "")?;
         Ok(r.entries)
+    }
+
+    fn risks(&self) -> CloudResult<Vec<RiskEntry>> {
+        let r: RisksResponse = self.get_json("/v1/risks", &[], "")?;
+        Ok(r.risks)
     }
 
     fn settings(&self) -> CloudResult<TenantSettings> {

@@ -11,14 +11,16 @@ use zeroize::Zeroizing;
 
 use super::limits::shown;
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
-    TokenRole, TokenRow, UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreStats, StoreTx,
+    TenantStore, TokenRole, TokenRow, UserKey, UserRow,
 };
-use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
+use super::{
+    upn_key, CloudError, CloudResult, Origin, PasswordSource, RiskKind, TenantSettings, Timestamp,
+};
 
 /// Migrations in order; `PRAGMA user_version` counts those applied. Never edit one that
 /// has shipped: add the next.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const MIGRATION_1: &str = "
@@ -96,6 +98,18 @@ CREATE INDEX sessions_user ON sessions(user_id);
 INSERT OR REPLACE INTO meta (key, value) VALUES ('application', 'phsync-tenant');
 ";
 
+/// Risk marks against users' current passwords (issue 18): one row per user and kind,
+/// with no hash, gone with the user.
+const MIGRATION_4: &str = "
+CREATE TABLE risks (
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('leaked_credentials')),
+    detected_at  INTEGER NOT NULL,
+    breach_count INTEGER,
+    PRIMARY KEY (user_id, kind)
+);
+";
+
 /// What `meta.application` says in a phsync tenant file (from schema 3 on).
 const APPLICATION: &str = "phsync-tenant";
 
@@ -170,6 +184,7 @@ const KNOWN_TABLES: &[(&str, &[&str])] = &[
     ),
     ("anchor_claims", &["anchor", "source"]),
     ("domain_claims", &["domain", "source"]),
+    ("risks", &["user_id", "kind", "detected_at", "breach_count"]),
     // SQLite's own, for the audit table's AUTOINCREMENT.
     ("sqlite_sequence", &["name", "seq"]),
 ];
@@ -893,6 +908,73 @@ impl StoreTx for SqliteTx<'_> {
             .execute(
                 "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 params![id, at.unix_micros()],
+            )
+            .map_err(CloudError::storage)?;
+        Ok(n == 1)
+    }
+
+    fn risks(
+        &mut self,
+        user_id: Option<i64>,
+        source: Option<&str>,
+    ) -> CloudResult<Vec<(UserRow, RiskRow)>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS}, kind, detected_at, breach_count
+                 FROM users JOIN risks ON risks.user_id = users.id
+                 WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR source = ?2)
+                 ORDER BY upn_key, kind"
+            ))
+            .map_err(CloudError::storage)?;
+        let rows = stmt
+            .query_map(params![user_id, source], |r| {
+                let user = user_from_row(r)?;
+                let kind: String = r.get(9)?;
+                let breach_count: Option<i64> = r.get(11)?;
+                Ok((user, kind, r.get::<_, i64>(10)?, breach_count))
+            })
+            .map_err(CloudError::storage)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (user, kind, detected_at, breach_count) = row.map_err(CloudError::storage)?;
+            let kind = RiskKind::parse(&kind).ok_or_else(|| {
+                CloudError::Storage(format!("unknown risk kind {}", shown(&kind)))
+            })?;
+            let risk = RiskRow {
+                user_id: user.id,
+                kind,
+                detected_at: Timestamp::from_unix_micros(detected_at),
+                breach_count: breach_count.map(|n| n as u64),
+            };
+            out.push((user, risk));
+        }
+        Ok(out)
+    }
+
+    fn put_risk(&mut self, row: &RiskRow) -> CloudResult<()> {
+        self.conn
+            .execute(
+                "INSERT INTO risks (user_id, kind, detected_at, breach_count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(user_id, kind) DO UPDATE SET detected_at = excluded.detected_at,
+                   breach_count = excluded.breach_count",
+                params![
+                    row.user_id,
+                    row.kind.as_str(),
+                    row.detected_at.unix_micros(),
+                    row.breach_count.map(|n| n.min(i64::MAX as u64) as i64)
+                ],
+            )
+            .map_err(CloudError::storage)?;
+        Ok(())
+    }
+
+    fn delete_risk(&mut self, user_id: i64, kind: RiskKind) -> CloudResult<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM risks WHERE user_id = ?1 AND kind = ?2",
+                params![user_id, kind.as_str()],
             )
             .map_err(CloudError::storage)?;
         Ok(n == 1)

@@ -7,7 +7,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
+use super::{CloudResult, Origin, PasswordSource, RiskKind, TenantSettings, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -73,6 +73,15 @@ pub struct AuditRow {
     pub source_anchor: Option<String>,
     pub outcome: String,
     pub detail: Option<String>,
+}
+
+/// A risk mark of a user (one per user and kind). Never holds a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskRow {
+    pub user_id: i64,
+    pub kind: RiskKind,
+    pub detected_at: Timestamp,
+    pub breach_count: Option<u64>,
 }
 
 /// A service API token. Only a hash of its secret is stored; `id` is public and names it.
@@ -193,6 +202,17 @@ pub trait StoreTx {
     fn tokens(&mut self) -> CloudResult<Vec<TokenRow>>;
     /// Revoke a token; `false` if there is no such (unrevoked) token.
     fn revoke_token(&mut self, id: &str, at: Timestamp) -> CloudResult<bool>;
+    /// Risk marks with their users, ordered by UPN: of one user, or of every user (only a
+    /// sync source's when `source` is given). Not locked.
+    fn risks(
+        &mut self,
+        user_id: Option<i64>,
+        source: Option<&str>,
+    ) -> CloudResult<Vec<(UserRow, RiskRow)>>;
+    /// Insert or replace the user's mark of `row.kind`.
+    fn put_risk(&mut self, row: &RiskRow) -> CloudResult<()>;
+    /// Remove a user's mark of `kind`; whether there was one.
+    fn delete_risk(&mut self, user_id: i64, kind: RiskKind) -> CloudResult<bool>;
     fn stats(&mut self) -> CloudResult<StoreStats>;
     fn commit(self: Box<Self>) -> CloudResult<()>;
 }

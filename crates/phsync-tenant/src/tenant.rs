@@ -12,14 +12,16 @@ use zeroize::Zeroizing;
 use super::limits::{check_anchor, check_display_name, check_upn, shown, MAX_DIGEST_ITERATIONS};
 use super::secret::{decoy_cloud_hash, hash_cloud_password, verify_cloud_password};
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreTx, TenantStore, UserKey,
-    UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreTx, TenantStore,
+    UserKey, UserRow,
 };
 use super::{
     upn_key, AuditEntry, Clock, CloudError, CloudResult, CloudTenant, CredentialOutcome, Origin,
-    PasswordInfo, PasswordSource, ProvisionOutcome, SessionInfo, SetPasswordResult, SignInResult,
-    SignInStatus, SyncedCredential, SyncedUserSpec, TenantSettings, TenantStatus, Timestamp, User,
+    PasswordInfo, PasswordSource, ProvisionOutcome, RiskEntry, SessionInfo, SetPasswordResult,
+    SignInResult, SignInStatus, SyncedCredential, SyncedUserSpec, TenantSettings, TenantStatus,
+    Timestamp, User, UserRisk,
 };
+use crate::risk::{forces_change, CLEARED_RESET, CLEARED_USER_CHANGE};
 use phsync_hash::{NtHash, PhsDigest, MAX_PASSWORD_UTF16_UNITS};
 
 /// Distinct wrong passwords remembered per account, so retrying one does not count twice.
@@ -81,6 +83,14 @@ fn password_info(settings: &TenantSettings, cred: &CredentialRow) -> PasswordInf
         applied_at: cred.applied_at,
         force_change_at_next_sign_in: cred.force_change,
         expires_at: expires_at(settings, cred),
+    }
+}
+
+fn user_risk(r: RiskRow) -> UserRisk {
+    UserRisk {
+        kind: r.kind,
+        detected_at: r.detected_at,
+        breach_count: r.breach_count,
     }
 }
 
@@ -192,7 +202,11 @@ impl LocalTenant {
         self
     }
 
-    fn audit(
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub(crate) fn audit(
         &self,
         tx: &mut dyn StoreTx,
         action: &str,
@@ -232,6 +246,11 @@ impl LocalTenant {
             origin: row.origin,
             created_at: row.created_at,
             password,
+            risks: tx
+                .risks(Some(row.id), None)?
+                .into_iter()
+                .map(|(_, r)| user_risk(r))
+                .collect(),
             locked_until,
         })
     }
@@ -601,9 +620,11 @@ impl CloudTenant for LocalTenant {
                 secret: cred.digest.clone(),
                 changed_at: cred.changed_at,
                 applied_at: self.clock.now(),
-                force_change: cred.force_change_at_next_sign_in,
+                force_change: cred.force_change_at_next_sign_in
+                    || forces_change(cred.leak_check.as_ref()),
             },
         )?;
+        self.follow_leak_check(tx.as_mut(), &user, cred, refused.is_none())?;
         if let Some(current) = refused {
             let detail = format!(
                 "change of {} is not newer than the current password ({})",
@@ -696,6 +717,7 @@ impl CloudTenant for LocalTenant {
                 continue;
             };
             let changed_at = self.store_cloud_password(tx.as_mut(), &user, secret, force_change)?;
+            self.clear_leak_mark(tx.as_mut(), &user, CLEARED_RESET)?;
             let revoked = tx.delete_sessions(user.id, None)?;
             let expires = (settings.max_password_age_days > 0).then(|| {
                 changed_at.plus_seconds(i64::from(settings.max_password_age_days) * 86_400)
@@ -873,6 +895,7 @@ impl CloudTenant for LocalTenant {
                 ));
             };
             self.store_cloud_password(tx.as_mut(), user, secret, false)?;
+            self.clear_leak_mark(tx.as_mut(), user, CLEARED_USER_CHANGE)?;
             tx.delete_sessions(user.id, None)?;
             let (token, _, expires) = self.new_session(tx.as_mut(), &current.settings, user.id)?;
             self.audit(
@@ -1018,6 +1041,22 @@ impl CloudTenant for LocalTenant {
         let s = tx.settings()?;
         tx.commit()?;
         Ok(s)
+    }
+
+    fn risks(&self) -> CloudResult<Vec<RiskEntry>> {
+        let mut tx = self.store.write()?;
+        let rows = tx.risks(None, self.source.as_deref())?;
+        tx.commit()?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, r)| RiskEntry {
+                user_principal_name: user.upn,
+                source_anchor: user.source_anchor,
+                kind: r.kind,
+                detected_at: r.detected_at,
+                breach_count: r.breach_count,
+            })
+            .collect())
     }
 
     fn update_settings(&self, settings: &TenantSettings) -> CloudResult<()> {

@@ -6,8 +6,8 @@ use zeroize::Zeroizing;
 
 use crate::store::TokenRole;
 use crate::{
-    AuditEntry, CloudError, CredentialOutcome, ProvisionOutcome, StoreStats, SyncedUserSpec,
-    Timestamp, User,
+    AuditEntry, CloudError, CredentialOutcome, LeakCheck, ProvisionOutcome, RiskEntry, StoreStats,
+    SyncedUserSpec, Timestamp, User,
 };
 
 /// The most items one batch request may carry.
@@ -115,6 +115,10 @@ pub struct CredentialItem {
     pub changed_at: Timestamp,
     #[serde(default)]
     pub force_change_at_next_sign_in: bool,
+    /// The agent's leaked-list verdict on the hash (issue 18). Absent when the agent has
+    /// no list, so requests stay as older services accept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_check: Option<LeakCheck>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -182,6 +186,12 @@ pub struct SessionsRevoked {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AuditResponse {
     pub entries: Vec<AuditEntry>,
+}
+
+/// The answer to `GET /v1/risks`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RisksResponse {
+    pub risks: Vec<RiskEntry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

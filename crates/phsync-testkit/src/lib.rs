@@ -4,6 +4,7 @@
 
 pub mod ad;
 pub mod lab;
+pub mod leaked;
 pub mod openapi;
 pub mod service;
 pub mod sync_fixture;

@@ -186,5 +186,6 @@ pub fn synced(
         digest: digest_of(password),
         changed_at,
         force_change_at_next_sign_in: force,
+        leak_check: None,
     }
 }

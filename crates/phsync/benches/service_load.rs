@@ -136,6 +136,7 @@ fn main() {
             digest: digest_of(&format!("Bench-Pass-{u}")),
             changed_at: Timestamp::now(),
             force_change_at_next_sign_in: false,
+            leak_check: None,
         })
         .collect();
     agent

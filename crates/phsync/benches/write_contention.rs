@@ -45,6 +45,7 @@ fn agent_writes(agent: &dyn CloudTenant, n: usize, clock: &AtomicUsize) -> Vec<D
                 digest: digest_of("Writer-Pass-1!"),
                 changed_at: Timestamp::from_unix_micros((1_700_000_000 + second) * 1_000_000),
                 force_change_at_next_sign_in: false,
+                leak_check: None,
             };
             let t = Instant::now();
             let outcome = agent.apply_synced_credential(&cred).expect("agent write");
@@ -122,6 +123,7 @@ fn main() {
             digest: digest_of("Target-Pass-1!"),
             changed_at: Timestamp::from_unix_micros(1_600_000_000_000_000),
             force_change_at_next_sign_in: false,
+            leak_check: None,
         })
         .unwrap();
     let clock = AtomicUsize::new(0);

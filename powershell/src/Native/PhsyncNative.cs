@@ -878,6 +878,12 @@ namespace PasswordHashSync.Native
             return lib.HandleStringJson("phs_cloud_user", Handle, upn);
         }
 
+        /// <summary>Every user marked at risk: {"risks":[...]}.</summary>
+        public string Risks()
+        {
+            return lib.HandleJson("phs_cloud_risks", Handle);
+        }
+
         /// <summary>End every sign-in session of a user; JSON with the number ended.</summary>
         public string RevokeSessions(string upn)
         {

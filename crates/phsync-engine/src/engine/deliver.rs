@@ -59,11 +59,18 @@ impl Engine {
         let creds: Vec<SyncedCredential> = to_send
             .iter()
             .zip(digests)
-            .map(|((p, _nt), digest)| SyncedCredential {
-                source_anchor: p.user.source_anchor(),
-                digest: Zeroizing::new(digest.encode().to_string()),
-                changed_at: p.changed_at,
-                force_change_at_next_sign_in: p.must_change(),
+            .map(|((p, nt), digest)| {
+                let leak_check = self.leak_check(nt);
+                if leak_check.is_some_and(|c| c.leaked) {
+                    tracing::warn!(user = %p.user.sam_account_name, "the password is in the leaked-hash list");
+                }
+                SyncedCredential {
+                    source_anchor: p.user.source_anchor(),
+                    digest: Zeroizing::new(digest.encode().to_string()),
+                    changed_at: p.changed_at,
+                    force_change_at_next_sign_in: p.must_change(),
+                    leak_check,
+                }
             })
             .collect();
         // Chronological order holds across batches: each batch is applied in order, and

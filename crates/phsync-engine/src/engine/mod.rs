@@ -31,6 +31,7 @@ use phsync_tenant::{Clock, CloudTenant, SystemClock, Timestamp};
 
 mod changes;
 mod deliver;
+mod leaks;
 mod provision;
 mod replicate;
 mod report;

@@ -205,6 +205,7 @@ impl Rig {
                 notifications: true,
                 change_source: crate::config::ChangeSource::Auto,
             },
+            leaked: None,
         };
         Rig {
             _dir: dir,
@@ -927,4 +928,91 @@ fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_i
         .get("dirsync_cookie")
         .unwrap();
     assert_eq!(cookie.as_deref(), Some("4d5344532d636f6f6b6965"));
+}
+
+// ---- leaked credentials (issue 18) -------------------------------------------------------
+
+impl Rig {
+    /// The rig with `[audit] leaked_hashes`: an HIBP-format list holding `leaked`.
+    fn with_leaked(mut self, leaked: &[(&str, u64)], block_sign_in: bool) -> Rig {
+        let path = self._dir.path().join("leaked.txt");
+        phsync_testkit::leaked::write_hibp_list(&path, leaked, 1000);
+        Arc::make_mut(&mut self.settings).leaked =
+            Some(crate::settings::LeakedList::open(&path, block_sign_in).unwrap());
+        self
+    }
+
+    fn marks(&self, upn: &str) -> Vec<phsync_tenant::UserRisk> {
+        self.tenant().user(upn).unwrap().unwrap().risks
+    }
+}
+
+#[test]
+fn every_kind_of_sync_marks_leaked_passwords_and_a_clean_change_clears_them() {
+    let rig = Rig::new().with_leaked(&[("Summer2024!", 99)], true);
+    let (ann, bob) = (user(1, "ann"), user(2, "bob"));
+    rig.add(&ann);
+    rig.add(&bob);
+    rig.dc.change(&ann, Some("Summer2024!"), 1);
+    rig.dc.change(&bob, Some("Bob-Unlisted-1"), 1);
+    let mut engine = rig.engine();
+    let first = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((first.mode, first.applied), ("full", 2));
+    let m = rig.marks("ann@phs.test");
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].breach_count, Some(99));
+    let detected = m[0].detected_at;
+    assert!(rig.marks("bob@phs.test").is_empty());
+    // Blocking: the leaked password must be changed at sign-in.
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Summer2024!"),
+        SignInStatus::MustChangePassword
+    );
+    assert_eq!(
+        rig.sign_in("bob@phs.test", "Bob-Unlisted-1"),
+        SignInStatus::Success
+    );
+
+    // A forced full sync sends the same password again: one mark, first detection kept.
+    rig.clock.advance_seconds(600);
+    let full = engine.cycle(true, &mut quiet()).unwrap();
+    assert_eq!(full.mode, "full");
+    let m = rig.marks("ann@phs.test");
+    assert_eq!((m.len(), m[0].detected_at), (1, detected));
+
+    // A notified single-object sync: bob's new password is leaked.
+    rig.dc.change(&bob, Some("Summer2024!"), 2);
+    let notified = engine.sync_objects(&[bob.object_guid]).unwrap();
+    assert_eq!((notified.mode, notified.applied), ("notified", 1));
+    assert_eq!(rig.marks("bob@phs.test").len(), 1);
+
+    // An incremental cycle: ann's on-prem change to a clean password clears her mark.
+    rig.dc.change(&ann, Some("Ann-Unlisted-2"), 2);
+    let inc = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((inc.mode, inc.applied), ("incremental", 1));
+    assert!(rig.marks("ann@phs.test").is_empty());
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Unlisted-2"),
+        SignInStatus::Success
+    );
+    let risks = rig.tenant().risks().unwrap();
+    assert_eq!(risks.len(), 1);
+    assert_eq!(risks[0].user_principal_name, "bob@phs.test");
+    let transitions: Vec<(String, String)> = rig
+        .tenant()
+        .audit_log(100)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .filter(|a| a.action == phsync_tenant::LEAKED_ACTION)
+        .map(|a| (a.user_principal_name.unwrap(), a.outcome))
+        .collect();
+    assert_eq!(
+        transitions,
+        [
+            ("ann@phs.test".to_string(), "marked".to_string()),
+            ("bob@phs.test".into(), "marked".into()),
+            ("ann@phs.test".into(), "cleared".into()),
+        ]
+    );
 }

@@ -397,3 +397,77 @@ fn a_remote_tenant_through_the_c_abi() {
         assert_eq!(name.to_str().unwrap(), "PHS_E_UNREACHABLE");
     }
 }
+
+/// Leaked-credentials marks (issue 18) through the C ABI, over a tenant file and
+/// PostgreSQL: `phs_cloud_risks` lists them, `phs_cloud_user` carries them; no hash.
+#[test]
+fn risks_through_the_c_abi() {
+    use phsync_testkit::tenant::{digest_of, provision, TestDatabase, T0};
+    let dir = TempDir::new("ffi-risk");
+    let db = TestDatabase::new("ffi_risk");
+    for target in [dir.0.join("t.db").display().to_string(), db.url.clone()] {
+        let tenant = phsync_tenant::open(&target, "test").unwrap();
+        provision(tenant.as_ref(), "Umlzaw==", "risky@phs.test");
+        let digest = digest_of("Summer2024!");
+        tenant
+            .apply_synced_credential(&phsync_tenant::SyncedCredential {
+                source_anchor: "Umlzaw==".into(),
+                digest: digest.clone(),
+                changed_at: T0,
+                force_change_at_next_sign_in: false,
+                leak_check: Some(phsync_tenant::LeakCheck::leaked(None, false)),
+            })
+            .unwrap();
+        let path = CString::new(target.as_str()).unwrap();
+        unsafe {
+            let mut cloud = ptr::null_mut();
+            assert_eq!(phs_cloud_open(path.as_ptr(), &mut cloud), PHS_OK);
+            let mut json = ptr::null_mut();
+            assert_eq!(
+                phs_cloud_risks(cloud, &mut json),
+                PHS_OK,
+                "{}",
+                last_error()
+            );
+            let text = CStr::from_ptr(json).to_str().unwrap().to_string();
+            assert!(!text.contains(digest.as_str()));
+            let v = take_json(json);
+            let risks = v["risks"].as_array().unwrap();
+            assert_eq!(risks.len(), 1, "{v}");
+            assert_eq!(risks[0]["user_principal_name"], "risky@phs.test");
+            assert_eq!(risks[0]["kind"], "leaked_credentials");
+            assert_eq!(risks[0]["breach_count"], serde_json::Value::Null);
+            assert!(risks[0]["detected_at"].is_string());
+
+            let upn = CString::new("risky@phs.test").unwrap();
+            let mut json = ptr::null_mut();
+            assert_eq!(phs_cloud_user(cloud, upn.as_ptr(), &mut json), PHS_OK);
+            let v = take_json(json);
+            assert_eq!(v["risks"][0]["kind"], "leaked_credentials");
+
+            // A clean on-prem change clears it: an empty list, still PHS_OK.
+            tenant
+                .apply_synced_credential(&phsync_tenant::SyncedCredential {
+                    source_anchor: "Umlzaw==".into(),
+                    digest: digest_of("Unlisted-Long-2"),
+                    changed_at: T0.plus_seconds(1),
+                    force_change_at_next_sign_in: false,
+                    leak_check: Some(phsync_tenant::LeakCheck::clean()),
+                })
+                .unwrap();
+            let mut json = ptr::null_mut();
+            assert_eq!(phs_cloud_risks(cloud, &mut json), PHS_OK);
+            assert_eq!(take_json(json)["risks"], serde_json::json!([]));
+            // Errors leave the output NULL with a message.
+            let mut json = ptr::null_mut();
+            assert_eq!(
+                phs_cloud_risks(ptr::null_mut(), &mut json),
+                PHS_E_NULL_ARGUMENT
+            );
+            assert!(json.is_null());
+            assert_eq!(phs_cloud_risks(cloud, ptr::null_mut()), PHS_E_NULL_ARGUMENT);
+            assert!(last_error().contains("out_json"), "{}", last_error());
+            phs_cloud_free(cloud);
+        }
+    }
+}

@@ -292,6 +292,9 @@ fn handle_and_json_outputs_are_null_on_error() {
         out_fails("revoke_sessions absent", PHS_E_NOT_FOUND, |o| {
             phs_cloud_revoke_sessions(cloud, upn.as_ptr(), o)
         });
+        out_fails("risks NULL cloud", PHS_E_NULL_ARGUMENT, |o| {
+            phs_cloud_risks(ptr::null_mut(), o)
+        });
         phs_cloud_free(cloud);
 
         // The engine's JSON results.

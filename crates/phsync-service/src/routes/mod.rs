@@ -4,6 +4,7 @@
 
 mod audit;
 mod openapi;
+mod risks;
 mod settings;
 mod sign_in;
 mod status;
@@ -80,6 +81,7 @@ fn all() -> Routes {
         .merge(sync::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(risks::routes())
         .merge(settings::routes())
         .merge(sign_in::routes())
 }

@@ -74,6 +74,7 @@ async fn post_credentials(
                 digest: item.digest.clone(),
                 changed_at: item.changed_at,
                 force_change_at_next_sign_in: item.force_change_at_next_sign_in,
+                leak_check: item.leak_check,
             };
             out.push(match tenant.apply_synced_credential(&cred) {
                 Ok(outcome) => CredentialResultItem::Ok(outcome),

@@ -27,6 +27,7 @@ fn cred(anchor: &str, password: &str, changed_at: Timestamp) -> SyncedCredential
         digest: digest_of(password),
         changed_at,
         force_change_at_next_sign_in: false,
+        leak_check: None,
     }
 }
 
@@ -287,6 +288,42 @@ fn the_remote_tenant_works_like_the_embedded_one() {
         agent.delete_user("ben@phs.test"),
         Err(CloudError::Forbidden(_))
     ));
+
+    // Leaked credentials over HTTPS: the agent sends its verdict with the credential, the
+    // service keeps the mark (and the change-required policy), administrators see it, and
+    // an on-prem change to a clean password clears it.
+    let mut leaked = cred("QkJCQg==", "Ben-Leaked-1", t(30));
+    leaked.leak_check = Some(cloud::LeakCheck::leaked(Some(9), true));
+    agent.apply_synced_credential(&leaked).unwrap();
+    let risks = admin.risks().unwrap();
+    assert_eq!(risks.len(), 1);
+    assert_eq!(
+        (risks[0].user_principal_name.as_str(), risks[0].breach_count),
+        ("ben@phs.test", Some(9))
+    );
+    let ben = admin.user("ben@phs.test").unwrap().unwrap();
+    assert_eq!(ben.risks.len(), 1);
+    assert_eq!(
+        admin
+            .sign_in("ben@phs.test", &utf16("Ben-Leaked-1"))
+            .unwrap()
+            .result,
+        SignInStatus::MustChangePassword
+    );
+    assert!(matches!(agent.risks(), Err(CloudError::Forbidden(_))));
+    let mut clean = cred("QkJCQg==", "Ben-Clean-2", t(40));
+    clean.leak_check = Some(cloud::LeakCheck::clean());
+    agent.apply_synced_credential(&clean).unwrap();
+    assert!(admin.risks().unwrap().is_empty());
+    let audit = admin.audit_log(10).unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == cloud::LEAKED_ACTION)
+            .map(|a| a.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["cleared", "marked"]
+    );
     assert_eq!(service.stop().code(), Some(0), "SIGTERM: a clean exit");
 }
 
@@ -646,6 +683,7 @@ fn racing_agents_and_replicas_never_apply_an_older_credential() {
                         digest: digests[u][c as usize].clone(),
                         changed_at: t(c),
                         force_change_at_next_sign_in: false,
+                        leak_check: None,
                     })
                     .collect();
                 for r in client.apply_synced_credentials(&creds).unwrap() {
@@ -846,6 +884,31 @@ fn the_openapi_document_is_true() {
         ),
         400,
     );
+    // The same password again with the agent's leaked-list verdict: open@ is marked,
+    // and the user object and the administrators' list show it (schemas checked).
+    let leaked = serde_json::json!({"credentials": [{"source_anchor": "T1BFTg==", "digest": digest.as_str(), "changed_at": "2026-01-02T00:00:00Z", "leak_check": {"leaked": true, "breach_count": 12, "block_sign_in": false}}]});
+    call(
+        "post",
+        "/v1/sync/credentials",
+        "/v1/sync/credentials",
+        raw.post("/v1/sync/credentials", Some(&agent), &leaked),
+        200,
+    );
+    let risks = raw.get("/v1/risks", Some(&admin));
+    assert_eq!(
+        risks.body["risks"][0]["user_principal_name"],
+        "open@phs.test"
+    );
+    assert_eq!(risks.body["risks"][0]["kind"], "leaked_credentials");
+    assert_eq!(risks.body["risks"][0]["breach_count"], 12);
+    call("get", "/v1/risks", "/v1/risks", risks, 200);
+    call(
+        "get",
+        "/v1/risks",
+        "/v1/risks",
+        raw.get("/v1/risks", Some(&agent)),
+        403,
+    );
     call(
         "get",
         "/v1/sync/users",
@@ -900,11 +963,17 @@ fn the_openapi_document_is_true() {
         raw.get("/v1/users", Some(&admin)),
         200,
     );
+    let open = raw.get("/v1/users/open@phs.test", Some(&admin));
+    assert_eq!(
+        open.body["risks"][0]["kind"], "leaked_credentials",
+        "{}",
+        open.body
+    );
     call(
         "get",
         "/v1/users/{upn}",
         "/v1/users/open@phs.test",
-        raw.get("/v1/users/open@phs.test", Some(&admin)),
+        open,
         200,
     );
     call(
@@ -1202,7 +1271,7 @@ fn stores_migrate_and_refuse_a_newer_schema() {
         .unwrap()
         .get(0);
     // Each migration once, however many replicas started together.
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
     c.execute("INSERT INTO phsync_migrations (version) VALUES (99)", &[])
         .unwrap();
     let err = cloud::open_store(&db.url).err().unwrap().to_string();

@@ -18,7 +18,7 @@ fn user() -> Value {
     json!({
         "user_principal_name": "a@phs.test", "source_anchor": null, "display_name": null,
         "enabled": true, "origin": "cloud", "created_at": "2024-05-01T12:00:00.123456Z",
-        "password": null, "locked_until": null,
+        "password": null, "locked_until": null, "risks": [],
     })
 }
 
@@ -41,9 +41,16 @@ fn the_document_uses_only_what_the_checker_enforces() {
 fn valid_values_pass() {
     let doc = Document::published();
     doc.check(schema(&doc, "User"), &user(), "$").unwrap();
+    let mut marked = user();
+    marked["risks"] = json!([{"kind": "leaked_credentials", "detected_at": "2024-05-01T12:00:00Z", "breach_count": null}]);
+    doc.check(schema(&doc, "User"), &marked, "$").unwrap();
     let creds = json!({"credentials": [
         {"source_anchor": "AAAA", "digest": DIGEST, "changed_at": "2024-05-01T12:00:00+02:00"},
         {"source_anchor": "AAAA", "digest": DIGEST.trim_end_matches(';'), "changed_at": "2024-05-01T12:00:00Z"},
+        {"source_anchor": "AAAA", "digest": DIGEST, "changed_at": "2024-05-01T12:00:00Z",
+         "leak_check": {"leaked": true, "breach_count": 3, "block_sign_in": true}},
+        {"source_anchor": "AAAA", "digest": DIGEST, "changed_at": "2024-05-01T12:00:00Z",
+         "leak_check": {"leaked": false}},
     ]});
     doc.check_request("post", "/v1/sync/credentials", &creds)
         .unwrap();

@@ -574,6 +574,7 @@ fn digests_with_absurd_iteration_counts_are_refused() {
                 .encode(),
             changed_at: at,
             force_change_at_next_sign_in: false,
+            leak_check: None,
         };
         // Azure AD Connect's 100 (before 2016) and 1000, and up to the cap, are fine.
         tn.apply_synced_credential(&cred(100, T0)).unwrap();

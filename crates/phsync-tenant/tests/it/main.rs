@@ -2,4 +2,5 @@
 
 mod cloud_rules;
 mod hardening;
+mod risk_rules;
 mod tenant_file;

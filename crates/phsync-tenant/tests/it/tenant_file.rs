@@ -148,7 +148,7 @@ fn files_of_earlier_phsync_versions_migrate_and_new_ones_are_marked() {
         assert!(admin.user("old@phs.test").unwrap().is_some(), "{name}");
         assert_eq!(
             meta_application(&path),
-            (Some("phsync-tenant".to_string()), 3)
+            (Some("phsync-tenant".to_string()), 4)
         );
         if name == "v2.db" {
             // Source b's user from before the migration: its anchor is b's.
@@ -171,7 +171,7 @@ fn files_of_earlier_phsync_versions_migrate_and_new_ones_are_marked() {
         .unwrap();
     assert_eq!(
         meta_application(&path),
-        (Some("phsync-tenant".to_string()), 3)
+        (Some("phsync-tenant".to_string()), 4)
     );
     // And a marked file opens again.
     phsync_tenant::open(path.to_str().unwrap(), "test").unwrap();

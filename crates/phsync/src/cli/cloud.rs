@@ -88,6 +88,11 @@ enum CloudCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Users at risk: leaked credentials found by the sync ([audit] leaked_hashes)
+    Risk {
+        #[command(subcommand)]
+        command: RiskCommand,
+    },
     /// Tenant policy: password rules, expiry, lockout
     Settings {
         #[command(subcommand)]
@@ -120,6 +125,15 @@ enum UserCommand {
     Delete {
         #[arg(long)]
         upn: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RiskCommand {
+    /// Every user marked at risk, by UPN (kind, time detected, breach count; never a hash)
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -221,6 +235,31 @@ fn user_line(u: &User) -> String {
             .map(|t| format!("locked until {t}"))
             .unwrap_or_else(|| "-".into())
     )
+}
+
+/// One risk of a user, for people: kind, time detected, breach count.
+fn risk_text(kind: cloud::RiskKind, detected_at: cloud::Timestamp, count: Option<u64>) -> String {
+    format!(
+        "{}\tdetected {detected_at}\t{}",
+        kind.as_str(),
+        count.map_or_else(|| "breaches unknown".into(), |n| format!("{n} breaches"))
+    )
+}
+
+fn risks(tenant: &dyn CloudTenant, as_json: bool) -> CliResult {
+    let risks = tenant.risks().map_err(|e| e.to_string())?;
+    if as_json {
+        println!("{}", json(&risks));
+    } else {
+        for r in &risks {
+            println!(
+                "{}\t{}",
+                printable(&r.user_principal_name),
+                risk_text(r.kind, r.detected_at, r.breach_count)
+            );
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 fn sign_in_outcome(r: &SignInResult, as_json: bool) -> Outcome {
@@ -474,6 +513,9 @@ pub fn run(args: CloudArgs) -> CliResult {
                     println!("{}", json(&user));
                 } else {
                     println!("{}", user_line(&user));
+                    for r in &user.risks {
+                        println!("risk\t{}", risk_text(r.kind, r.detected_at, r.breach_count));
+                    }
                 }
             }
             UserCommand::Delete { upn } => {
@@ -543,6 +585,9 @@ pub fn run(args: CloudArgs) -> CliResult {
                 }
             }
         }
+        CloudCommand::Risk {
+            command: RiskCommand::List { json: as_json },
+        } => return risks(tenant.as_ref(), as_json),
         CloudCommand::Settings { command } => match command {
             SettingsCommand::Show => println!("{}", json(&tenant.settings().map_err(err)?)),
             SettingsCommand::Set { key, value } => set_setting(tenant.as_ref(), &key, &value)?,

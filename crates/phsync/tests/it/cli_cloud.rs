@@ -165,3 +165,74 @@ fn two_processes_writing_one_tenant_lose_nothing() {
         30
     );
 }
+
+/// Leaked-credentials marks (issue 18) as administrators see them from the shell, in a
+/// tenant file and in PostgreSQL: `cloud risk list` and `cloud user show`, never a hash.
+#[test]
+fn risk_list_and_user_show_name_leaked_users_without_a_hash() {
+    use phsync_testkit::tenant::{digest_of, provision, TestDatabase, T0};
+    let dir = TempDir::new("cli-risk");
+    let db = TestDatabase::new("cli_risk");
+    for t in [dir.0.join("t.db").display().to_string(), db.url.clone()] {
+        let tenant = phsync_tenant::open(&t, "test").unwrap();
+        provision(tenant.as_ref(), "Umlzaw==", "risky@phs.test");
+        provision(tenant.as_ref(), "U2FmZQ==", "safe@phs.test");
+        let digest = digest_of("Summer2024!");
+        tenant
+            .apply_synced_credential(&phsync_tenant::SyncedCredential {
+                source_anchor: "Umlzaw==".into(),
+                digest: digest.clone(),
+                changed_at: T0,
+                force_change_at_next_sign_in: false,
+                leak_check: Some(phsync_tenant::LeakCheck::leaked(Some(31), false)),
+            })
+            .unwrap();
+        let nt = phsync_hash::NtHash::from_password("Summer2024!")
+            .unwrap()
+            .to_upper_hex();
+        let no_secret = |text: &str| {
+            assert!(!text.contains(digest.as_str()), "{text}");
+            assert!(!text.to_uppercase().contains(nt.as_str()), "{text}");
+        };
+
+        let o = phsync(&t, &["risk", "list"], "");
+        assert!(o.status.success(), "{}", err(&o));
+        let text = out(&o);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(lines[0].starts_with("risky@phs.test\tleaked_credentials\tdetected "));
+        assert!(lines[0].ends_with("\t31 breaches"), "{text}");
+        no_secret(&text);
+
+        let o = phsync(&t, &["risk", "list", "--json"], "");
+        let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+        assert_eq!(v[0]["user_principal_name"], "risky@phs.test");
+        assert_eq!(v[0]["kind"], "leaked_credentials");
+        assert_eq!(v[0]["breach_count"], 31);
+        assert_eq!(v.as_array().unwrap().len(), 1);
+
+        let o = phsync(&t, &["user", "show", "--upn", "risky@phs.test"], "");
+        let text = out(&o);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("risk\tleaked_credentials\tdetected ")),
+            "{text}"
+        );
+        no_secret(&text);
+        let o = phsync(
+            &t,
+            &["user", "show", "--upn", "risky@phs.test", "--json"],
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+        assert_eq!(v["risks"][0]["breach_count"], 31);
+        no_secret(&out(&o));
+        let o = phsync(
+            &t,
+            &["user", "show", "--upn", "safe@phs.test", "--json"],
+            "",
+        );
+        let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+        assert_eq!(v["risks"], serde_json::json!([]));
+    }
+}
