@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::limits::shown;
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, SessionRow, StoreStats, StoreTx, TenantStore,
-    TokenRole, TokenRow, UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, Savepoint, SessionRow, StoreStats, StoreTx,
+    TenantStore, TokenRole, TokenRow, UserKey, UserRow,
 };
 use super::{upn_key, CloudError, CloudResult, Origin, PasswordSource, TenantSettings, Timestamp};
 
@@ -913,6 +913,12 @@ impl StoreTx for SqliteTx<'_> {
             sessions: count("SELECT count(*) FROM sessions")?,
             audit_entries: count("SELECT count(*) FROM audit")?,
         })
+    }
+
+    fn savepoint(&mut self, step: Savepoint) -> CloudResult<()> {
+        self.conn
+            .execute_batch(step.sql())
+            .map_err(CloudError::storage)
     }
 
     fn commit(mut self: Box<Self>) -> CloudResult<()> {
