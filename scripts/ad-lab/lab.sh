@@ -8,6 +8,18 @@
 # on 127.0.0.1 only (ports 88, 135, 139, 389, 445, 464, 636, 3268, 3269, 49152+).
 set -euo pipefail
 
+# A second lab beside the shared one (e.g. bench-sync's large domains): PHSYNC_LAB_NETNS names
+# a network namespace with a loopback of its own, so this DC binds the same 127.0.0.1 ports
+# (and the realm, certificate and URLs stay as they are) without touching the shared DC.
+# Every command re-runs inside it; the namespace is created on first use.
+if [[ -n ${PHSYNC_LAB_NETNS:-} && $(ip netns identify $$ 2>/dev/null) != "$PHSYNC_LAB_NETNS" ]]; then
+    if ! ip netns list | grep -qx -- "$PHSYNC_LAB_NETNS\( .*\)\?"; then
+        ip netns add "$PHSYNC_LAB_NETNS"
+        ip netns exec "$PHSYNC_LAB_NETNS" ip link set lo up
+    fi
+    exec ip netns exec "$PHSYNC_LAB_NETNS" bash "$0" "$@"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
@@ -151,6 +163,9 @@ unicode_pwd_b64() {
 # Distro samba daemons must not run: they hold the ports (and nmbd broadcasts off-host).
 stop_distro_services() {
     local svc pid lab names
+    # A lab in its own namespace shares no ports with the host's services (and must never
+    # stop the shared lab's DC, whose rewritten command line names no lab dir).
+    if [[ -n ${PHSYNC_LAB_NETNS:-} ]]; then return 0; fi
     if [[ -d /run/systemd/system ]]; then
         for svc in samba-ad-dc smbd nmbd winbind samba; do
             systemctl disable --now "$svc" >/dev/null 2>&1 || true
@@ -313,6 +328,7 @@ write_env() {
         env_line PHSYNC_LAB_ADMIN_PASSWORD_FILE "$ADMIN_PW_FILE"
         env_line PHSYNC_LAB_SMB_CONF "$SMB_CONF"
         env_line PHSYNC_LAB_SEED_FILE "$SEED_FILE"
+        if [[ -n ${PHSYNC_LAB_NETNS:-} ]]; then env_line PHSYNC_LAB_NETNS "$PHSYNC_LAB_NETNS"; fi
     } >"$tmp"
     chmod 0644 "$tmp"
     mv "$tmp" "$ENV_FILE"

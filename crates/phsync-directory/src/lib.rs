@@ -29,7 +29,7 @@ pub use notify::{
 };
 pub use phsync_ad::FileTime;
 pub use rootdse::RootDse;
-pub use scope::{UserScope, PAGE_SIZE};
+pub use scope::{ScopeChanges, UserScope, PAGE_SIZE};
 pub use target::{LdapTarget, Transport};
 pub use users::{
     filetime_to_unix, source_anchor, DirectoryUser, GeneralizedTime, Guid, Sid, UAC_ACCOUNTDISABLE,

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
 use ldap3::{Scope, SearchEntry};
 
 use super::connect::{op_error, Directory};
@@ -47,6 +48,41 @@ fn guid_filter(guids: &[Guid]) -> String {
     }
     f.push(')');
     f
+}
+
+/// LDAP_SERVER_SHOW_DELETED_OID: tombstones are returned too.
+const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
+
+/// What changed in the user scope since a USN (see [`Directory::scope_changes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeChanges {
+    /// Users in scope now whose object changed (any attribute, the password included).
+    pub in_scope: Vec<DirectoryUser>,
+    /// User objects that changed and are not in scope now: disabled, moved out of the
+    /// scoped OUs, no longer a plain user, or deleted. Most were never in scope.
+    pub out_of_scope: Vec<Guid>,
+}
+
+/// The objectGUID of an entry read with only that attribute.
+fn entry_guid(entry: &SearchEntry) -> Result<Guid, DirectoryError> {
+    let raw = entry
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
+        .and_then(|(_, v)| v.first().cloned())
+        .or_else(|| {
+            entry
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
+                .and_then(|(_, v)| v.first().map(|s| s.clone().into_bytes()))
+        });
+    let bad = |detail: String| DirectoryError::MalformedEntry {
+        dn: entry.dn.clone(),
+        detail,
+    };
+    let raw = raw.ok_or_else(|| bad("no objectGUID".into()))?;
+    Guid::from_slice(&raw).map_err(|e| bad(format!("objectGUID: {e}")))
 }
 
 /// The complete in-scope filter, given the groups already resolved to DNs.
@@ -96,6 +132,63 @@ impl Directory {
         let mut users: Vec<DirectoryUser> = by_guid.into_values().collect();
         users.sort_by_key(|u| u.sam_account_name.to_lowercase());
         Ok(users)
+    }
+
+    /// What changed in the scope since `since_usn` (a `highestCommittedUSN` of this DC read
+    /// before an earlier scope read), from the DC's change tracking: three indexed searches
+    /// on `uSNChanged`, so the cost follows the changes, not the domain. `None` when change
+    /// tracking cannot see every way in or out of the scope: with scope groups, a
+    /// membership change touches the group, not the user, so the caller reads the whole
+    /// scope instead. Moving a whole OU subtree changes no user's uSNChanged either: the
+    /// caller re-reads the whole scope periodically as a safety net.
+    pub async fn scope_changes(
+        &mut self,
+        scope: &UserScope,
+        since_usn: i64,
+    ) -> Result<Option<ScopeChanges>, DirectoryError> {
+        if !scope.groups.is_empty() {
+            return Ok(None);
+        }
+        let bases = if scope.ous.is_empty() {
+            vec![self.root_dse.default_naming_context.clone()]
+        } else {
+            scope.ous.iter().map(|ou| ou.trim().to_string()).collect()
+        };
+        let changed = format!("(uSNChanged>={})", since_usn.saturating_add(1));
+        let in_scope_filter = format!("(&{}{changed})", scope_filter(scope.include_disabled, &[]));
+        let mut in_scope = BTreeMap::new();
+        for base in &bases {
+            for u in self
+                .search_users(base, Scope::Subtree, &in_scope_filter)
+                .await?
+            {
+                in_scope.insert(u.object_guid, u);
+            }
+        }
+        let domain = self.root_dse.default_naming_context.clone();
+        let mut out_of_scope = std::collections::BTreeSet::new();
+        let all_changed = format!("(&{PERSON_FILTER}{changed})");
+        for e in self
+            .paged_search(&domain, Scope::Subtree, &all_changed, &["objectGUID"])
+            .await?
+        {
+            let g = entry_guid(&e)?;
+            if !in_scope.contains_key(&g) {
+                out_of_scope.insert(g);
+            }
+        }
+        // Deleted users: tombstones keep objectClass and objectGUID (not objectCategory).
+        let deleted = format!("(&(isDeleted=TRUE)(objectClass=user){changed})");
+        for e in self
+            .paged_search_with(&domain, Scope::Subtree, &deleted, &["objectGUID"], true)
+            .await?
+        {
+            out_of_scope.insert(entry_guid(&e)?);
+        }
+        Ok(Some(ScopeChanges {
+            in_scope: in_scope.into_values().collect(),
+            out_of_scope: out_of_scope.into_iter().collect(),
+        }))
     }
 
     /// Those of `guids` that are in scope, by the same rules as [`Directory::users`], in one
@@ -169,6 +262,19 @@ impl Directory {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        self.paged_search_with(base, scope, filter, attrs, false)
+            .await
+    }
+
+    /// [`Directory::paged_search`], with tombstones too when `show_deleted`.
+    pub(crate) async fn paged_search_with(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        show_deleted: bool,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let op = format!("search under {base}");
         let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
@@ -177,9 +283,16 @@ impl Directory {
         ];
         let url = self.url.clone();
         let timeout = self.timeout;
-        let mut stream = self
-            .ldap
-            .with_timeout(timeout)
+        let mut ldap = self.ldap.clone();
+        ldap.with_timeout(timeout);
+        if show_deleted {
+            ldap.with_controls(RawControl {
+                ctype: SHOW_DELETED.into(),
+                crit: true,
+                val: None,
+            });
+        }
+        let mut stream = ldap
             .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
             .map_err(|e| op_error(e, &url, &op, timeout))?;

@@ -110,15 +110,29 @@ pub struct StateStore {
     path: PathBuf,
 }
 
+const USER_COLUMNS: &str =
+    "object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, \
+    onprem_changed_at, applied_at, attempts, next_attempt_at, abandoned";
+/// ?1: the name lower-cased (GUID or UPN), ?2: the sAMAccountName part lower-cased, ?3: the
+/// name as given (source anchors are case-sensitive base64). Each alternative is an exact
+/// match on an indexed column: the keys are normalized once, when stored.
 const USER_BY_NAME: &str =
     "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, \
     onprem_changed_at, applied_at, attempts, next_attempt_at, abandoned FROM users \
-    WHERE object_guid = lower(?1) OR lower(sam) = lower(?2) OR lower(upn) = lower(?1) \
-    OR source_anchor = ?1 ORDER BY last_attempt_at DESC LIMIT 1";
+    WHERE object_guid = ?1 OR sam_key = ?2 OR upn_key = ?1 OR source_anchor = ?3 \
+    ORDER BY last_attempt_at DESC LIMIT 1";
 const USER_BY_GUID: &str = "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, \
     onprem_changed_at, applied_at, attempts, next_attempt_at, abandoned FROM users WHERE object_guid = ?1";
+const DUE_RETRIES: &str = "SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL \
+    AND next_attempt_at <= ?1 ORDER BY next_attempt_at";
+const QUEUED_RETRIES: &str =
+    "SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at";
 
-const SCHEMA: &str = "
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Version 0: the first schema. Its name indexes were on `lower(sam)` / `lower(upn)`.
+const SCHEMA_V0: &str = "
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     object_guid       TEXT PRIMARY KEY,
@@ -134,8 +148,6 @@ CREATE TABLE IF NOT EXISTS users (
     next_attempt_at   INTEGER,
     abandoned         INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS users_sam ON users (lower(sam));
-CREATE INDEX IF NOT EXISTS users_upn ON users (lower(upn));
 CREATE INDEX IF NOT EXISTS users_anchor ON users (source_anchor);
 CREATE TABLE IF NOT EXISTS history (
     object_guid TEXT NOT NULL,
@@ -146,9 +158,67 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_guid ON history (object_guid, at);
 ";
 
+/// Version 1: names normalized once when stored (`sam_key`, `upn_key`, lower-case), so a
+/// lookup is an exact match on an index; the retry queue indexed by due time; the GUIDs of
+/// the in-scope users as of the last completed cycle (incremental cycles learn only the
+/// changes from the directory, and need to know who was in scope).
+const MIGRATE_V1: &str = "
+ALTER TABLE users ADD COLUMN sam_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN upn_key TEXT NOT NULL DEFAULT '';
+DROP INDEX IF EXISTS users_sam;
+DROP INDEX IF EXISTS users_upn;
+CREATE INDEX users_sam_key ON users (sam_key);
+CREATE INDEX users_upn_key ON users (upn_key);
+CREATE INDEX users_retry ON users (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE TABLE scope (object_guid TEXT PRIMARY KEY) WITHOUT ROWID;
+";
+
+/// The lookup key of a sAMAccountName or UPN (both case-insensitive in AD).
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 fn backoff_seconds(attempts: u32) -> i64 {
     let exp = attempts.saturating_sub(1).min(20);
     (BACKOFF_BASE_SECONDS << exp).min(BACKOFF_CAP_SECONDS)
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`], each step in one transaction (a crash leaves the
+/// previous version, complete). A file from a newer phsync is refused rather than misread.
+fn migrate(conn: &Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {version} is newer than this phsync's ({SCHEMA_VERSION})"
+        ));
+    }
+    migrate_to_v1(conn, version).map_err(|e| e.to_string())
+}
+
+fn migrate_to_v1(conn: &Connection, version: i64) -> rusqlite::Result<()> {
+    if version < 1 {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(SCHEMA_V0)?;
+        tx.execute_batch(MIGRATE_V1)?;
+        // Unicode lower-casing (SQLite's lower() is ASCII-only), once per stored user.
+        let rows: Vec<(String, String, String)> = {
+            let mut stmt = tx.prepare("SELECT object_guid, sam, upn FROM users")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        {
+            let mut update =
+                tx.prepare("UPDATE users SET sam_key = ?2, upn_key = ?3 WHERE object_guid = ?1")?;
+            for (guid, sam, upn) in rows {
+                update.execute(params![guid, name_key(&sam), name_key(&upn)])?;
+            }
+        }
+        tx.execute_batch("PRAGMA user_version = 1")?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 impl StateStore {
@@ -171,7 +241,7 @@ impl StateStore {
         // cursor rules need) without an fsync per user.
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(|e| err(e.to_string()))?;
-        conn.execute_batch(SCHEMA).map_err(|e| err(e.to_string()))?;
+        migrate(&conn).map_err(|e| err(format!("cannot bring the schema up to date: {e}")))?;
         Ok(StateStore { conn, path })
     }
 
@@ -206,19 +276,48 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
+    /// Run `f` in a transaction of its own, or in the open batch (see [`StateStore::batch`]).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
+        if !self.conn.is_autocommit() {
+            return f(&self.conn).map_err(|e| self.err(e));
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let value = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+
+    /// Group the writes until the returned guard ends into one transaction: one commit per
+    /// credential batch instead of one per user. What was written before an error is
+    /// committed too when the guard drops (those outcomes happened).
+    pub fn batch(&self) -> Result<Batch<'_>, StateError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        Ok(Batch {
+            store: self,
+            open: true,
+        })
+    }
+
     /// Record an attempt's outcome. A success clears the retry state; any other status
     /// leaves it to `queue_retry`.
     pub fn record(&self, d: &UserDiagnostics) -> Result<(), StateError> {
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        tx.execute(
-            "INSERT INTO users (object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at, applied_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(object_guid) DO UPDATE SET sam = excluded.sam, upn = excluded.upn,
-               source_anchor = excluded.source_anchor, last_attempt_at = excluded.last_attempt_at,
-               status = excluded.status, reason = excluded.reason,
-               onprem_changed_at = COALESCE(excluded.onprem_changed_at, users.onprem_changed_at),
-               applied_at = COALESCE(excluded.applied_at, users.applied_at)",
-            params![
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO users (object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at, applied_at, sam_key, upn_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(object_guid) DO UPDATE SET sam = excluded.sam, upn = excluded.upn,
+                   source_anchor = excluded.source_anchor, last_attempt_at = excluded.last_attempt_at,
+                   status = excluded.status, reason = excluded.reason,
+                   onprem_changed_at = COALESCE(excluded.onprem_changed_at, users.onprem_changed_at),
+                   applied_at = COALESCE(excluded.applied_at, users.applied_at),
+                   sam_key = excluded.sam_key, upn_key = excluded.upn_key",
+            )?
+            .execute(params![
                 d.object_guid,
                 d.sam_account_name,
                 d.user_principal_name,
@@ -228,27 +327,26 @@ impl StateStore {
                 d.reason,
                 d.onprem_changed_at.map(Timestamp::unix_micros),
                 d.applied_at.map(Timestamp::unix_micros),
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        if d.status == SyncStatus::Success || d.status == SyncStatus::FilteredByTarget {
-            tx.execute(
-                "UPDATE users SET attempts = 0, next_attempt_at = NULL, abandoned = 0 WHERE object_guid = ?1",
-                [&d.object_guid],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        tx.execute(
-            "INSERT INTO history (object_guid, at, status, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![
+                name_key(&d.sam_account_name),
+                name_key(&d.user_principal_name),
+            ])?;
+            if d.status == SyncStatus::Success || d.status == SyncStatus::FilteredByTarget {
+                c.prepare_cached(
+                    "UPDATE users SET attempts = 0, next_attempt_at = NULL, abandoned = 0 WHERE object_guid = ?1",
+                )?
+                .execute([&d.object_guid])?;
+            }
+            c.prepare_cached(
+                "INSERT INTO history (object_guid, at, status, reason) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
                 d.object_guid,
                 d.last_attempt_at.unix_micros(),
                 d.status.as_str(),
                 d.reason
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+            ])?;
+            Ok(())
+        })
     }
 
     /// Count a failed attempt and schedule the next one with exponential backoff, or move
@@ -279,20 +377,72 @@ impl StateStore {
             } => (Some(next_attempt_at.unix_micros()), false),
             _ => (None, true),
         };
-        self.conn
-            .execute(
+        self.write(|c| {
+            c.execute(
                 "UPDATE users SET attempts = ?2, next_attempt_at = ?3, abandoned = ?4 WHERE object_guid = ?1",
                 params![object_guid, attempts, next, abandoned],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(state)
+    }
+
+    /// The objectGUIDs in scope as of the last completed cycle.
+    pub fn scope_contains(&self, object_guid: &str) -> Result<bool, StateError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM scope WHERE object_guid = ?1")
+            .and_then(|mut s| s.exists([object_guid]))
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many users were in scope as of the last completed cycle.
+    pub fn scope_len(&self) -> Result<u64, StateError> {
+        self.conn
+            .query_row("SELECT count(*) FROM scope", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Replace the stored scope (after a full read of it).
+    pub fn replace_scope<'a>(
+        &self,
+        guids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StateError> {
+        self.write(|c| {
+            c.execute("DELETE FROM scope", [])?;
+            let mut insert =
+                c.prepare_cached("INSERT OR IGNORE INTO scope (object_guid) VALUES (?1)")?;
+            for g in guids {
+                insert.execute([g])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Apply a change to the stored scope: `entered` are in scope now, `left` no longer.
+    pub fn update_scope<'a>(
+        &self,
+        entered: impl IntoIterator<Item = &'a str>,
+        left: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StateError> {
+        self.write(|c| {
+            let mut insert =
+                c.prepare_cached("INSERT OR IGNORE INTO scope (object_guid) VALUES (?1)")?;
+            for g in entered {
+                insert.execute([g])?;
+            }
+            let mut delete = c.prepare_cached("DELETE FROM scope WHERE object_guid = ?1")?;
+            for g in left {
+                delete.execute([g])?;
+            }
+            Ok(())
+        })
     }
 
     /// Users whose retry is due at `now`, oldest first.
     pub fn due_retries(&self, now: Timestamp) -> Result<Vec<String>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at")
+            .prepare_cached(DUE_RETRIES)
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([now.unix_micros()], |r| r.get(0))
@@ -304,7 +454,7 @@ impl StateStore {
     pub fn queued_retries(&self) -> Result<Vec<String>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT object_guid FROM users WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at")
+            .prepare_cached(QUEUED_RETRIES)
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -342,7 +492,11 @@ impl StateStore {
     pub fn user(&self, name: &str) -> Result<Option<UserDiagnostics>, StateError> {
         let sam = name.rsplit('\\').next().unwrap_or(name);
         self.conn
-            .query_row(USER_BY_NAME, params![name, sam], Self::diagnostics_from_row)
+            .query_row(
+                USER_BY_NAME,
+                params![name_key(name), name_key(sam), name],
+                Self::diagnostics_from_row,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -351,11 +505,13 @@ impl StateStore {
     /// delivery.
     pub fn user_by_guid(&self, guid: &str) -> Result<Option<UserDiagnostics>, StateError> {
         self.conn
-            .query_row(
-                USER_BY_GUID,
-                params![guid.to_ascii_lowercase()],
-                Self::diagnostics_from_row,
-            )
+            .prepare_cached(USER_BY_GUID)
+            .and_then(|mut s| {
+                s.query_row(
+                    params![guid.to_ascii_lowercase()],
+                    Self::diagnostics_from_row,
+                )
+            })
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -363,10 +519,9 @@ impl StateStore {
     pub fn users(&self) -> Result<Vec<UserDiagnostics>, StateError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT object_guid, sam, upn, source_anchor, last_attempt_at, status, reason, onprem_changed_at,
-                        applied_at, attempts, next_attempt_at, abandoned FROM users ORDER BY lower(sam)",
-            )
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY sam_key"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], Self::diagnostics_from_row)
@@ -404,6 +559,38 @@ impl StateStore {
     }
 }
 
+/// A state batch in progress: one transaction, committed by [`Batch::commit`] or on drop.
+pub struct Batch<'a> {
+    store: &'a StateStore,
+    open: bool,
+}
+
+impl Batch<'_> {
+    pub fn commit(mut self) -> Result<(), StateError> {
+        self.open = false;
+        self.finish()
+    }
+
+    fn finish(&self) -> Result<(), StateError> {
+        let c = &self.store.conn;
+        if let Err(e) = c.execute_batch("COMMIT") {
+            let _ = c.execute_batch("ROLLBACK");
+            return Err(self.store.err(e));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.finish() {
+                tracing::warn!("the sync state batch could not be committed: {e}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,12 +615,21 @@ mod tests {
         // A scan per lookup made every delivered user cost O(users): quadratic full syncs.
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        for sql in [USER_BY_NAME, USER_BY_GUID] {
+        for sql in [USER_BY_NAME, USER_BY_GUID, DUE_RETRIES, QUEUED_RETRIES] {
             let steps = plan(&store, sql);
             assert!(
                 steps.iter().all(|s| !s.starts_with("SCAN users")),
                 "{sql}\n{steps:?}"
             );
+            // The retry queue comes in due order straight from its index (a sort of the
+            // few rows a name matches is fine).
+            if sql != USER_BY_NAME {
+                assert!(
+                    steps.iter().all(|s| !s.contains("TEMP B-TREE")),
+                    "{sql}\n{steps:?}"
+                );
+            }
+            assert!(!sql.contains("lower("), "no per-row normalization: {sql}");
         }
         let d = diag(
             "0a0b0c0d-0000-0000-0000-000000000001",
@@ -445,6 +641,88 @@ mod tests {
         assert!(store.user_by_guid(&upper).unwrap().is_some());
         assert!(store.user(&upper).unwrap().is_some());
         assert!(store.user(&d.source_anchor).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_first_version_state_file_migrates_with_unicode_name_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.db")).unwrap();
+            c.execute_batch(SCHEMA_V0).unwrap();
+            c.execute_batch(
+                "CREATE INDEX users_sam ON users (lower(sam));
+                 INSERT INTO users (object_guid, sam, upn, source_anchor, last_attempt_at, status, reason)
+                 VALUES ('g1', 'Ångström', 'Ångström@PHS.test', 'QUFB', 5, 'Success', 'synced');",
+            )
+            .unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        for name in [
+            "ÅNGSTRÖM",
+            "PHS\\ångström",
+            "ångström@phs.TEST",
+            "QUFB",
+            "G1",
+        ] {
+            let found = store.user(name).unwrap();
+            assert_eq!(
+                found.map(|d| d.object_guid),
+                Some("g1".to_string()),
+                "{name}"
+            );
+        }
+        assert!(
+            store.user("qufb").unwrap().is_none(),
+            "anchors are case-sensitive"
+        );
+        drop(store);
+        // Opening again is a no-op; a newer schema is refused, not misread.
+        StateStore::open(dir.path()).unwrap();
+        Connection::open(dir.path().join("state.db"))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let e = StateStore::open(dir.path()).err().unwrap();
+        assert!(e.message.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_committed_even_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let other = StateStore::open(dir.path()).unwrap();
+        let t = Timestamp::from_unix_micros(1);
+        let batch = store.batch().unwrap();
+        store.record(&diag("g1", SyncStatus::Success, t)).unwrap();
+        store.record(&diag("g2", SyncStatus::Error, t)).unwrap();
+        store.queue_retry("g2", t).unwrap();
+        assert!(
+            other.user_by_guid("g1").unwrap().is_none(),
+            "not visible before the commit"
+        );
+        batch.commit().unwrap();
+        assert!(other.user_by_guid("g1").unwrap().is_some());
+        assert_eq!(other.queued_retries().unwrap(), vec!["g2".to_string()]);
+        {
+            let _batch = store.batch().unwrap();
+            store.record(&diag("g3", SyncStatus::Success, t)).unwrap();
+            // An error return drops the guard: what was recorded stays recorded.
+        }
+        assert!(other.user_by_guid("g3").unwrap().is_some());
+        assert!(store.conn.is_autocommit());
+    }
+
+    #[test]
+    fn the_stored_scope_follows_replacements_and_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.replace_scope(["a", "b", "c"]).unwrap();
+        assert_eq!(store.scope_len().unwrap(), 3);
+        store.update_scope(["d"], ["a", "x"]).unwrap();
+        assert_eq!(store.scope_len().unwrap(), 3);
+        assert!(store.scope_contains("d").unwrap() && !store.scope_contains("a").unwrap());
+        store.replace_scope(["e"]).unwrap();
+        assert_eq!(store.scope_len().unwrap(), 1);
     }
 
     fn diag(guid: &str, status: SyncStatus, at: Timestamp) -> UserDiagnostics {

@@ -108,7 +108,8 @@ pub unsafe extern "C" fn phs_engine_free(engine: *mut phs_engine) {
 }
 
 /// Run one cycle (`PHS_SYNC_FULL` for a full resync). `*out_json`: `mode`, `started_at`,
-/// `finished_at`, `in_scope`, `changes`, `applied`, `stale`, `filtered`, `disabled`,
+/// `finished_at`, `in_scope`, `scope_read` (`full`, or `changes`: only the scope's changes
+/// were read), `changes`, `applied`, `stale`, `filtered`, `disabled`,
 /// `failed`, `retry_queued`, `users` (per-user results), `ok`, `timings` (milliseconds per
 /// stage: `scope_ms`, `replicate_ms`, `provision_ms`, `digest_ms`, `tenant_ms`,
 /// `state_ms`). Per-user failures are

@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use super::limits::shown;
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreStats, StoreTx,
-    TenantStore, TokenRole, TokenRow, UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, Savepoint, SessionRow, StoreStats,
+    StoreTx, TenantStore, TokenRole, TokenRow, UserKey, UserRow,
 };
 use super::{
     upn_key, CloudError, CloudResult, Origin, PasswordSource, RiskKind, TenantSettings, Timestamp,
@@ -986,6 +986,12 @@ impl StoreTx for PgTx {
             sessions: n(4),
             audit_entries: n(5),
         })
+    }
+
+    fn savepoint(&mut self, step: Savepoint) -> CloudResult<()> {
+        self.client()
+            .batch_execute(step.sql())
+            .map_err(|e| pg_error("SAVEPOINT", e))
     }
 
     fn commit(mut self: Box<Self>) -> CloudResult<()> {

@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::limits::shown;
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreStats, StoreTx,
-    TenantStore, TokenRole, TokenRow, UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, Savepoint, SessionRow, StoreStats,
+    StoreTx, TenantStore, TokenRole, TokenRow, UserKey, UserRow,
 };
 use super::{
     upn_key, CloudError, CloudResult, Origin, PasswordSource, RiskKind, TenantSettings, Timestamp,
@@ -995,6 +995,12 @@ impl StoreTx for SqliteTx<'_> {
             sessions: count("SELECT count(*) FROM sessions")?,
             audit_entries: count("SELECT count(*) FROM audit")?,
         })
+    }
+
+    fn savepoint(&mut self, step: Savepoint) -> CloudResult<()> {
+        self.conn
+            .execute_batch(step.sql())
+            .map_err(CloudError::storage)
     }
 
     fn commit(mut self: Box<Self>) -> CloudResult<()> {

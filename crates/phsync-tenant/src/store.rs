@@ -141,6 +141,28 @@ pub enum UserKey<'a> {
     Anchor(&'a str),
 }
 
+/// The one savepoint of a batch item (see [`StoreTx::savepoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Savepoint {
+    /// Mark the start of an item.
+    Begin,
+    /// Undo the item's writes (the savepoint stays until `End`).
+    Undo,
+    /// Forget the mark; the item's writes (if not undone) stay in the transaction.
+    End,
+}
+
+impl Savepoint {
+    /// The SQL, the same in SQLite and PostgreSQL.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Savepoint::Begin => "SAVEPOINT batch_item",
+            Savepoint::Undo => "ROLLBACK TO SAVEPOINT batch_item",
+            Savepoint::End => "RELEASE SAVEPOINT batch_item",
+        }
+    }
+}
+
 pub trait TenantStore: Send + Sync {
     /// A transaction that may write. Stores that run transactions concurrently (PostgreSQL)
     /// serialize them per user: see [`StoreTx::user`] and [`StoreTx::lockout`].
@@ -214,5 +236,8 @@ pub trait StoreTx {
     /// Remove a user's mark of `kind`; whether there was one.
     fn delete_risk(&mut self, user_id: i64, kind: RiskKind) -> CloudResult<bool>;
     fn stats(&mut self) -> CloudResult<StoreStats>;
+    /// Batch calls run many items in one transaction, each inside a savepoint, so one item's
+    /// failure undoes only its own writes.
+    fn savepoint(&mut self, step: Savepoint) -> CloudResult<()>;
     fn commit(self: Box<Self>) -> CloudResult<()>;
 }

@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 use super::limits::{check_anchor, check_display_name, check_upn, shown, MAX_DIGEST_ITERATIONS};
 use super::secret::{decoy_cloud_hash, hash_cloud_password, verify_cloud_password};
 use super::store::{
-    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, SessionRow, StoreTx, TenantStore,
-    UserKey, UserRow,
+    AuditRow, CredentialRow, LockoutRow, NewUser, RiskRow, Savepoint, SessionRow, StoreTx,
+    TenantStore, UserKey, UserRow,
 };
 use super::{
     upn_key, AuditEntry, Clock, CloudError, CloudResult, CloudTenant, CredentialOutcome, Origin,
@@ -29,6 +29,20 @@ const RECENT_WRONG_PASSWORDS: usize = 3;
 
 /// How far ahead of the tenant's clock an on-prem change time may be (clock skew).
 const MAX_FUTURE_CHANGE_SECONDS: i64 = 86_400;
+/// Items per transaction of the batch calls (provisioning, credentials): one commit (and,
+/// for SQLite, one WAL sync) per chunk instead of per user, while a chunk's write lock is
+/// held briefly enough for sign-ins to interleave.
+const BATCH_CHUNK: usize = 500;
+
+/// What a synced user's spec must satisfy before any transaction opens.
+fn check_spec(spec: &SyncedUserSpec) -> CloudResult<()> {
+    check_upn(&spec.user_principal_name)?;
+    check_anchor(&spec.source_anchor)?;
+    if let Some(name) = &spec.display_name {
+        check_display_name(name)?;
+    }
+    Ok(())
+}
 
 pub struct LocalTenant {
     store: Arc<dyn TenantStore>,
@@ -462,6 +476,208 @@ impl LocalTenant {
     }
 
     /// Why a user's own change to `new` is refused; empty when it may go through.
+    /// Provision one synced user inside `tx` (checked by [`check_spec`]); the caller commits.
+    fn provision_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        spec: &SyncedUserSpec,
+    ) -> CloudResult<ProvisionOutcome> {
+        let anchor = spec.source_anchor.as_str();
+        let now = self.clock.now();
+        let existing = tx.user(UserKey::Anchor(anchor))?;
+        if let Some(source) = &self.source {
+            // An anchor stays its source's after its user is deleted (by an administrator),
+            // so no other source can take the user over meanwhile. The rightful owner must
+            // hear why it is refused: a distinct error, unlike credentials (see below).
+            let owned = match &existing {
+                Some(row) => row.source.as_deref() == Some(source.as_str()),
+                None => tx
+                    .anchor_claim(anchor)?
+                    .is_none_or(|owner| owner == *source),
+            };
+            if !owned {
+                return Err(CloudError::AnchorOwned(shown(anchor)));
+            }
+            let key = upn_key(&spec.user_principal_name);
+            let into = domain_of(&key);
+            let moves = existing
+                .as_ref()
+                .is_none_or(|row| domain_of(&upn_key(&row.upn)) != into);
+            if moves {
+                self.claim_domain(tx, source, into)?;
+            }
+        }
+        let outcome = match existing {
+            Some(mut row) => {
+                let changed = row.upn != spec.user_principal_name
+                    || row.display_name != spec.display_name
+                    || row.enabled != spec.enabled;
+                if changed {
+                    let detail = (row.upn != spec.user_principal_name)
+                        .then(|| format!("renamed from {}", row.upn));
+                    row.upn = spec.user_principal_name.clone();
+                    row.display_name = spec.display_name.clone();
+                    row.enabled = spec.enabled;
+                    row.updated_at = now;
+                    tx.update_user(&row)?;
+                    self.audit(
+                        tx,
+                        "user.sync",
+                        Some(&row.upn),
+                        Some(anchor),
+                        "updated",
+                        detail,
+                    )?;
+                    ProvisionOutcome::Updated
+                } else {
+                    ProvisionOutcome::Unchanged
+                }
+            }
+            None => {
+                tx.insert_user(&NewUser {
+                    upn: &spec.user_principal_name,
+                    source_anchor: Some(anchor),
+                    display_name: spec.display_name.as_deref(),
+                    enabled: spec.enabled,
+                    origin: Origin::Synced,
+                    source: self.source.as_deref(),
+                    now,
+                })?;
+                if let Some(source) = &self.source {
+                    tx.claim_anchor(anchor, source)?;
+                }
+                self.audit(
+                    tx,
+                    "user.sync",
+                    Some(&spec.user_principal_name),
+                    Some(anchor),
+                    "created",
+                    None,
+                )?;
+                ProvisionOutcome::Created
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// Apply one synced credential inside `tx` (checked by [`LocalTenant::check_credential`]);
+    /// the caller commits.
+    fn apply_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        cred: &SyncedCredential,
+    ) -> CloudResult<CredentialOutcome> {
+        // Another source's anchor answers exactly like a missing one: an agent must not
+        // learn which anchors other sources hold.
+        let user = tx
+            .user(UserKey::Anchor(&cred.source_anchor))?
+            .filter(|u| self.in_source(u))
+            .ok_or_else(|| CloudError::AnchorNotFound(shown(&cred.source_anchor)))?;
+        // The staleness check and the write are one statement: correct even where
+        // transactions of one user could interleave.
+        let refused = tx.put_credential_if_newer(
+            user.id,
+            &CredentialRow {
+                source: PasswordSource::Synced,
+                secret: cred.digest.clone(),
+                changed_at: cred.changed_at,
+                applied_at: self.clock.now(),
+                force_change: cred.force_change_at_next_sign_in
+                    || forces_change(cred.leak_check.as_ref()),
+            },
+        )?;
+        self.follow_leak_check(tx, &user, cred, refused.is_none())?;
+        if let Some(current) = refused {
+            let detail = format!(
+                "change of {} is not newer than the current password ({})",
+                cred.changed_at, current
+            );
+            self.audit(
+                tx,
+                "password.sync",
+                Some(&user.upn),
+                Some(&cred.source_anchor),
+                "stale",
+                Some(detail),
+            )?;
+            return Ok(CredentialOutcome::Stale {
+                current_changed_at: current,
+            });
+        }
+        let detail = format!(
+            "on-prem change at {}{}",
+            cred.changed_at,
+            if cred.force_change_at_next_sign_in {
+                ", must change at next sign-in"
+            } else {
+                ""
+            }
+        );
+        self.audit(
+            tx,
+            "password.sync",
+            Some(&user.upn),
+            Some(&cred.source_anchor),
+            "applied",
+            Some(detail),
+        )?;
+        Ok(CredentialOutcome::Applied)
+    }
+
+    /// What a credential must satisfy before any transaction opens.
+    fn check_credential(&self, cred: &SyncedCredential) -> CloudResult<()> {
+        check_anchor(&cred.source_anchor)?;
+        let digest = PhsDigest::parse(&cred.digest)?;
+        // Every sign-in of the user pays the sender's iteration count.
+        if digest.iterations() > MAX_DIGEST_ITERATIONS {
+            return Err(CloudError::InvalidArgument(format!(
+                "the digest asks for {} PBKDF2 iterations; the tenant accepts at most {MAX_DIGEST_ITERATIONS} (Azure AD Connect uses 1000)",
+                digest.iterations()
+            )));
+        }
+        // A change time far ahead would make every later change of the user stale.
+        let limit = self.clock.now().plus_seconds(MAX_FUTURE_CHANGE_SECONDS);
+        if cred.changed_at > limit {
+            return Err(CloudError::InvalidArgument(format!(
+                "the change time {} is more than a day in the future; check the DC's clock",
+                cred.changed_at
+            )));
+        }
+        Ok(())
+    }
+
+    /// Run `op` on every item, [`BATCH_CHUNK`] items per transaction, each item inside a
+    /// savepoint so that one item's failure undoes only its own writes: per-item results
+    /// as if each had its own transaction, at one commit per chunk. `Err` when a chunk's
+    /// transaction cannot be opened or committed; chunks committed before stay applied
+    /// (provisioning and newer-wins credentials are safe to send again).
+    fn batched<T, R>(
+        &self,
+        items: &[T],
+        check: impl Fn(&T) -> CloudResult<()>,
+        op: impl Fn(&mut dyn StoreTx, &T) -> CloudResult<R>,
+    ) -> CloudResult<Vec<CloudResult<R>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(BATCH_CHUNK) {
+            let mut tx = self.store.write()?;
+            for item in chunk {
+                if let Err(e) = check(item) {
+                    out.push(Err(e));
+                    continue;
+                }
+                tx.savepoint(Savepoint::Begin)?;
+                let result = op(tx.as_mut(), item);
+                if result.is_err() {
+                    tx.savepoint(Savepoint::Undo)?;
+                }
+                tx.savepoint(Savepoint::End)?;
+                out.push(result);
+            }
+            tx.commit()?;
+        }
+        Ok(out)
+    }
+
     fn change_problems(
         settings: &TenantSettings,
         new_text: &str,
@@ -501,167 +717,37 @@ impl CloudTenant for LocalTenant {
     }
 
     fn provision_synced_user(&self, spec: &SyncedUserSpec) -> CloudResult<ProvisionOutcome> {
-        check_upn(&spec.user_principal_name)?;
-        check_anchor(&spec.source_anchor)?;
-        if let Some(name) = &spec.display_name {
-            check_display_name(name)?;
-        }
-        let anchor = spec.source_anchor.as_str();
+        check_spec(spec)?;
         let mut tx = self.store.write()?;
-        let now = self.clock.now();
-        let existing = tx.user(UserKey::Anchor(anchor))?;
-        if let Some(source) = &self.source {
-            // An anchor stays its source's after its user is deleted (by an administrator),
-            // so no other source can take the user over meanwhile. The rightful owner must
-            // hear why it is refused: a distinct error, unlike credentials (see below).
-            let owned = match &existing {
-                Some(row) => row.source.as_deref() == Some(source.as_str()),
-                None => tx
-                    .anchor_claim(anchor)?
-                    .is_none_or(|owner| owner == *source),
-            };
-            if !owned {
-                return Err(CloudError::AnchorOwned(shown(anchor)));
-            }
-            let key = upn_key(&spec.user_principal_name);
-            let into = domain_of(&key);
-            let moves = existing
-                .as_ref()
-                .is_none_or(|row| domain_of(&upn_key(&row.upn)) != into);
-            if moves {
-                self.claim_domain(tx.as_mut(), source, into)?;
-            }
-        }
-        let outcome = match existing {
-            Some(mut row) => {
-                let changed = row.upn != spec.user_principal_name
-                    || row.display_name != spec.display_name
-                    || row.enabled != spec.enabled;
-                if changed {
-                    let detail = (row.upn != spec.user_principal_name)
-                        .then(|| format!("renamed from {}", row.upn));
-                    row.upn = spec.user_principal_name.clone();
-                    row.display_name = spec.display_name.clone();
-                    row.enabled = spec.enabled;
-                    row.updated_at = now;
-                    tx.update_user(&row)?;
-                    self.audit(
-                        tx.as_mut(),
-                        "user.sync",
-                        Some(&row.upn),
-                        Some(anchor),
-                        "updated",
-                        detail,
-                    )?;
-                    ProvisionOutcome::Updated
-                } else {
-                    ProvisionOutcome::Unchanged
-                }
-            }
-            None => {
-                tx.insert_user(&NewUser {
-                    upn: &spec.user_principal_name,
-                    source_anchor: Some(anchor),
-                    display_name: spec.display_name.as_deref(),
-                    enabled: spec.enabled,
-                    origin: Origin::Synced,
-                    source: self.source.as_deref(),
-                    now,
-                })?;
-                if let Some(source) = &self.source {
-                    tx.claim_anchor(anchor, source)?;
-                }
-                self.audit(
-                    tx.as_mut(),
-                    "user.sync",
-                    Some(&spec.user_principal_name),
-                    Some(anchor),
-                    "created",
-                    None,
-                )?;
-                ProvisionOutcome::Created
-            }
-        };
+        let outcome = self.provision_in(tx.as_mut(), spec)?;
         tx.commit()?;
         Ok(outcome)
     }
 
+    fn provision_synced_users(
+        &self,
+        specs: &[SyncedUserSpec],
+    ) -> CloudResult<Vec<CloudResult<ProvisionOutcome>>> {
+        self.batched(specs, check_spec, |tx, spec| self.provision_in(tx, spec))
+    }
+
     fn apply_synced_credential(&self, cred: &SyncedCredential) -> CloudResult<CredentialOutcome> {
-        check_anchor(&cred.source_anchor)?;
-        let digest = PhsDigest::parse(&cred.digest)?;
-        // Every sign-in of the user pays the sender's iteration count.
-        if digest.iterations() > MAX_DIGEST_ITERATIONS {
-            return Err(CloudError::InvalidArgument(format!(
-                "the digest asks for {} PBKDF2 iterations; the tenant accepts at most {MAX_DIGEST_ITERATIONS} (Azure AD Connect uses 1000)",
-                digest.iterations()
-            )));
-        }
-        // A change time far ahead would make every later change of the user stale.
-        let limit = self.clock.now().plus_seconds(MAX_FUTURE_CHANGE_SECONDS);
-        if cred.changed_at > limit {
-            return Err(CloudError::InvalidArgument(format!(
-                "the change time {} is more than a day in the future; check the DC's clock",
-                cred.changed_at
-            )));
-        }
+        self.check_credential(cred)?;
         let mut tx = self.store.write()?;
-        // Another source's anchor answers exactly like a missing one: an agent must not
-        // learn which anchors other sources hold.
-        let user = tx
-            .user(UserKey::Anchor(&cred.source_anchor))?
-            .filter(|u| self.in_source(u))
-            .ok_or_else(|| CloudError::AnchorNotFound(shown(&cred.source_anchor)))?;
-        // The staleness check and the write are one statement: correct even where
-        // transactions of one user could interleave.
-        let refused = tx.put_credential_if_newer(
-            user.id,
-            &CredentialRow {
-                source: PasswordSource::Synced,
-                secret: cred.digest.clone(),
-                changed_at: cred.changed_at,
-                applied_at: self.clock.now(),
-                force_change: cred.force_change_at_next_sign_in
-                    || forces_change(cred.leak_check.as_ref()),
-            },
-        )?;
-        self.follow_leak_check(tx.as_mut(), &user, cred, refused.is_none())?;
-        if let Some(current) = refused {
-            let detail = format!(
-                "change of {} is not newer than the current password ({})",
-                cred.changed_at, current
-            );
-            self.audit(
-                tx.as_mut(),
-                "password.sync",
-                Some(&user.upn),
-                Some(&cred.source_anchor),
-                "stale",
-                Some(detail),
-            )?;
-            tx.commit()?;
-            return Ok(CredentialOutcome::Stale {
-                current_changed_at: current,
-            });
-        }
-        let detail = format!(
-            "on-prem change at {}{}",
-            cred.changed_at,
-            if cred.force_change_at_next_sign_in {
-                ", must change at next sign-in"
-            } else {
-                ""
-            }
-        );
-        self.audit(
-            tx.as_mut(),
-            "password.sync",
-            Some(&user.upn),
-            Some(&cred.source_anchor),
-            "applied",
-            Some(detail),
-        )?;
+        let outcome = self.apply_in(tx.as_mut(), cred)?;
         tx.commit()?;
-        Ok(CredentialOutcome::Applied)
+        Ok(outcome)
+    }
+
+    fn apply_synced_credentials(
+        &self,
+        creds: &[SyncedCredential],
+    ) -> CloudResult<Vec<CloudResult<CredentialOutcome>>> {
+        self.batched(
+            creds,
+            |c| self.check_credential(c),
+            |tx, c| self.apply_in(tx, c),
+        )
     }
 
     /// Hashes the new password before the write transaction, and ends every session of the

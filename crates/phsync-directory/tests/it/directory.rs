@@ -699,3 +699,72 @@ fn debug_output_has_no_password() {
     let dir = connect(&config).unwrap();
     assert!(!format!("{config:?} {dir:?}").contains(password.trim()));
 }
+
+/// Issue 16: an incremental cycle learns the scope's changes from uSNChanged (and tombstones)
+/// instead of listing the scope. In an OU of its own: other tests change users elsewhere.
+#[test]
+fn scope_changes_come_from_change_tracking() {
+    let ou = phsync_testkit::ad::TestOu::new("i16chg");
+    let sams: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|x| format!("chg{x}{}", ou.suffix))
+        .collect();
+    for s in &sams {
+        ou.add_user(s, "Change-Track-1x");
+    }
+    let lab = ou.lab.clone();
+    let config = admin_config(&lab, &format!("scope_ous = [{}]", toml_str(&ou.dn)));
+    let scope = config.sync.scope();
+    let changes_since = |usn: i64, scope: &phsync_directory::UserScope| {
+        block_on(async {
+            let mut dir = phsync_testkit::lab::connect(&config.source).await.unwrap();
+            let changes = dir.scope_changes(scope, usn).await.unwrap();
+            dir.close().await;
+            changes
+        })
+    };
+    let (mark, guids) = block_on(async {
+        let mut dir = phsync_testkit::lab::connect(&config.source).await.unwrap();
+        let mark = dir.root_dse().highest_committed_usn;
+        let users = dir.users(&scope).await.unwrap();
+        dir.close().await;
+        let guid = |s: &str| {
+            users
+                .iter()
+                .find(|u| u.sam_account_name == s)
+                .unwrap()
+                .object_guid
+        };
+        (mark, sams.iter().map(|s| guid(s)).collect::<Vec<_>>())
+    });
+    let ours = |g: &phsync_directory::Guid| guids.contains(g);
+
+    let none = changes_since(mark, &scope).unwrap();
+    assert!(none.in_scope.is_empty(), "{:?}", none.in_scope);
+    assert!(!none.out_of_scope.iter().any(ours));
+
+    // a: a new password (in scope, changed); b: disabled (left); c: deleted (left).
+    ou.set_password(&sams[0], "Change-Track-2a");
+    ou.set_uac(&sams[1], 514);
+    ou.ldif("ldapdelete", &format!("{}\n", ou.user_dn(&sams[2])));
+    let changed = changes_since(mark, &scope).unwrap();
+    let names: Vec<&str> = changed
+        .in_scope
+        .iter()
+        .map(|u| u.sam_account_name.as_str())
+        .collect();
+    assert_eq!(names, [sams[0].as_str()]);
+    let left: BTreeSet<_> = changed.out_of_scope.iter().filter(|g| ours(g)).collect();
+    assert_eq!(
+        left,
+        [&guids[1], &guids[2]].into_iter().collect(),
+        "disabled and deleted"
+    );
+
+    // Group scopes change with memberships, which touch no user: change tracking declines.
+    let groups = phsync_directory::UserScope {
+        groups: vec!["PHS-Sync-Users".into()],
+        ..scope.clone()
+    };
+    assert_eq!(changes_since(mark, &groups), None);
+}

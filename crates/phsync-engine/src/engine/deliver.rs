@@ -22,6 +22,8 @@ impl Engine {
         progress: ProgressFn<'_>,
     ) -> Result<(), SyncError> {
         let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
+        // The users filtered out here are recorded in one state transaction.
+        let batch = self.state.batch()?;
         for mut p in pending {
             let Some(nt) = p.account.nt_hash.take() else {
                 let d = self.diagnostics(
@@ -46,6 +48,9 @@ impl Engine {
             }
             to_send.push((p, nt));
         }
+        let started = Instant::now();
+        batch.commit()?;
+        report.timings.state_ms += ms_since(started);
         if to_send.is_empty() {
             return Ok(());
         }
@@ -83,6 +88,8 @@ impl Engine {
             let started = Instant::now();
             let results = tenant.apply_synced_credentials(creds)?;
             report.timings.tenant_ms += ms_since(started);
+            // One state transaction per credential batch, not one per user.
+            let batch = self.state.batch()?;
             for (((p, _nt), cred), result) in pendings.iter().zip(creds).zip(results) {
                 let result = match result {
                     // The user vanished from the tenant since provisioning (deleted by an
@@ -101,6 +108,9 @@ impl Engine {
                 done += 1;
                 progress("credentials", done, total);
             }
+            let started = Instant::now();
+            batch.commit()?;
+            report.timings.state_ms += ms_since(started);
         }
         Ok(())
     }

@@ -80,6 +80,23 @@ impl Pending<'_> {
     }
 }
 
+/// The cycle's scope, provisioned.
+pub(super) struct Scoped {
+    /// The in-scope users this cycle deals with: all of them after a full read; after a
+    /// read of the changes, those changed, and those the replication or the retry queue
+    /// names.
+    users: Vec<DirectoryUser>,
+    /// Created or back in scope now: their current password is fetched.
+    back_in_scope: std::collections::HashSet<phsync_directory::Guid>,
+    /// What to store for the next cycle's read of the changes (`None`: no change tracking).
+    mark: Option<scope::StoredScopeMark>,
+    /// A read of the changes: users in scope now that were not, and users no longer in it.
+    entered: Vec<phsync_directory::Guid>,
+    left: Vec<phsync_directory::Guid>,
+    /// The whole scope was read (the stored scope is replaced by it).
+    full: bool,
+}
+
 /// The parts an engine runs on. [`Engine::open`] builds the live ones from settings; tests
 /// pass fakes.
 pub struct Parts {
@@ -118,15 +135,17 @@ impl Engine {
     /// An engine over the live directory (LDAP), DC (MS-DRSR) and tenant of `settings`.
     pub fn with_settings(settings: Settings) -> Result<Engine, SyncError> {
         let settings = Arc::new(settings);
-        let rt = Arc::new(
+        // One runtime each: the scope is read on its own thread while replication runs.
+        let runtime = || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))?,
-        );
+                .map(Arc::new)
+                .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))
+        };
         let parts = Parts {
-            directory: Box::new(LdapDirectory::new(settings.clone(), rt.clone())),
-            replication: Box::new(DrsrSource::new(settings.clone(), rt)),
+            directory: Box::new(LdapDirectory::new(settings.clone(), runtime()?)),
+            replication: Box::new(DrsrSource::new(settings.clone(), runtime()?)),
             tenant: None,
             clock: Arc::new(SystemClock),
         };
@@ -311,32 +330,96 @@ impl Engine {
         self.align_tenant_policy()
             .map_err(|e| self.domain_failure(is_full, e))?;
 
-        let started = Instant::now();
-        let in_scope = self
-            .scope(progress)
-            .map_err(|e| self.domain_failure(is_full, e))?;
-        report.timings.scope_ms = ms_since(started);
-        report.in_scope = in_scope.len() as u64;
+        // Scope and replication overlap: a directory read over the network runs on a
+        // thread of its own while replication runs here (progress is reported on the
+        // caller's thread only). An in-memory directory is read first, in line.
+        let since = self.scope_since(is_full)?;
+        progress("scope", 0, 1);
+        let (read, replicated) = if self.directory.worth_a_thread() {
+            let directory = std::mem::replace(&mut self.directory, Box::new(scope::Detached));
+            let this: &Engine = self;
+            let (scoped, replicated) = std::thread::scope(|s| {
+                let reader = s.spawn(move || {
+                    let started = Instant::now();
+                    let read = scope::read_scope(directory.as_ref(), since.as_ref());
+                    (directory, read, ms_since(started))
+                });
+                let started = Instant::now();
+                let replicated = this.replicate(cursor.as_ref(), progress);
+                (reader.join(), (replicated, ms_since(started)))
+            });
+            let (directory, read, scope_ms) = scoped
+                .map_err(|_| SyncError::Host("internal: the scope reader panicked".into()))?;
+            self.directory = directory;
+            report.timings.scope_ms = scope_ms;
+            (read, replicated)
+        } else {
+            let started = Instant::now();
+            let read = scope::read_scope(self.directory.as_ref(), since.as_ref());
+            report.timings.scope_ms = ms_since(started);
+            let read = read.map_err(|e| self.domain_failure(is_full, e))?;
+            self.check_stop()?;
+            let started = Instant::now();
+            let replicated = self.replicate(cursor.as_ref(), progress);
+            (Ok(read), (replicated, ms_since(started)))
+        };
+        let read = read.map_err(|e| self.domain_failure(is_full, e))?;
+        let (replicated, replicate_ms) = replicated;
+        report.timings.replicate_ms = replicate_ms;
+        let (accounts, next_cursor) = replicated.map_err(|e| match e {
+            SyncError::Interrupted | SyncError::CursorUnreadable(_) | SyncError::Config(_) => e,
+            other => self.domain_failure(is_full, other),
+        })?;
         self.check_stop()?;
 
         let started = Instant::now();
-        let (accounts, next_cursor) =
-            self.replicate(cursor.as_ref(), progress)
-                .map_err(|e| match e {
-                    SyncError::Interrupted
-                    | SyncError::CursorUnreadable(_)
-                    | SyncError::Config(_) => e,
-                    other => self.domain_failure(is_full, other),
-                })?;
-        report.timings.replicate_ms = ms_since(started);
-        self.check_stop()?;
-
-        let started = Instant::now();
-        let back_in_scope = self.provision(&in_scope, report, progress, is_full)?;
+        let scoped = match read {
+            scope::ScopeRead::Full { users, mark } => {
+                report.scope_read = "full";
+                report.in_scope = users.len() as u64;
+                progress("scope", users.len() as u64, users.len() as u64);
+                let back_in_scope = self.provision(&users, report, progress, is_full)?;
+                Scoped {
+                    users,
+                    back_in_scope,
+                    mark: mark.map(|mark| scope::StoredScopeMark {
+                        mark,
+                        full_read_at: self.now().unix_micros() / 1_000_000,
+                        scope: self.scope_fingerprint(),
+                    }),
+                    entered: Vec::new(),
+                    left: Vec::new(),
+                    full: true,
+                }
+            }
+            scope::ScopeRead::Changes {
+                changes,
+                mark,
+                full_read_at,
+            } => {
+                report.scope_read = "changes";
+                let scoped = self.provision_changes(changes, &accounts, report)?;
+                progress(
+                    "scope",
+                    scoped.users.len() as u64,
+                    scoped.users.len() as u64,
+                );
+                Scoped {
+                    mark: Some(scope::StoredScopeMark {
+                        mark,
+                        full_read_at,
+                        scope: self.scope_fingerprint(),
+                    }),
+                    ..scoped
+                }
+            }
+        };
         report.timings.provision_ms = ms_since(started);
         self.check_stop()?;
+        let in_scope = &scoped.users;
+        let back_in_scope = &scoped.back_in_scope;
 
-        let pending = self.pending(&in_scope, accounts, &back_in_scope, report)?;
+        let pending = self.pending(in_scope, accounts, back_in_scope, report)?;
         report.changes = pending.len() as u64;
         self.deliver(pending, report, progress)?;
 
@@ -345,7 +428,7 @@ impl Engine {
         self.check_stop()?;
         // Everything the cursor covers is now in the tenant or in the retry queue.
         let started = Instant::now();
-        let stored = self.state.put(CURSOR_KEY, &next_cursor.0);
+        let stored = self.store_cycle_state(&next_cursor, &scoped, report);
         report.timings.state_ms += ms_since(started);
         if let Err(e) = stored {
             self.emit(
@@ -359,7 +442,18 @@ impl Engine {
         report.finished_at = self.now();
         report.ok = report.failed == 0;
         if let Some(known) = self.known.as_mut() {
-            known.reset(&in_scope);
+            if scoped.full {
+                known.reset(in_scope);
+            } else {
+                // A read of the scope's changes: follow them; users it did not name are as
+                // they were (or unknown, which only costs a replication when notified).
+                for user in in_scope {
+                    known.update(user);
+                }
+                for guid in &scoped.left {
+                    known.forget(guid);
+                }
+            }
         }
         let _ = self.state.prune(report.finished_at);
         let t = &report.timings;
@@ -374,6 +468,42 @@ impl Engine {
         );
         self.cycle_finished(is_full, report);
         Ok(())
+    }
+
+    /// The cursor, the scope mark and the stored scope, in one state transaction: the next
+    /// cycle starts from all three or from none.
+    fn store_cycle_state(
+        &self,
+        cursor: &Cursor,
+        scoped: &Scoped,
+        report: &mut CycleReport,
+    ) -> Result<(), crate::state::StateError> {
+        let batch = self.state.batch()?;
+        self.state.put(CURSOR_KEY, &cursor.0)?;
+        if scoped.full {
+            let guids: Vec<String> = scoped
+                .users
+                .iter()
+                .map(|u| u.object_guid.to_string())
+                .collect();
+            self.state.replace_scope(guids.iter().map(String::as_str))?;
+        } else {
+            let entered: Vec<String> = scoped.entered.iter().map(|g| g.to_string()).collect();
+            let left: Vec<String> = scoped.left.iter().map(|g| g.to_string()).collect();
+            self.state.update_scope(
+                entered.iter().map(String::as_str),
+                left.iter().map(String::as_str),
+            )?;
+            report.in_scope = self.state.scope_len()?;
+        }
+        match &scoped.mark {
+            Some(mark) => self.state.put(
+                scope::SCOPE_MARK_KEY,
+                &serde_json::to_string(mark).expect("a scope mark serializes"),
+            )?,
+            None => self.state.delete(scope::SCOPE_MARK_KEY)?,
+        }
+        batch.commit()
     }
 
     fn cycle_started(&self, is_full: bool) {

@@ -3,12 +3,16 @@
 
 use std::collections::HashSet;
 
+use phsync_directory::ScopeChanges;
+use phsync_drsr::ReplicatedAccount;
+
 use serde_json::json;
 
 use phsync_directory::{DirectoryUser, Guid};
 use phsync_tenant::{CloudError, Origin, ProvisionOutcome, SyncedUserSpec};
 
-use super::{CycleReport, Engine, ProgressFn};
+use super::user::disable_synced;
+use super::{CycleReport, Engine, ProgressFn, Scoped};
 use crate::events::{id, Level};
 use crate::SyncError;
 
@@ -107,6 +111,104 @@ impl Engine {
             .disable_out_of_scope(in_scope, tenant_users)
             .map_err(|e| self.domain_failure(is_full, e))?;
         Ok(created)
+    }
+
+    /// Provisioning after a read of the scope's changes: only the users changed, and those
+    /// the replication or the retry queue names (resolved in the directory: in scope or
+    /// not), are provisioned; of the changed users not in scope, those in scope as of the
+    /// last cycle are disabled in the tenant. Nothing here reads every user.
+    pub(super) fn provision_changes(
+        &self,
+        changes: ScopeChanges,
+        accounts: &[ReplicatedAccount],
+        report: &mut CycleReport,
+    ) -> Result<Scoped, SyncError> {
+        let ScopeChanges {
+            in_scope: mut users,
+            out_of_scope,
+        } = changes;
+        let mut known: HashSet<Guid> = users.iter().map(|u| u.object_guid).collect();
+        known.extend(out_of_scope.iter().copied());
+        let mut ask: Vec<Guid> = Vec::new();
+        for a in accounts.iter().filter(|a| a.password_replicated) {
+            if known.insert(a.guid) {
+                ask.push(a.guid);
+            }
+        }
+        for g in self.state.due_retries(self.now())? {
+            if let Some(g) = Guid::parse(&g) {
+                if known.insert(g) {
+                    ask.push(g);
+                }
+            }
+        }
+        if !ask.is_empty() {
+            for found in self.directory.resolve_guids(&ask)?.into_iter().flatten() {
+                if let (user, true) = found {
+                    users.push(user);
+                }
+            }
+        }
+        let mut entered = Vec::new();
+        for u in &users {
+            if !self.state.scope_contains(&u.object_guid.to_string())? {
+                entered.push(u.object_guid);
+            }
+        }
+        let tenant = self.tenant()?;
+        let specs: Vec<SyncedUserSpec> = users.iter().map(|u| spec(u, u.enabled())).collect();
+        let outcomes = tenant
+            .provision_synced_users(&specs)
+            .map_err(|e| self.domain_failure(false, e.into()))?;
+        let mut back_in_scope: HashSet<Guid> = entered.iter().copied().collect();
+        for (user, outcome) in users.iter().zip(outcomes) {
+            match outcome {
+                // Created now; or updated and enabled: perhaps re-enabled (the tenant's
+                // users are not read here to tell), so its current password is fetched.
+                Ok(ProvisionOutcome::Created) => {
+                    back_in_scope.insert(user.object_guid);
+                }
+                Ok(ProvisionOutcome::Updated) if user.enabled() => {
+                    back_in_scope.insert(user.object_guid);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind().is_outage() => return Err(self.domain_failure(false, e.into())),
+                Err(e) => self.emit(
+                    id::SYNC_ERROR,
+                    Level::Error,
+                    format!(
+                        "{} could not be provisioned in the cloud: {e}",
+                        user.sam_account_name
+                    ),
+                    json!({ "user": user.sam_account_name, "source_anchor": user.source_anchor() }),
+                ),
+            }
+        }
+        let mut left = Vec::new();
+        for g in out_of_scope {
+            if !self.state.scope_contains(&g.to_string())? {
+                continue;
+            }
+            left.push(g);
+            let anchor = phsync_directory::source_anchor(&g);
+            if disable_synced(tenant, &anchor).map_err(|e| self.domain_failure(false, e))? {
+                self.emit(
+                    id::SYNC_RESPONSE,
+                    Level::Info,
+                    format!("{g} left the sync scope on-prem; disabled in the cloud"),
+                    json!({ "object_guid": g.to_string(), "source_anchor": anchor }),
+                );
+                report.disabled += 1;
+            }
+        }
+        Ok(Scoped {
+            users,
+            back_in_scope,
+            mark: None,
+            entered,
+            left,
+            full: false,
+        })
     }
 
     /// Synced users the tenant still lets sign in although they left the scope (disabled,

@@ -12,6 +12,9 @@ pub struct CycleReport {
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     pub in_scope: u64,
+    /// How the scope was read: "full" (every user) or "changes" (the directory's change
+    /// tracking since the last cycle); empty when the cycle did not get that far.
+    pub scope_read: &'static str,
     /// Password changes replicated for in-scope users (plus retries and new users).
     pub changes: u64,
     pub applied: u64,
@@ -56,6 +59,7 @@ impl CycleReport {
             started_at,
             finished_at: started_at,
             in_scope,
+            scope_read: "",
             changes: 0,
             applied: 0,
             stale: 0,

@@ -1016,3 +1016,134 @@ fn every_kind_of_sync_marks_leaked_passwords_and_a_clean_change_clears_them() {
         ]
     );
 }
+
+/// A directory with change tracking: `.0`'s users carry the USN of their last change; the
+/// counters say how the scope was read.
+#[derive(Clone, Default)]
+struct TrackingDirectory {
+    users: FakeDirectory,
+    usn: Arc<Mutex<i64>>,
+    full_reads: Arc<Mutex<u32>>,
+    change_reads: Arc<Mutex<u32>>,
+}
+
+impl DirectorySource for TrackingDirectory {
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
+        self.users.scope_users()
+    }
+    fn scope_users_marked(
+        &self,
+    ) -> Result<(Vec<DirectoryUser>, Option<crate::ports::ScopeMark>), SyncError> {
+        *self.full_reads.lock().unwrap() += 1;
+        let mark = crate::ports::ScopeMark {
+            dc: "dc1".into(),
+            usn: *self.usn.lock().unwrap(),
+        };
+        Ok((self.users.scope_users()?, Some(mark)))
+    }
+    fn scope_changes(
+        &self,
+        since: &crate::ports::ScopeMark,
+    ) -> Result<Option<(phsync_directory::ScopeChanges, crate::ports::ScopeMark)>, SyncError> {
+        *self.change_reads.lock().unwrap() += 1;
+        let changed = |v: &[DirectoryUser]| -> Vec<DirectoryUser> {
+            v.iter()
+                .filter(|u| u.usn_changed > since.usn)
+                .cloned()
+                .collect()
+        };
+        let changes = phsync_directory::ScopeChanges {
+            in_scope: changed(&self.users.0.lock().unwrap()),
+            out_of_scope: changed(&self.users.1.lock().unwrap())
+                .iter()
+                .map(|u| u.object_guid)
+                .collect(),
+        };
+        let mark = crate::ports::ScopeMark {
+            dc: since.dc.clone(),
+            usn: *self.usn.lock().unwrap(),
+        };
+        Ok(Some((changes, mark)))
+    }
+    fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError> {
+        self.users.resolve_user(name)
+    }
+    fn resolve_guids(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<Option<(DirectoryUser, bool)>>, SyncError> {
+        self.users.resolve_guids(guids)
+    }
+}
+
+#[test]
+fn incremental_cycles_read_only_the_scope_changes_with_a_periodic_full_read() {
+    let rig = Rig::new();
+    let dir = TrackingDirectory {
+        users: rig.directory.clone(),
+        ..Default::default()
+    };
+    let (ann, bob, mut carol) = (user(1, "ann"), user(2, "bob"), user(3, "carol"));
+    rig.add(&ann);
+    rig.add(&bob);
+    *dir.usn.lock().unwrap() = 1;
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
+    let mut engine = Engine::with_parts(
+        rig.settings.clone(),
+        Parts {
+            directory: Box::new(dir.clone()),
+            replication: Box::new(rig.dc.clone()),
+            tenant: Some(rig.tenant()),
+            clock: rig.clock.clone(),
+        },
+    )
+    .unwrap();
+    let r = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((r.scope_read, r.in_scope, r.applied), ("full", 2, 2));
+
+    // Nothing changed: only the changes are asked for, and the scope size is still known.
+    let r = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((r.scope_read, r.in_scope, r.applied), ("changes", 2, 0));
+    assert_eq!(*dir.full_reads.lock().unwrap(), 1);
+
+    // carol joins the scope (no password change replicated: her current one is fetched),
+    // bob leaves it, and ann's password changes with no directory change seen yet (between
+    // the directory read and the replication): she is resolved by GUID.
+    carol.usn_changed = 5;
+    rig.add(&carol);
+    rig.dc.change(&carol, Some("Carol-Passw0rd-1"), 1);
+    rig.dc.changes.lock().unwrap().clear();
+    let mut moved = bob.clone();
+    moved.usn_changed = 6;
+    rig.directory
+        .0
+        .lock()
+        .unwrap()
+        .retain(|u| u.sam_account_name != "bob");
+    rig.directory.1.lock().unwrap().push(moved);
+    *dir.usn.lock().unwrap() = 6;
+    rig.dc.change(&ann, Some("Ann-Passw0rd-2"), 2);
+    let r = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!(r.scope_read, "changes");
+    assert_eq!((r.in_scope, r.applied, r.disabled), (2, 2, 1), "{r:?}");
+    assert_eq!(
+        rig.sign_in("carol@phs.test", "Carol-Passw0rd-1"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("ann@phs.test", "Ann-Passw0rd-2"),
+        SignInStatus::Success
+    );
+    assert_eq!(
+        rig.sign_in("bob@phs.test", "Bob-Passw0rd-1"),
+        SignInStatus::AccountDisabled
+    );
+    assert_eq!(*dir.full_reads.lock().unwrap(), 1);
+
+    // The safety net: after SCOPE_REREAD_SECONDS the whole scope is read again.
+    rig.clock.advance_seconds(scope::SCOPE_REREAD_SECONDS + 1);
+    let r = engine.cycle(false, &mut quiet()).unwrap();
+    assert_eq!((r.scope_read, r.in_scope), ("full", 2));
+    assert_eq!(*dir.full_reads.lock().unwrap(), 2);
+}

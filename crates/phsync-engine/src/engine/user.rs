@@ -15,7 +15,7 @@ use phsync_tenant::{CloudTenant, Origin};
 const OUT_OF_SCOPE: &str = "the user is out of the sync scope (disabled, outside the scoped OUs or groups, or not a plain user object)";
 
 /// A synced user the tenant still lets sign in is disabled there; true if it was.
-fn disable_synced(tenant: &dyn CloudTenant, anchor: &str) -> Result<bool, SyncError> {
+pub(super) fn disable_synced(tenant: &dyn CloudTenant, anchor: &str) -> Result<bool, SyncError> {
     if let Some(t) = tenant.user_by_anchor(anchor)? {
         if t.enabled && t.origin == Origin::Synced {
             tenant.provision_synced_user(&phsync_tenant::SyncedUserSpec {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use phsync_directory::{DirectoryUser, Guid};
+use phsync_directory::{DirectoryUser, Guid, ScopeChanges};
 use phsync_drsr::{DrsrClient, DrsrError, ReplicatedAccount, ReplicationCursor};
 
-use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource};
+use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource, ScopeMark};
 use crate::settings::Settings;
 use crate::SyncError;
 
@@ -30,6 +30,47 @@ impl DirectorySource for LdapDirectory {
             let users = dir.users(&settings.scope).await;
             dir.close().await;
             Ok(users?)
+        })
+    }
+
+    fn worth_a_thread(&self) -> bool {
+        true
+    }
+
+    fn scope_users_marked(&self) -> Result<(Vec<DirectoryUser>, Option<ScopeMark>), SyncError> {
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut dir = settings.connect_directory().await?;
+            // Read at connect, before the search: a change during the search is seen again
+            // next time (harmless), never missed.
+            let mark = ScopeMark {
+                dc: dir.root_dse().ds_service_name.clone(),
+                usn: dir.root_dse().highest_committed_usn,
+            };
+            let users = dir.users(&settings.scope).await;
+            dir.close().await;
+            Ok((users?, Some(mark)))
+        })
+    }
+
+    fn scope_changes(
+        &self,
+        since: &ScopeMark,
+    ) -> Result<Option<(ScopeChanges, ScopeMark)>, SyncError> {
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut dir = settings.connect_directory().await?;
+            let mark = ScopeMark {
+                dc: dir.root_dse().ds_service_name.clone(),
+                usn: dir.root_dse().highest_committed_usn,
+            };
+            if mark.dc != since.dc || mark.usn < since.usn {
+                dir.close().await;
+                return Ok(None);
+            }
+            let changes = dir.scope_changes(&settings.scope, since.usn).await;
+            dir.close().await;
+            Ok(changes?.map(|c| (c, mark)))
         })
     }
 

@@ -3,8 +3,9 @@
 //! [`phsync_tenant::Clock`]). The engine's rules run against these, so they are unit-tested
 //! against in-memory fakes; [`live`] implements them over LDAP and MS-DRSR.
 
-use phsync_directory::{DirectoryUser, Guid};
+use phsync_directory::{DirectoryUser, Guid, ScopeChanges};
 use phsync_drsr::{DrsrError, ReplicatedAccount};
+use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
 
@@ -19,11 +20,39 @@ pub struct Cursor(pub String);
 /// ends the replication.
 pub type BatchHandler<'a> = &'a mut dyn FnMut(Vec<ReplicatedAccount>) -> Result<(), DrsrError>;
 
+/// Where a directory's change tracking stood when the scope was read: the DC (its database
+/// instance; USNs mean nothing on another DC) and its highestCommittedUSN then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeMark {
+    pub dc: String,
+    pub usn: i64,
+}
+
 /// Where users and the scope come from (LDAP). Methods take `&self`: an implementation
 /// holds no per-call state, or keeps it behind a lock.
 pub trait DirectorySource {
     /// Every user in scope.
     fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError>;
+    /// Whether reading the scope takes long enough (a network read) to run on a thread of
+    /// its own beside replication; an in-memory source is read in line.
+    fn worth_a_thread(&self) -> bool {
+        false
+    }
+    /// Every user in scope, and where change tracking stood just before they were read
+    /// (`None`: this source has no change tracking).
+    fn scope_users_marked(&self) -> Result<(Vec<DirectoryUser>, Option<ScopeMark>), SyncError> {
+        Ok((self.scope_users()?, None))
+    }
+    /// The scope's changes since `since`, and the mark to store for the next call; `None`
+    /// when they cannot be known from change tracking (another DC, scope groups, no change
+    /// tracking): the caller reads the whole scope.
+    fn scope_changes(
+        &self,
+        since: &ScopeMark,
+    ) -> Result<Option<(ScopeChanges, ScopeMark)>, SyncError> {
+        let _ = since;
+        Ok(None)
+    }
     /// One user by sAMAccountName, DOMAIN\sam, UPN, DN or GUID, and whether it is in scope;
     /// [`SyncError::UserNotFound`] when there is none.
     fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError>;

@@ -1,5 +1,6 @@
 //! Integration tests of phsync-tenant (one binary: see the README's Tests section).
 
+mod batch;
 mod cloud_rules;
 mod hardening;
 mod risk_rules;
