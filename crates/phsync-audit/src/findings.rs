@@ -314,7 +314,7 @@ pub fn analyze(
                 })
                 .collect();
             if kind == FindingKind::SharedPassword {
-                listed.sort_by(|a, b| a.group.cmp(&b.group));
+                listed.sort_by_key(|a| a.group);
             }
             Finding {
                 finding: kind,

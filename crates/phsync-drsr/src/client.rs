@@ -350,6 +350,9 @@ impl DrsrClient {
         }
     }
 
+    /// One DRS_MSG_GETCHGREQ_V8; each argument is one of its fields (or the attribute list
+    /// its partial attribute set is built from), so they stay separate.
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         nc: DsName,
