@@ -34,6 +34,9 @@ pub struct AuditAccount {
     /// supplementalCredentials' Primary:Kerberos-Newer-Keys holds an AES key; `None` when
     /// the DC sent no supplementalCredentials at all.
     pub kerberos_aes_keys: Option<bool>,
+    /// supplementalCredentials holds Primary:CLEARTEXT: the password is stored reversibly,
+    /// even if the flag was cleared since (it stays until the next password change).
+    pub cleartext_stored: bool,
 }
 
 impl AuditAccount {
@@ -235,7 +238,7 @@ pub fn analyze(
         if a.has_flag(UF_PASSWD_NOTREQD) {
             f.push(FindingKind::PasswordNotRequired);
         }
-        if a.has_flag(UF_ENCRYPTED_TEXT_PWD_ALLOWED) {
+        if a.has_flag(UF_ENCRYPTED_TEXT_PWD_ALLOWED) || a.cleartext_stored {
             f.push(FindingKind::ReversibleEncryption);
         }
         if hash.is_some() && a.kerberos_aes_keys != Some(true) {
@@ -344,8 +347,9 @@ fn sort_key(a: &AuditAccount) -> (String, &str) {
     )
 }
 
-/// The report for people: counts first, then each finding with its accounts.
-pub fn render_text(report: &AuditReport, scope: &str) -> String {
+/// The report for people: counts first, then each finding with its accounts. `clean` makes
+/// a name from the directory fit for a terminal (the CLI escapes control characters).
+pub fn render_text(report: &AuditReport, scope: &str, clean: &dyn Fn(&str) -> String) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
@@ -355,15 +359,12 @@ pub fn render_text(report: &AuditReport, scope: &str) -> String {
     );
     let _ = writeln!(s);
     for f in &report.findings {
-        let count = if f.checked {
-            match f.groups {
-                Some(g) => format!("{:>5}  ({g} groups)", f.count),
-                None => format!("{:>5}", f.count),
-            }
-        } else {
-            "    -  (not checked)".to_owned()
+        let (count, note) = match (f.checked, f.groups) {
+            (false, _) => ("-".to_owned(), "  (not checked: no list given)".to_owned()),
+            (true, Some(g)) => (f.count.to_string(), format!("  ({g} groups)")),
+            (true, None) => (f.count.to_string(), String::new()),
         };
-        let _ = writeln!(s, "{count}  {}", f.title);
+        let _ = writeln!(s, "{count:>6}  {}{note}", f.title);
     }
     for f in report.findings.iter().filter(|f| !f.accounts.is_empty()) {
         let _ = writeln!(s);
@@ -396,9 +397,9 @@ pub fn render_text(report: &AuditReport, scope: &str) -> String {
             let _ = writeln!(
                 s,
                 "  {:<20} {:<32} {}{extra}",
-                a.sam_account_name,
-                a.user_principal_name.as_deref().unwrap_or("-"),
-                a.distinguished_name
+                clean(&a.sam_account_name),
+                clean(a.user_principal_name.as_deref().unwrap_or("-")),
+                clean(&a.distinguished_name)
             );
         }
     }
@@ -421,6 +422,7 @@ mod tests {
             nt_hash: pw.map(|p| NtHash::from_password(p).unwrap()),
             lm_hash_present: false,
             kerberos_aes_keys: pw.map(|_| true),
+            cleartext_stored: false,
         }
     }
 
@@ -461,6 +463,8 @@ mod tests {
         noaes.kerberos_aes_keys = Some(false);
         let mut nosupp = acct("nosupp", Some("Fine-pw-3"), 512);
         nosupp.kerberos_aes_keys = None;
+        let mut clear = acct("clearstored", Some("Fine-pw-7"), 512);
+        clear.cleartext_stored = true;
         let mut cleanadmin = acct("cleanadmin", Some("Fine-pw-4"), 512);
         cleanadmin.admin = true;
         let accounts = vec![
@@ -487,6 +491,7 @@ mod tests {
             noaes,
             nosupp,
             cleanadmin,
+            clear,
             acct("disabled1", Some("Passw0rd"), 514),
         ];
         let r = analyze(
@@ -530,7 +535,7 @@ mod tests {
         );
         assert_eq!(names(&r, LmHashPresent), ["lmuser"]);
         assert_eq!(names(&r, PasswordNotRequired), ["nopw"]);
-        assert_eq!(names(&r, ReversibleEncryption), ["rev"]);
+        assert_eq!(names(&r, ReversibleEncryption), ["clearstored", "rev"]);
         assert_eq!(names(&r, AesKeysMissing), ["nosupp", "oldpw"]);
         assert_eq!(names(&r, PasswordNeverExpires), ["nexp"]);
         assert_eq!(names(&r, AdminWithFinding), ["admin1"]);
@@ -551,7 +556,7 @@ mod tests {
         assert_eq!(r.accounts_with_findings, accounts.len() - 3);
 
         let json = serde_json::to_string(&r).unwrap();
-        let text = render_text(&r, "test");
+        let text = render_text(&r, "test", &|s| s.to_owned());
         for a in &accounts {
             if let Some(h) = &a.nt_hash {
                 let up = h.to_upper_hex();
@@ -574,7 +579,7 @@ mod tests {
         assert!(!r.finding(FindingKind::LeakedPassword).checked);
         assert!(r.finding(FindingKind::EmptyPassword).checked);
         assert!(!r.has_findings());
-        assert!(render_text(&r, "test").contains("(not checked)"));
+        assert!(render_text(&r, "test", &|s| s.to_owned()).contains("(not checked: no list given)"));
     }
 
     #[test]

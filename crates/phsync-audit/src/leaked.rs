@@ -239,7 +239,8 @@ impl LeakedHashes {
             }
             p = s - 1;
         }
-        starts.extend(tail.into_iter().rev());
+        starts.extend(tail);
+        starts.sort_unstable();
         starts.dedup();
         let mut prev: Option<[u8; NT_HASH_LEN]> = None;
         let mut result = Ok(());
@@ -475,6 +476,26 @@ mod tests {
         for pw in &pws {
             let h = nt(pw).to_upper_hex();
             assert!(!text.contains(h.as_str()) && !text.contains(&h.to_lowercase()));
+        }
+    }
+
+    #[test]
+    fn sorted_file_longer_than_the_checked_edges_opens_and_finds_everything() {
+        let pws = passwords(3 * EDGE_LINES + 17);
+        let sorted = sorted_hashes(&pws);
+        let s: String = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| format!("{h}:{}\r\n", i * 7919 % 100_003))
+            .collect();
+        let f = write(s.as_bytes());
+        let list = LeakedHashes::open(f.path()).unwrap();
+        for (i, (_, pw)) in sorted.iter().enumerate() {
+            let want = Some((i * 7919 % 100_003) as u64);
+            assert_eq!(
+                list.try_lookup(&nt(pw)).unwrap().map(|e| e.breach_count),
+                Some(want)
+            );
         }
     }
 
