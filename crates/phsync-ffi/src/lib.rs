@@ -24,12 +24,14 @@
 
 use std::ffi::{c_char, CString};
 
+mod audit;
 mod cloud;
 mod engine;
 mod error;
 mod ffi;
 mod hash;
 
+pub use audit::*;
 pub use cloud::*;
 pub use engine::*;
 pub use error::phs_status;
