@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use memmap2::Mmap;
 use phsync_hash::{NtHash, NT_HASH_LEN};
@@ -17,6 +18,12 @@ const HEX_LEN: usize = 2 * NT_HASH_LEN;
 /// Cheap (a few hundred pages) yet catches the prevalence-ordered file and unsorted lists.
 const EDGE_LINES: usize = 1000;
 const PROBES: u64 = 256;
+/// Lookups between two releases of the mapping's resident pages. A binary search touches
+/// about 20 pages; over many lookups that would add up to most of the file counting as the
+/// process's resident memory. Releasing them (MADV_DONTNEED: clean, shared, read-only
+/// pages go back to the page cache, nothing is lost) keeps the process's share bounded
+/// (about 4,096 x 20 pages at most) at the cost of minor page faults.
+const LOOKUPS_PER_RELEASE: u32 = 4096;
 
 /// What the list says about a leaked hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +42,7 @@ pub struct LeakedHashes {
     /// Search range: after a UTF-8 BOM, before trailing line breaks.
     start: usize,
     end: usize,
+    lookups: AtomicU32,
 }
 
 /// One line split into its key and count; borrowed from the map.
@@ -86,6 +94,7 @@ impl LeakedHashes {
             path: path.to_path_buf(),
             start,
             end,
+            lookups: AtomicU32::new(0),
         };
         list.validate()?;
         Ok(list)
@@ -106,6 +115,11 @@ impl LeakedHashes {
 
     /// [`Self::lookup`] that reports a malformed line met on the way (by byte offset).
     pub fn try_lookup(&self, nt: &NtHash) -> Result<Option<LeakedEntry>, AuditError> {
+        if self.lookups.fetch_add(1, AtomicOrdering::Relaxed) % LOOKUPS_PER_RELEASE
+            == LOOKUPS_PER_RELEASE - 1
+        {
+            self.release_pages();
+        }
         let target = nt.as_bytes();
         let bytes = self.bytes();
         // Invariant: `lo` is a line start; every line starting before `lo` is below the
@@ -139,6 +153,20 @@ impl LeakedHashes {
             }
         }
         Ok(None)
+    }
+
+    /// Drop this process's mappings of the list's pages (they stay in the page cache).
+    fn release_pages(&self) {
+        #[cfg(unix)]
+        {
+            // SAFETY: a read-only MAP_SHARED file mapping: after MADV_DONTNEED the next access
+            // reads the same bytes again from the page cache or the file, so no reference
+            // into the map (even one held by another thread) sees different data.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+            };
+        }
     }
 
     fn bytes(&self) -> &[u8] {
