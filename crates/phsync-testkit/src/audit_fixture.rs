@@ -28,6 +28,8 @@ pub struct AuditFixture {
     pub default_computer: String,
     /// Every password set in the OU: no output may contain their hashes.
     pub passwords: Vec<String>,
+    /// The admin's password, the one in the leaked list (benchmarks put it in theirs).
+    pub leaked_password: String,
 }
 
 impl AuditFixture {
@@ -44,6 +46,7 @@ impl AuditFixture {
         let leaked_pw = format!("Leaked-{s}-pw");
         let weak_pw = format!("Summer{s}!");
         let mut passwords = vec![shared.clone(), leaked_pw.clone(), weak_pw.clone()];
+        let leaked_pw_for_list = leaked_pw.clone();
         let mut ldif = Vec::new();
         let mut user = |name: &str, password: Option<&str>, uac: u32, extra: &str| {
             let pw = password
@@ -96,7 +99,7 @@ impl AuditFixture {
             })
             .collect();
         lines.push((
-            NtHash::from_password(&leaked_pw)
+            NtHash::from_password(&leaked_pw_for_list)
                 .unwrap()
                 .to_upper_hex()
                 .to_string(),
@@ -136,6 +139,7 @@ impl AuditFixture {
             expected,
             default_computer,
             passwords,
+            leaked_password: leaked_pw,
         }
     }
 
