@@ -27,6 +27,7 @@
         'Test-CloudSignIn',
         'Test-PasswordHashSyncConnection',
         'Test-PasswordHashSyncDigest',
+        'Test-PasswordHashSyncQuality',
         'Unregister-PasswordHashSyncTask'
     )
     FunctionsToExport    = @()
