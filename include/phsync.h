@@ -224,6 +224,35 @@ size_t phs_last_error_message(char *buf, size_t capacity);
 const char *phs_status_name(int32_t status);
 
 /**
+ * Audit password quality the way `phsync audit` does, without opening an engine and
+ * without writing anything (directory, tenant or state). `leaked_hashes_path`: NULL, or
+ * Have I Been Pwned's "NTLM ordered by hash" file (`HASH:COUNT` lines) or any sorted list of
+ * NT hashes, looked up in place. `weak_passwords_path`: NULL, or a UTF-8 text file of
+ * passwords, one per line. `all_accounts`: every user and computer account of the domain
+ * instead of the users in the sync scope.
+ *
+ * `*out_json`: `{"scope", "accounts_audited", "accounts_with_findings", "replication_ms",
+ * "analysis_ms", "weak_passwords"?, "weak_lines_skipped"?, "findings": [{"finding", "title",
+ * "checked", "count", "groups"?, "accounts": [{"sam_account_name", "user_principal_name",
+ * "distinguished_name", "enabled", "computer", "group"?, "breach_count"?, "findings"?}]}]}`,
+ * one finding per id in this order: "empty_password", "weak_password", "leaked_password",
+ * "shared_password", "default_computer_password", "lm_hash_present",
+ * "password_not_required", "reversible_encryption", "aes_keys_missing",
+ * "password_never_expires", "admin_with_finding". The report never holds a hash.
+ * An unusable list is `PHS_E_INVALID_ARGUMENT`; config, LDAP and replication failures are
+ * `PHS_E_CONFIG`, `PHS_E_DIRECTORY`, `PHS_E_REPLICATION`.
+ *
+ * # Safety
+ * `config_path` NUL-terminated; the list paths NULL or NUL-terminated; free `*out_json`
+ * with `phs_string_free`.
+ */
+phs_status phs_audit(const char *config_path,
+                     const char *leaked_hashes_path,
+                     const char *weak_passwords_path,
+                     bool all_accounts,
+                     char **out_json);
+
+/**
  * Open a tenant. `target`: a path to a tenant file (created on first use, mode 0600), a
  * `postgres://` URL, or the `https://` URL of `phsync cloud serve`; for the last, the token
  * file and CA file come from `PHSYNC_TOKEN_FILE` and `PHSYNC_CA_FILE` (or use

@@ -28,6 +28,7 @@
         'Test-CloudSignIn',
         'Test-PasswordHashSyncConnection',
         'Test-PasswordHashSyncDigest',
+        'Test-PasswordHashSyncQuality',
         'Unregister-PasswordHashSyncTask'
     )
     FunctionsToExport    = @()

@@ -210,6 +210,26 @@ With -UserName, returns each user''s diagnostics: object GUID, names, source anc
         )
         Related     = @('Invoke-PasswordHashSync')
     }
+    'Test-PasswordHashSyncQuality' = @{
+        Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
+        Synopsis    = 'Audits password quality: empty, weak, shared and leaked passwords and risky password settings.'
+        Description = 'Reads the accounts'' credentials from the domain controller the way a sync does (MS-DRSR replication, with the LM hash, supplementalCredentials and adminCount) and reports, per finding, the accounts it applies to: empty password; password in the weak-password dictionary; password in the leaked-hash list (with its breach count); passwords shared by several accounts (by group); computer account with its default password; LM hash stored; password not required (PASSWD_NOTREQD); reversible encryption; no Kerberos AES keys; password never expires; administrators (adminCount) with any of these.
+
+By default the users in the config''s sync scope are audited; -AllAccounts audits every user and computer account of the domain, disabled ones included. No object, message or log line holds a hash, and nothing is written to the directory, the tenant or the engine''s state. An unusable list (missing, unsorted, malformed) is an InvalidArgument error (PHS_E_INVALID_ARGUMENT) naming the file.'
+        Parameters  = @{
+            ConfigPath        = 'The engine''s TOML config file. Default: $env:PHSYNC_CONFIG.'
+            LeakedHashesPath  = 'Have I Been Pwned''s "NTLM ordered by hash" file (HASH:COUNT lines) or any sorted list of NT hashes. It is memory-mapped and binary-searched in place, never loaded.'
+            WeakPasswordsPath = 'A UTF-8 text file of weak passwords, one per line; they are hashed when the file is read.'
+            AllAccounts       = 'Audit every user and computer account of the domain instead of the users in the sync scope.'
+            Summary           = 'Write one object per finding with its count instead of one per account.'
+        }
+        Examples    = @(
+            @{ Code = 'Test-PasswordHashSyncQuality -ConfigPath /etc/phsync/phsync.toml -LeakedHashesPath /data/pwned-passwords-ntlm-ordered-by-hash-v8.txt -WeakPasswordsPath ./weak.txt'; Remarks = 'The accounts of each finding, grouped by finding.' }
+            @{ Code = 'Test-PasswordHashSyncQuality -Summary -AllAccounts'; Remarks = 'How many accounts of the whole domain each finding names (with $env:PHSYNC_CONFIG set).' }
+            @{ Code = 'Test-PasswordHashSyncQuality -LeakedHashesPath ./hibp.txt | Where-Object Finding -eq leaked_password | Sort-Object BreachCount -Descending'; Remarks = 'The users with a leaked password, most breached first.' }
+        )
+        Related     = @('Test-PasswordHashSyncConnection', 'Invoke-PasswordHashSync')
+    }
     'Get-PasswordHashSyncEvent' = @{
         Defaults    = @{ ConfigPath = '$env:PHSYNC_CONFIG'  }
         Synopsis    = 'Gets events from the password hash sync event log.'

@@ -376,6 +376,75 @@ namespace PasswordHashSync
         }
     }
 
+    /// <summary>An account named by one finding of Test-PasswordHashSyncQuality. Never holds a hash.</summary>
+    public class PasswordQualityFinding
+    {
+        /// <summary>empty_password, weak_password, leaked_password, shared_password,
+        /// default_computer_password, lm_hash_present, password_not_required,
+        /// reversible_encryption, aes_keys_missing, password_never_expires, admin_with_finding.</summary>
+        public string Finding { get; set; }
+        public string Title { get; set; }
+        public string SamAccountName { get; set; }
+        public string UserPrincipalName { get; set; }
+        public string DistinguishedName { get; set; }
+        public bool Enabled { get; set; }
+        public bool Computer { get; set; }
+        /// <summary>shared_password: the group of accounts sharing one password (1, 2, ...).</summary>
+        public int? Group { get; set; }
+        /// <summary>leaked_password: how often the password was seen in breaches (HIBP's count).</summary>
+        public long? BreachCount { get; set; }
+        /// <summary>admin_with_finding: the administrator's other findings.</summary>
+        public string[] Findings { get; set; }
+
+        internal static PasswordQualityFinding FromJson(JsonObject finding, JsonObject a)
+        {
+            List<string> others = new List<string>();
+            foreach (object o in a.Arr("findings")) if (o is string) others.Add((string)o);
+            return new PasswordQualityFinding
+            {
+                Finding = finding.Str("finding"),
+                Title = finding.Str("title"),
+                SamAccountName = a.Str("sam_account_name"),
+                UserPrincipalName = a.Str("user_principal_name"),
+                DistinguishedName = a.Str("distinguished_name"),
+                Enabled = a.Bool("enabled"),
+                Computer = a.Bool("computer"),
+                Group = a.ContainsKey("group") ? (int?)a.Long("group") : null,
+                BreachCount = a.ContainsKey("breach_count") && a["breach_count"] != null ? (long?)a.Long("breach_count") : null,
+                Findings = others.ToArray(),
+            };
+        }
+    }
+
+    /// <summary>One finding's count (Test-PasswordHashSyncQuality -Summary).</summary>
+    public class PasswordQualitySummary
+    {
+        public string Finding { get; set; }
+        public string Title { get; set; }
+        /// <summary>False when the list the finding needs was not given: Count 0 then means "not checked".</summary>
+        public bool Checked { get; set; }
+        public int Count { get; set; }
+        /// <summary>shared_password: the number of groups.</summary>
+        public int? Groups { get; set; }
+        /// <summary>sync_scope or all_accounts.</summary>
+        public string Scope { get; set; }
+        public int AccountsAudited { get; set; }
+
+        internal static PasswordQualitySummary FromJson(JsonObject report, JsonObject f)
+        {
+            return new PasswordQualitySummary
+            {
+                Finding = f.Str("finding"),
+                Title = f.Str("title"),
+                Checked = f.Bool("checked"),
+                Count = (int)f.Long("count"),
+                Groups = f.ContainsKey("groups") ? (int?)f.Long("groups") : null,
+                Scope = report.Str("scope"),
+                AccountsAudited = (int)report.Long("accounts_audited"),
+            };
+        }
+    }
+
     /// <summary>An entry of the engine's event log (Microsoft's Directory Synchronization event IDs).</summary>
     public class SyncEvent
     {

@@ -26,7 +26,7 @@ Import-Module PasswordHashSync -ErrorAction Stop
 $script:Cmdlets = @(
     'ConvertTo-NTHash', 'ConvertTo-PasswordHashSyncDigest', 'Test-PasswordHashSyncDigest',
     'Set-CloudPassword', 'Test-CloudSignIn', 'Get-CloudUser', 'Get-CloudUserRisk', 'Revoke-CloudSession',
-    'Invoke-PasswordHashSync', 'Start-PasswordHashSync', 'Get-PasswordHashSyncStatus', 'Test-PasswordHashSyncConnection',
+    'Invoke-PasswordHashSync', 'Start-PasswordHashSync', 'Get-PasswordHashSyncStatus', 'Test-PasswordHashSyncConnection', 'Test-PasswordHashSyncQuality',
     'Get-PasswordHashSyncEvent', 'Register-PasswordHashSyncTask', 'Get-PasswordHashSyncTask',
     'Unregister-PasswordHashSyncTask'
 )

@@ -76,7 +76,7 @@ Describe 'Import-Module PasswordHashSync' {
         $o.Path | Should -Be $ModuleDir
         $o.Warnings | Should -BeNullOrEmpty
         $o.Errors | Should -BeNullOrEmpty
-        $o.Commands | Should -Be 16
+        $o.Commands | Should -Be 17
         $o.NTHash | Should -Be '92937945B518814341DE3F726500D4FF'
     }
 
@@ -116,7 +116,7 @@ Describe 'Module manifest' {
         @($manifest.CmdletsToExport | Sort-Object) | Should -Be $exported
     }
 
-    It 'exports every cmdlet the DLL defines, and the 16 documented ones' {
+    It 'exports every cmdlet the DLL defines, and the 17 documented ones' {
         $defined = [PasswordHashSync.PhsyncModule].Assembly.GetTypes() |
             ForEach-Object { $_.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false) } |
             ForEach-Object { "$($_.VerbName)-$($_.NounName)" } | Sort-Object

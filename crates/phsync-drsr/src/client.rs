@@ -5,7 +5,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::auth::{Mechanism, SecurityContext};
-use super::convert::{account_from, account_if_relevant, ACCOUNT_ATTRIBUTES};
+use super::convert::{account_from, account_if_relevant, ACCOUNT_ATTRIBUTES, AUDIT_ATTRIBUTES};
 use super::drsuapi::{
     self, DrsHandle, DrsMsgGetchgreplyV6, DrsMsgGetchgreqV8, DsName, DRSUAPI_SYNTAX, DRS_INIT_SYNC,
     DRS_NEVER_SYNCED, DRS_WRIT_REP, DS_FQDN_1779_NAME, DS_NT4_ACCOUNT_NAME, DS_UNIQUE_ID_NAME,
@@ -350,6 +350,9 @@ impl DrsrClient {
         }
     }
 
+    /// One DRS_MSG_GETCHGREQ_V8; each argument is one of its fields (or the attribute list
+    /// its partial attribute set is built from), so they stay separate.
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         nc: DsName,
@@ -358,9 +361,10 @@ impl DrsrClient {
         flags: u32,
         max_objects: u32,
         extended_op: u32,
+        attributes: &[&str],
     ) -> Result<DrsMsgGetchgreqV8> {
         let mut prefix = SchemaPrefixTable::new();
-        let pas = ACCOUNT_ATTRIBUTES
+        let pas = attributes
             .iter()
             .map(|oid| prefix.make_attid(oid))
             .collect::<Result<Vec<_>>>()?;
@@ -418,6 +422,7 @@ impl DrsrClient {
             DRS_INIT_SYNC | DRS_WRIT_REP,
             1,
             EXOP_REPL_OBJ,
+            ACCOUNT_ATTRIBUTES,
         )?;
         let reply = self.get_nc_changes(&req).await?;
         let obj = reply
@@ -448,6 +453,36 @@ impl DrsrClient {
     where
         F: FnMut(Vec<ReplicatedAccount>) -> Result<()> + ?Sized,
     {
+        self.replicate_nc(cursor, batch_size, ACCOUNT_ATTRIBUTES, on_batch)
+            .await
+    }
+
+    /// A full replication of the domain for a password-quality audit: the accounts with,
+    /// besides what a sync reads, `admin_count`, `lm_hash_present` and `supplemental`
+    /// filled in. Nothing to persist: an audit always reads everything.
+    pub async fn replicate_domain_for_audit<F>(
+        &mut self,
+        batch_size: u32,
+        on_batch: &mut F,
+    ) -> Result<()>
+    where
+        F: FnMut(Vec<ReplicatedAccount>) -> Result<()> + ?Sized,
+    {
+        self.replicate_nc(None, batch_size, AUDIT_ATTRIBUTES, on_batch)
+            .await
+            .map(|_| ())
+    }
+
+    async fn replicate_nc<F>(
+        &mut self,
+        cursor: Option<&ReplicationCursor>,
+        batch_size: u32,
+        attributes: &[&str],
+        on_batch: &mut F,
+    ) -> Result<ReplicationCursor>
+    where
+        F: FnMut(Vec<ReplicatedAccount>) -> Result<()> + ?Sized,
+    {
         let dn = match cursor {
             Some(c) => c.naming_context.clone(),
             None => self.domain_dn().await?,
@@ -472,6 +507,7 @@ impl DrsrClient {
                 flags,
                 batch_size.max(1),
                 EXOP_NONE,
+                attributes,
             )?;
             let reply = self.get_nc_changes(&req).await?;
             if let Some(c) = cursor {
@@ -630,6 +666,59 @@ mod tests {
             hex::encode_upper(bytes),
             dec[..dec.len() - 1].to_owned(),
         ]
+    }
+
+    /// The audit attribute set against Samba: adminCount, supplementalCredentials (Samba at
+    /// the 2008 R2 level stores AES keys for every password) and no LM hash (`lanman auth`
+    /// is off by default, so Samba never writes dBCSPwd).
+    #[test]
+    fn audit_replication_reads_admin_count_and_supplemental_credentials() {
+        let (env, accounts) = lab();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let all = rt.block_on(async {
+            let cfg = DrsrConfig::new(
+                "127.0.0.1",
+                Auth::Ntlm {
+                    domain: env["PHSYNC_LAB_DOMAIN"].clone(),
+                    user: env["REPL_USER"].clone(),
+                    password: Zeroizing::new(env["REPL_PASSWORD"].clone()),
+                },
+            );
+            let mut c = DrsrClient::connect(&cfg).await.expect("connect");
+            let mut all = Vec::new();
+            c.replicate_domain_for_audit(200, &mut |b| {
+                all.extend(b);
+                Ok(())
+            })
+            .await
+            .expect("audit replication");
+            c.close().await.expect("close");
+            all
+        });
+        let by_sam = |sam: &str| {
+            all.iter()
+                .find(|a| a.sam_account_name.as_deref() == Some(sam))
+                .unwrap_or_else(|| panic!("{sam} replicated"))
+        };
+        let admin = by_sam("Administrator");
+        assert_eq!(admin.admin_count, Some(1));
+        for (sam, pw) in &accounts {
+            let a = by_sam(sam);
+            assert!(
+                a.nt_hash.as_ref() == Some(&NtHash::from_password(pw).unwrap()),
+                "{sam}"
+            );
+            let s = a
+                .supplemental
+                .as_ref()
+                .unwrap_or_else(|| panic!("{sam}: supplementalCredentials"));
+            assert!(s.kerberos_aes_keys, "{sam}: {:?}", s.packages);
+            assert!(!a.lm_hash_present, "{sam}");
+        }
+        assert!(all.iter().any(|a| a.has_class("computer")));
     }
 
     #[test]

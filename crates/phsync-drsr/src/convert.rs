@@ -9,6 +9,7 @@ use super::drsuapi::{DrsMsgGetchgreplyV6, ReplentinflistItem};
 use super::error::{DrsrError, Result};
 use super::records::{AttributeMetadata, Guid, ReplicatedAccount, Sid};
 use super::secrets::{decrypt_hash, decrypt_history, SessionKeys};
+use super::supplemental;
 
 pub(crate) const OID_OBJECT_GUID: &str = "1.2.840.113556.1.4.2";
 pub(crate) const OID_OBJECT_SID: &str = "1.2.840.113556.1.4.146";
@@ -20,6 +21,9 @@ pub(crate) const OID_PWD_LAST_SET: &str = "1.2.840.113556.1.4.96";
 pub(crate) const OID_UNICODE_PWD: &str = "1.2.840.113556.1.4.90";
 pub(crate) const OID_NT_PWD_HISTORY: &str = "1.2.840.113556.1.4.94";
 pub(crate) const OID_IS_DELETED: &str = "1.2.840.113556.1.2.48";
+pub(crate) const OID_DBCS_PWD: &str = "1.2.840.113556.1.4.55";
+pub(crate) const OID_SUPPLEMENTAL_CREDENTIALS: &str = "1.2.840.113556.1.4.125";
+pub(crate) const OID_ADMIN_COUNT: &str = "1.2.840.113556.1.4.150";
 
 /// The partial attribute set requested.
 pub(crate) const ACCOUNT_ATTRIBUTES: &[&str] = &[
@@ -33,6 +37,25 @@ pub(crate) const ACCOUNT_ATTRIBUTES: &[&str] = &[
     OID_UNICODE_PWD,
     OID_NT_PWD_HISTORY,
     OID_IS_DELETED,
+];
+
+/// The partial attribute set of an audit: the account attributes plus the LM hash
+/// (`dBCSPwd`), `supplementalCredentials` (Kerberos keys) and `adminCount`. Not part of the
+/// sync's set, which stays as small as a password sync needs.
+pub(crate) const AUDIT_ATTRIBUTES: &[&str] = &[
+    OID_OBJECT_GUID,
+    OID_OBJECT_SID,
+    OID_SAM_ACCOUNT_NAME,
+    OID_UPN,
+    OID_OBJECT_CLASS,
+    OID_UAC,
+    OID_PWD_LAST_SET,
+    OID_UNICODE_PWD,
+    OID_NT_PWD_HISTORY,
+    OID_IS_DELETED,
+    OID_DBCS_PWD,
+    OID_SUPPLEMENTAL_CREDENTIALS,
+    OID_ADMIN_COUNT,
 ];
 
 pub(crate) fn account_if_relevant(
@@ -81,6 +104,8 @@ pub(crate) fn account_from(
     }
     let mut unicode_pwd: Option<(&[u8], Option<AttributeMetadata>)> = None;
     let mut history: Option<&[u8]> = None;
+    let mut lm: Option<&[u8]> = None;
+    let mut supplemental: Option<&[u8]> = None;
     for (i, attr) in obj.attrs.iter().enumerate() {
         let meta = obj.meta.get(i).map(|m| AttributeMetadata {
             version: m.version,
@@ -144,6 +169,13 @@ pub(crate) fn account_from(
                 unicode_pwd = Some((first.unwrap_or(&[]), meta));
             }
             OID_NT_PWD_HISTORY => history = first,
+            OID_DBCS_PWD => lm = first,
+            OID_SUPPLEMENTAL_CREDENTIALS => supplemental = first,
+            OID_ADMIN_COUNT => {
+                a.admin_count = first
+                    .filter(|v| v.len() == 4)
+                    .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+            }
             _ => {}
         }
     }
@@ -165,6 +197,20 @@ pub(crate) fn account_from(
             })?;
             a.nt_hash_history = decrypt_history(keys, rid, blob, "ntPwdHistory")?;
         }
+    }
+    if let Some(blob) = lm.filter(|b| !b.is_empty()) {
+        let rid = a.rid.ok_or_else(|| {
+            DrsrError::protocol("replicated account", "an objectSid to decrypt dBCSPwd")
+        })?;
+        // Only presence matters (and is reported); the decrypted LM hash is dropped
+        // (zeroized) right here.
+        a.lm_hash_present = decrypt_hash(keys, rid, blob, "dBCSPwd")?.is_some();
+    }
+    if let Some(blob) = supplemental {
+        // No RID layer on supplementalCredentials; the decrypted value is zeroized on drop.
+        a.supplemental = keys
+            .decrypt_payload(blob, "supplementalCredentials")?
+            .map(|plain| supplemental::parse(&plain));
     }
     Ok(a)
 }

@@ -24,7 +24,9 @@
 //! - `drsuapi`: MS-DRSR wire types with the spec's names (`DrsMsgGetchgreqV8`,
 //!   `DrsMsgGetchgreplyV6`, `ReplentinflistItem`, `Attr`, `PropertyMetaDataExt`, `DsName`,
 //!   `DrsExtensionsInt`, ...) and their encoding and decoding.
-//! - `secrets`: decryption of `unicodePwd` / `ntPwdHistory` with the session key.
+//! - `secrets`: decryption of `unicodePwd` / `ntPwdHistory` / `dBCSPwd` with the session key.
+//! - `supplemental`: USER_PROPERTIES of `supplementalCredentials`, summarized (package
+//!   names, AES keys present) without keeping key material.
 //! - `convert`: wire types → records (attributes by OID, DSTIME → Unix time, decryption).
 //! - `records`: the typed results; `client`: [`DrsrClient`]; `error`: [`DrsrError`].
 //!
@@ -88,13 +90,15 @@ mod prefix;
 mod records;
 mod rpc;
 mod secrets;
+mod supplemental;
 mod transport;
 
 pub use client::{Auth, DrsrClient, DrsrConfig, DEFAULT_BATCH_SIZE};
 pub use error::{DrsrError, Result};
 pub use phsync_ad::{FileTime, Guid};
 pub use records::{
-    AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, UptodateCursorV1, UsnVector,
+    AttributeMetadata, ReplicatedAccount, ReplicationCursor, Sid, SupplementalCredentials,
+    UptodateCursorV1, UsnVector,
 };
 /// Former name of [`UptodateCursorV1`].
 pub type UtdEntry = UptodateCursorV1;

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 pub use phsync_ad::{FileTime, Guid, Sid};
 use phsync_hash::NtHash;
 
+pub use super::supplemental::SupplementalCredentials;
+
 /// Replication metadata of one attribute (PROPERTY_META_DATA_EXT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttributeMetadata {
@@ -51,6 +53,12 @@ pub struct ReplicatedAccount {
     pub password_metadata: Option<AttributeMetadata>,
     /// Highest originating USN among the attributes sent for this object.
     pub usn: Option<u64>,
+    /// adminCount (audit replication only; `None` when not sent or not set).
+    pub admin_count: Option<u32>,
+    /// dBCSPwd held an LM hash (audit replication only); the hash itself is not kept.
+    pub lm_hash_present: bool,
+    /// What supplementalCredentials holds (audit replication only; `None` when not sent).
+    pub supplemental: Option<SupplementalCredentials>,
 }
 
 impl ReplicatedAccount {

@@ -9,7 +9,9 @@
 //! - [`state`] keeps the cursor, the retry queue and per-user diagnostics; [`events`] the
 //!   event log (Entra Connect's event IDs).
 //! - [`check_connection`] tests each step a cycle takes, one by one, without writing.
+//! - [`audit::run`] is the password-quality audit over the same replication, writing nothing.
 
+pub mod audit;
 pub mod check;
 pub mod config;
 mod engine;

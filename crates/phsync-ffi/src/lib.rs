@@ -24,6 +24,7 @@
 
 use std::ffi::{c_char, CString};
 
+mod audit;
 mod cloud;
 mod engine;
 mod error;
@@ -31,6 +32,7 @@ mod ffi;
 mod hash;
 mod risk;
 
+pub use audit::*;
 pub use cloud::*;
 pub use engine::*;
 pub use error::phs_status;

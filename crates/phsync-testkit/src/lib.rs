@@ -3,6 +3,7 @@
 //! Not shipped: only dev-dependencies use it.
 
 pub mod ad;
+pub mod audit_fixture;
 pub mod lab;
 pub mod leaked;
 pub mod openapi;

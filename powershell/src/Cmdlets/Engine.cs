@@ -445,6 +445,69 @@ namespace PasswordHashSync.Cmdlets
         }
     }
 
+    /// <summary>Test-PasswordHashSyncQuality: the password-quality audit (phs_audit), one
+    /// object per account and finding, or one per finding with -Summary.</summary>
+    [Cmdlet(VerbsDiagnostic.Test, "PasswordHashSyncQuality")]
+    [OutputType(typeof(PasswordQualityFinding))]
+    [OutputType(typeof(PasswordQualitySummary))]
+    public sealed class TestPasswordHashSyncQualityCommand : EngineCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Config")]
+        public string ConfigPath { get; set; }
+
+        protected override string ConfigPathArgument { get { return ConfigPath; } }
+
+        /// <summary>Have I Been Pwned's "NTLM ordered by hash" file, or a sorted list of NT hashes.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string LeakedHashesPath { get; set; }
+
+        /// <summary>A UTF-8 text file of weak passwords, one per line.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string WeakPasswordsPath { get; set; }
+
+        /// <summary>Every user and computer account of the domain, not only the synced users.</summary>
+        [Parameter]
+        public SwitchParameter AllAccounts { get; set; }
+
+        /// <summary>One object per finding with its count, instead of one per account.</summary>
+        [Parameter]
+        public SwitchParameter Summary { get; set; }
+
+        protected override void ProcessConfig()
+        {
+            string leaked = LeakedHashesPath == null ? null : FullPath(LeakedHashesPath);
+            string weak = WeakPasswordsPath == null ? null : FullPath(WeakPasswordsPath);
+            JsonObject report;
+            try
+            {
+                report = Json.ParseObject(Lib.Audit(Config, leaked, weak, AllAccounts));
+            }
+            catch (Exception e) when (!(e is RuntimeException))
+            {
+                ThrowTerminatingError(ErrorFor(e, Config));
+                return;
+            }
+            foreach (object o in report.Arr("findings"))
+            {
+                JsonObject f = o as JsonObject;
+                if (f == null) continue;
+                if (Summary)
+                {
+                    WriteObject(PasswordQualitySummary.FromJson(report, f));
+                    continue;
+                }
+                foreach (object a in f.Arr("accounts"))
+                {
+                    JsonObject acct = a as JsonObject;
+                    if (acct != null) WriteObject(PasswordQualityFinding.FromJson(f, acct));
+                }
+            }
+        }
+    }
+
     /// <summary>Get-PasswordHashSyncEvent: the engine's event log, newest last.</summary>
     [Cmdlet(VerbsCommon.Get, "PasswordHashSyncEvent")]
     [OutputType(typeof(SyncEvent))]

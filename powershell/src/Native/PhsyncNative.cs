@@ -221,6 +221,8 @@ namespace PasswordHashSync.Native
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int StringJsonFn([In] byte[] argument, out IntPtr json);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int AuditFn([In] byte[] configPath, [In] byte[] leakedHashesPath, [In] byte[] weakPasswordsPath, byte allAccounts, out IntPtr json);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int EventsFn([In] byte[] configPath, [In] ushort[] ids, UIntPtr idsLen, long afterUnixMs, UIntPtr newest, out IntPtr json);
 
         private PhsyncLibrary(IntPtr handle, string path, string rid, bool windows, DlFlavor dl)
@@ -785,6 +787,15 @@ namespace PasswordHashSync.Native
         {
             IntPtr json;
             Check("phs_check_connection", Bind<StringJsonFn>("phs_check_connection")(Utf8Z(configPath), out json));
+            return TakeString(json);
+        }
+
+        /// <summary>The password-quality audit of an engine config (phs_audit), as JSON. The
+        /// list paths may be null (not checked).</summary>
+        public string Audit(string configPath, string leakedHashesPath, string weakPasswordsPath, bool allAccounts)
+        {
+            IntPtr json;
+            Check("phs_audit", Bind<AuditFn>("phs_audit")(Utf8Z(configPath), Utf8Z(leakedHashesPath), Utf8Z(weakPasswordsPath), (byte)(allAccounts ? 1 : 0), out json));
             return TakeString(json);
         }
 

@@ -129,6 +129,9 @@ impl FakeDc {
                 originating_usn: u64::from(version),
             }),
             usn: Some(u64::from(version)),
+            admin_count: None,
+            lm_hash_present: false,
+            supplemental: None,
         };
         self.current
             .lock()

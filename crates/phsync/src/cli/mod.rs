@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod bench;
 mod cloud;
 mod directory;
@@ -56,6 +57,10 @@ enum Command {
     Check(sync::CheckArgs),
     /// The engine's event log, oldest first, without opening the engine
     Events(sync::EventsArgs),
+    /// Password quality: empty, weak, shared and leaked passwords and risky password settings
+    /// of the synced users (or every account with --all), never a hash; exit 1 if any
+    /// account has a finding
+    Audit(audit::AuditArgs),
     /// Debug view of MS-DRSR replication from a domain controller (hashes hidden unless --show-hashes)
     Drsr {
         #[command(subcommand)]
@@ -83,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => sync::run(args),
         Command::Status(args) => sync::status(args),
         Command::Check(args) => sync::check(args),
+        Command::Audit(args) => audit::run(args),
         Command::Events(args) => sync::events(args),
     };
     match result {

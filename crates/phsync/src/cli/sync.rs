@@ -75,7 +75,7 @@ pub fn init_logging() {
 
 /// As [`init_logging`], but warnings and errors only unless `PHSYNC_LOG` says otherwise: for
 /// commands whose output is the answer (`check`, `events`).
-fn init_logging_quiet() {
+pub(super) fn init_logging_quiet() {
     init_logging_with_default(tracing::Level::WARN);
 }
 

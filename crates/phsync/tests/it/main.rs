@@ -1,5 +1,6 @@
 //! Integration tests of phsync (one binary: see the README's Tests section).
 
+mod cli_audit;
 mod cli_cloud;
 mod cli_directory;
 mod cli_drsr;
