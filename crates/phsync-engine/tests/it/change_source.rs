@@ -157,7 +157,9 @@ fn scope_changes_take_effect_within_seconds_group_removal_disable_move() {
             signs_in(&a) == SignInStatus::Success
         });
         let last = stats(&f);
-        assert_eq!(last.replicated, mid.replicated + 1, "{last:?}");
+        // Its password comes back with it: replicated once by the change path, or by a cycle
+        // that ran first on a busy DC; never more than once.
+        assert!(last.replicated <= mid.replicated + 1, "{last:?}");
     });
     // The first cycle's users, then nothing stale: the tenant agrees after a full cycle too.
     f.cycle(false);
