@@ -398,6 +398,9 @@ impl Engine {
                 full_read_at,
             } => {
                 report.scope_read = "changes";
+                // The scope as last stored until this cycle stores its changes: a cycle
+                // stopped or failed midway still says how many users it covers.
+                report.in_scope = self.state.scope_len()?;
                 let scoped = self.provision_changes(changes, &accounts, report)?;
                 progress(
                     "scope",
