@@ -37,6 +37,7 @@ use ldap3::controls::RawControl;
 use ldap3::{Ldap, Scope, SearchEntry};
 
 use super::connect::{op_error, Directory};
+use super::entry;
 use super::error::DirectoryError;
 use super::notify::{classify, ObjectKind};
 use super::target::LdapTarget;
@@ -102,19 +103,7 @@ impl DirSyncChange {
     }
 
     pub(crate) fn from_entry(entry: &SearchEntry) -> Option<DirSyncChange> {
-        let guid_bytes = entry
-            .bin_attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-            .and_then(|(_, v)| v.first().cloned())
-            .or_else(|| {
-                entry
-                    .attrs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-                    .and_then(|(_, v)| v.first().map(|s| s.clone().into_bytes()))
-            })?;
-        let object_guid = Guid::from_slice(&guid_bytes).ok()?;
+        let object_guid = entry::object_guid(entry).ok()?;
         let names = entry.attrs.keys().chain(entry.bin_attrs.keys());
         let changed: Vec<String> = names
             .map(|k| k.to_ascii_lowercase())
@@ -124,19 +113,8 @@ impl DirSyncChange {
                     .any(|a| a.eq_ignore_ascii_case(k) && *k != "objectclass")
             })
             .collect();
-        let first = |name: &str| {
-            entry
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first().cloned())
-        };
-        let classes: Vec<String> = entry
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("objectClass"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let first = |name: &str| entry::text(entry, name);
+        let classes = entry::values(entry, "objectClass");
         let is_group = changed.iter().any(|a| a == "member")
             || classes.iter().any(|c| c.eq_ignore_ascii_case("group"));
         let kind = if is_group {

@@ -9,6 +9,7 @@
 
 mod connect;
 mod dirsync;
+mod entry;
 mod error;
 mod filter;
 mod notify;

@@ -63,6 +63,7 @@ use ldap3::{Ldap, RequestId, ResultEntry, Scope, SearchEntry, SearchStream};
 use tokio::time::Instant;
 
 use super::connect::{op_error, Directory};
+use super::entry;
 use super::error::DirectoryError;
 use super::target::LdapTarget;
 use super::users::{DirectoryUser, FileTime, Guid, USER_ATTRS};
@@ -133,22 +134,9 @@ impl ChangedObject {
     /// Build from a notification entry; `None` if it has no usable objectGUID (never the
     /// case for a real AD object).
     pub(crate) fn from_entry(entry: &SearchEntry, realm: &str) -> Option<ChangedObject> {
-        let values = |name: &str| -> Vec<String> {
-            entry
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let first = |name: &str| values(name).into_iter().next();
-        let guid_bytes = entry
-            .bin_attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-            .and_then(|(_, v)| v.first().cloned())
-            .or_else(|| first("objectGUID").map(String::into_bytes))?;
-        let object_guid = Guid::from_slice(&guid_bytes).ok()?;
+        let values = |name: &str| entry::values(entry, name);
+        let first = |name: &str| entry::text(entry, name);
+        let object_guid = entry::object_guid(entry).ok()?;
         let object_classes = values("objectClass");
         let kind = classify(&object_classes, first("objectCategory").as_deref());
         let user = if kind == ObjectKind::User {

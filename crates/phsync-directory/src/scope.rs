@@ -15,6 +15,7 @@ use ldap3::controls::RawControl;
 use ldap3::{Scope, SearchEntry};
 
 use super::connect::{op_error, Directory};
+use super::entry::object_guid;
 use super::error::DirectoryError;
 use super::filter::{escape_filter_bytes, escape_filter_value};
 use super::users::{DirectoryUser, Guid, USER_ATTRS};
@@ -61,28 +62,6 @@ pub struct ScopeChanges {
     /// User objects that changed and are not in scope now: disabled, moved out of the
     /// scoped OUs, no longer a plain user, or deleted. Most were never in scope.
     pub out_of_scope: Vec<Guid>,
-}
-
-/// The objectGUID of an entry read with only that attribute.
-fn entry_guid(entry: &SearchEntry) -> Result<Guid, DirectoryError> {
-    let raw = entry
-        .bin_attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-        .and_then(|(_, v)| v.first().cloned())
-        .or_else(|| {
-            entry
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("objectGUID"))
-                .and_then(|(_, v)| v.first().map(|s| s.clone().into_bytes()))
-        });
-    let bad = |detail: String| DirectoryError::MalformedEntry {
-        dn: entry.dn.clone(),
-        detail,
-    };
-    let raw = raw.ok_or_else(|| bad("no objectGUID".into()))?;
-    Guid::from_slice(&raw).map_err(|e| bad(format!("objectGUID: {e}")))
 }
 
 /// The complete in-scope filter, given the groups already resolved to DNs.
@@ -172,7 +151,7 @@ impl Directory {
             .paged_search(&domain, Scope::Subtree, &all_changed, &["objectGUID"])
             .await?
         {
-            let g = entry_guid(&e)?;
+            let g = object_guid(&e)?;
             if !in_scope.contains_key(&g) {
                 out_of_scope.insert(g);
             }
@@ -183,7 +162,7 @@ impl Directory {
             .paged_search_with(&domain, Scope::Subtree, &deleted, &["objectGUID"], true)
             .await?
         {
-            out_of_scope.insert(entry_guid(&e)?);
+            out_of_scope.insert(object_guid(&e)?);
         }
         Ok(Some(ScopeChanges {
             in_scope: in_scope.into_values().collect(),

@@ -5,6 +5,7 @@ use ldap3::SearchEntry;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
+use super::entry;
 use super::error::DirectoryError;
 
 /// userAccountControl: ACCOUNTDISABLE.
@@ -89,32 +90,15 @@ impl DirectoryUser {
             dn: entry.dn.clone(),
             detail,
         };
-        let text = |name: &str| -> Option<String> {
-            entry
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first().cloned())
-        };
-        // ldap3 files a value under `attrs` when it happens to be valid UTF-8 and under
-        // `bin_attrs` otherwise, so a binary attribute may be in either.
-        let bytes = |name: &str| -> Option<Vec<u8>> {
-            entry
-                .bin_attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first().cloned())
-                .or_else(|| text(name).map(String::into_bytes))
-        };
+        let text = |name: &str| entry::text(entry, name);
+        let bytes = |name: &str| entry::bytes(entry, name);
         let int = |name: &str| -> Result<i64, DirectoryError> {
             let v = text(name).ok_or_else(|| bad(format!("no {name}")))?;
             v.trim()
                 .parse::<i64>()
                 .map_err(|_| bad(format!("{name} {v:?} is not an integer")))
         };
-        let guid_bytes = bytes("objectGUID").ok_or_else(|| bad("no objectGUID".into()))?;
-        let object_guid =
-            Guid::from_slice(&guid_bytes).map_err(|e| bad(format!("objectGUID: {e}")))?;
+        let object_guid = entry::object_guid(entry)?;
         let sid_bytes = bytes("objectSid").ok_or_else(|| bad("no objectSid".into()))?;
         let object_sid = Sid::from_bytes(&sid_bytes).map_err(|e| bad(format!("objectSid: {e}")))?;
         let rid = object_sid
