@@ -421,6 +421,23 @@ async fn listen(mut cfg: ListenConfig, stop: Arc<AtomicBool>, tx: Sender<Notice>
     }
 }
 
+/// A change source that could not be opened: the DC refuses it (the caller may fall back to
+/// DirSync), or it is lost before it connected (the caller retries with backoff).
+fn open_failed(e: DirectoryError, tx: &Sender<Notice>) -> Ended {
+    if matches!(
+        e,
+        DirectoryError::NotificationsUnsupported { .. } | DirectoryError::DirSyncUnsupported { .. }
+    ) {
+        return Ended::Unsupported(e.to_string());
+    }
+    match tx.send(Notice::Lost {
+        detail: e.to_string(),
+    }) {
+        Ok(()) => Ended::Lost { connected: false },
+        Err(_) => Ended::Stopped,
+    }
+}
+
 /// One change-notification search, until it is lost or the listener stops.
 async fn notification_session(
     cfg: &ListenConfig,
@@ -430,17 +447,7 @@ async fn notification_session(
 ) -> Ended {
     let mut n = match ChangeNotifications::open(&cfg.target, password).await {
         Ok(n) => n,
-        Err(e @ DirectoryError::NotificationsUnsupported { .. }) => {
-            return Ended::Unsupported(e.to_string())
-        }
-        Err(e) => {
-            return match tx.send(Notice::Lost {
-                detail: e.to_string(),
-            }) {
-                Ok(()) => Ended::Lost { connected: false },
-                Err(_) => Ended::Stopped,
-            }
-        }
+        Err(e) => return open_failed(e, tx),
     };
     if let Some(k) = cfg.keepalive {
         n.set_keepalive(k);
@@ -498,17 +505,7 @@ async fn dirsync_session(
 ) -> Ended {
     let mut ds = match DirSync::open(&cfg.target, password, cfg.cookie.clone()).await {
         Ok(ds) => ds,
-        Err(e @ DirectoryError::DirSyncUnsupported { .. }) => {
-            return Ended::Unsupported(e.to_string())
-        }
-        Err(e) => {
-            return match tx.send(Notice::Lost {
-                detail: e.to_string(),
-            }) {
-                Ok(()) => Ended::Lost { connected: false },
-                Err(_) => Ended::Stopped,
-            }
-        }
+        Err(e) => return open_failed(e, tx),
     };
     let mut url = ds.url().to_string();
     if ds.object_security() {
