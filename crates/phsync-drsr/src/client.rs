@@ -624,6 +624,18 @@ mod tests {
         }
     }
 
+    /// The lab's replication account, over NTLM.
+    fn lab_config(env: &std::collections::HashMap<String, String>) -> DrsrConfig {
+        DrsrConfig::new(
+            "127.0.0.1",
+            Auth::Ntlm {
+                domain: env["PHSYNC_LAB_DOMAIN"].clone(),
+                user: env["REPL_USER"].clone(),
+                password: Zeroizing::new(env["REPL_PASSWORD"].clone()),
+            },
+        )
+    }
+
     fn lab() -> (
         std::collections::HashMap<String, String>,
         Vec<(String, String)>,
@@ -679,14 +691,7 @@ mod tests {
             .build()
             .unwrap();
         let all = rt.block_on(async {
-            let cfg = DrsrConfig::new(
-                "127.0.0.1",
-                Auth::Ntlm {
-                    domain: env["PHSYNC_LAB_DOMAIN"].clone(),
-                    user: env["REPL_USER"].clone(),
-                    password: Zeroizing::new(env["REPL_PASSWORD"].clone()),
-                },
-            );
+            let cfg = lab_config(&env);
             let mut c = DrsrClient::connect(&cfg).await.expect("connect");
             let mut all = Vec::new();
             c.replicate_domain_for_audit(200, &mut |b| {
@@ -737,14 +742,7 @@ mod tests {
             .unwrap();
         let mut secrets: Vec<Vec<u8>> = Vec::new();
         rt.block_on(async {
-            let cfg = DrsrConfig::new(
-                "127.0.0.1",
-                Auth::Ntlm {
-                    domain: env["PHSYNC_LAB_DOMAIN"].clone(),
-                    user: env["REPL_USER"].clone(),
-                    password: Zeroizing::new(env["REPL_PASSWORD"].clone()),
-                },
-            );
+            let cfg = lab_config(&env);
             let mut c = DrsrClient::connect(&cfg).await.expect("connect");
             for k in &c.keys.keys_for_tests() {
                 secrets.push(k.to_vec());

@@ -26,7 +26,17 @@ pub(crate) const OID_SUPPLEMENTAL_CREDENTIALS: &str = "1.2.840.113556.1.4.125";
 pub(crate) const OID_ADMIN_COUNT: &str = "1.2.840.113556.1.4.150";
 
 /// The partial attribute set requested.
-pub(crate) const ACCOUNT_ATTRIBUTES: &[&str] = &[
+pub(crate) const ACCOUNT_ATTRIBUTES: &[&str] = &ACCOUNT_SET;
+
+/// The partial attribute set of an audit: the account attributes plus the LM hash
+/// (`dBCSPwd`), `supplementalCredentials` (Kerberos keys) and `adminCount`. Not part of the
+/// sync's set, which stays as small as a password sync needs.
+pub(crate) const AUDIT_ATTRIBUTES: &[&str] = &concat::<10, 3, 13>(
+    ACCOUNT_SET,
+    [OID_DBCS_PWD, OID_SUPPLEMENTAL_CREDENTIALS, OID_ADMIN_COUNT],
+);
+
+const ACCOUNT_SET: [&str; 10] = [
     OID_OBJECT_GUID,
     OID_OBJECT_SID,
     OID_SAM_ACCOUNT_NAME,
@@ -39,24 +49,24 @@ pub(crate) const ACCOUNT_ATTRIBUTES: &[&str] = &[
     OID_IS_DELETED,
 ];
 
-/// The partial attribute set of an audit: the account attributes plus the LM hash
-/// (`dBCSPwd`), `supplementalCredentials` (Kerberos keys) and `adminCount`. Not part of the
-/// sync's set, which stays as small as a password sync needs.
-pub(crate) const AUDIT_ATTRIBUTES: &[&str] = &[
-    OID_OBJECT_GUID,
-    OID_OBJECT_SID,
-    OID_SAM_ACCOUNT_NAME,
-    OID_UPN,
-    OID_OBJECT_CLASS,
-    OID_UAC,
-    OID_PWD_LAST_SET,
-    OID_UNICODE_PWD,
-    OID_NT_PWD_HISTORY,
-    OID_IS_DELETED,
-    OID_DBCS_PWD,
-    OID_SUPPLEMENTAL_CREDENTIALS,
-    OID_ADMIN_COUNT,
-];
+/// `a` then `b`, at compile time (a mismatched `C` does not compile).
+const fn concat<const A: usize, const B: usize, const C: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; C] {
+    assert!(A + B == C);
+    let mut out = [""; C];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < C {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
 
 pub(crate) fn account_if_relevant(
     keys: &SessionKeys,
@@ -243,4 +253,21 @@ pub(crate) fn class_name(oid: &str) -> Option<&'static str> {
         "1.2.840.113556.1.5.28" => "secret",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_set_is_the_account_set_and_three_more() {
+        assert_eq!(
+            &AUDIT_ATTRIBUTES[..ACCOUNT_ATTRIBUTES.len()],
+            ACCOUNT_ATTRIBUTES
+        );
+        assert_eq!(
+            &AUDIT_ATTRIBUTES[ACCOUNT_ATTRIBUTES.len()..],
+            [OID_DBCS_PWD, OID_SUPPLEMENTAL_CREDENTIALS, OID_ADMIN_COUNT]
+        );
+    }
 }
