@@ -189,3 +189,18 @@ pub fn synced(
         leak_check: None,
     }
 }
+
+/// Syncs `password` to `anchor` at [`T0`] as the engine does when the hash is in the leaked
+/// list (`breach_count` from it, sign-in not blocked). Returns the digest sent, for the
+/// tests that check no output shows it.
+pub fn sync_leaked(
+    t: &dyn CloudTenant,
+    anchor: &str,
+    password: &str,
+    breach_count: Option<u64>,
+) -> Zeroizing<String> {
+    let mut credential = synced(anchor, password, T0, false);
+    credential.leak_check = Some(cloud::LeakCheck::leaked(breach_count, false));
+    t.apply_synced_credential(&credential).unwrap();
+    credential.digest
+}

@@ -402,22 +402,13 @@ fn a_remote_tenant_through_the_c_abi() {
 /// PostgreSQL: `phs_cloud_risks` lists them, `phs_cloud_user` carries them; no hash.
 #[test]
 fn risks_through_the_c_abi() {
-    use phsync_testkit::tenant::{digest_of, provision, TestDatabase, T0};
+    use phsync_testkit::tenant::{digest_of, provision, sync_leaked, TestDatabase, T0};
     let dir = TempDir::new("ffi-risk");
     let db = TestDatabase::new("ffi_risk");
     for target in [dir.0.join("t.db").display().to_string(), db.url.clone()] {
         let tenant = phsync_tenant::open(&target, "test").unwrap();
         provision(tenant.as_ref(), "Umlzaw==", "risky@phs.test");
-        let digest = digest_of("Summer2024!");
-        tenant
-            .apply_synced_credential(&phsync_tenant::SyncedCredential {
-                source_anchor: "Umlzaw==".into(),
-                digest: digest.clone(),
-                changed_at: T0,
-                force_change_at_next_sign_in: false,
-                leak_check: Some(phsync_tenant::LeakCheck::leaked(None, false)),
-            })
-            .unwrap();
+        let digest = sync_leaked(tenant.as_ref(), "Umlzaw==", "Summer2024!", None);
         let path = CString::new(target.as_str()).unwrap();
         unsafe {
             let mut cloud = ptr::null_mut();

@@ -170,23 +170,14 @@ fn two_processes_writing_one_tenant_lose_nothing() {
 /// tenant file and in PostgreSQL: `cloud risk list` and `cloud user show`, never a hash.
 #[test]
 fn risk_list_and_user_show_name_leaked_users_without_a_hash() {
-    use phsync_testkit::tenant::{digest_of, provision, TestDatabase, T0};
+    use phsync_testkit::tenant::{provision, sync_leaked, TestDatabase};
     let dir = TempDir::new("cli-risk");
     let db = TestDatabase::new("cli_risk");
     for t in [dir.0.join("t.db").display().to_string(), db.url.clone()] {
         let tenant = phsync_tenant::open(&t, "test").unwrap();
         provision(tenant.as_ref(), "Umlzaw==", "risky@phs.test");
         provision(tenant.as_ref(), "U2FmZQ==", "safe@phs.test");
-        let digest = digest_of("Summer2024!");
-        tenant
-            .apply_synced_credential(&phsync_tenant::SyncedCredential {
-                source_anchor: "Umlzaw==".into(),
-                digest: digest.clone(),
-                changed_at: T0,
-                force_change_at_next_sign_in: false,
-                leak_check: Some(phsync_tenant::LeakCheck::leaked(Some(31), false)),
-            })
-            .unwrap();
+        let digest = sync_leaked(tenant.as_ref(), "Umlzaw==", "Summer2024!", Some(31));
         let nt = phsync_hash::NtHash::from_password("Summer2024!")
             .unwrap()
             .to_upper_hex();
