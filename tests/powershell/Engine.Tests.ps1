@@ -282,12 +282,21 @@ Describe 'Start-PasswordHashSync' {
         $ps = [powershell]::Create()
         [void]$ps.AddScript('param($c) Import-Module PasswordHashSync -ErrorAction Stop; Start-PasswordHashSync -ConfigPath $c -Verbose').AddArgument($RunConfig)
         $handle = $ps.BeginInvoke()
-        # Until the first cycle is done and the notification search is open (or 60 s).
+        # Until the first cycle is done, the notification search is open and the cmdlet has
+        # written the cycle's and the connection's events (it reads the event log every 500 ms),
+        # or 60 s.
         $deadline = [DateTime]::UtcNow.AddSeconds(60)
         $Running = $null
+        $connectedEventWritten = {
+            $ids = @{}
+            for ($k = 0; $k -lt $ps.Streams.Verbose.Count; $k++) {
+                if ($ps.Streams.Verbose[$k].Message -match ' (601|690) info: ') { $ids[$Matches[1]] = $true }
+            }
+            $ids.Count -eq 2
+        }
         while ([DateTime]::UtcNow -lt $deadline -and -not $handle.IsCompleted) {
             $s = Get-PasswordHashSyncStatus -ConfigPath $RunConfig -ErrorAction SilentlyContinue
-            if ($s -and $s.NotificationsLive -and $s.LastCycle -and $s.LastCycle.Ok) { $Running = $s; break }
+            if ($s -and $s.NotificationsLive -and $s.LastCycle -and $s.LastCycle.Ok -and (& $connectedEventWritten)) { $Running = $s; break }
             Start-Sleep -Milliseconds 200
         }
         $RunningBeforeStop = -not $handle.IsCompleted

@@ -364,6 +364,13 @@ impl Engine {
             (Ok(read), (replicated, ms_since(started)))
         };
         let read = read.map_err(|e| self.domain_failure(is_full, e))?;
+        // Known before replication's outcome: a cycle stopped or failed during replication
+        // (or later) still says how many users it covers. A changes-only read leaves the
+        // stored scope's size until this cycle stores its changes.
+        report.in_scope = match &read {
+            scope::ScopeRead::Full { users, .. } => users.len() as u64,
+            scope::ScopeRead::Changes { .. } => self.state.scope_len()?,
+        };
         let (replicated, replicate_ms) = replicated;
         report.timings.replicate_ms = replicate_ms;
         let (accounts, next_cursor) = replicated.map_err(|e| match e {
@@ -376,7 +383,6 @@ impl Engine {
         let scoped = match read {
             scope::ScopeRead::Full { users, mark } => {
                 report.scope_read = "full";
-                report.in_scope = users.len() as u64;
                 progress("scope", users.len() as u64, users.len() as u64);
                 let back_in_scope = self.provision(&users, report, progress, is_full)?;
                 Scoped {
@@ -398,9 +404,6 @@ impl Engine {
                 full_read_at,
             } => {
                 report.scope_read = "changes";
-                // The scope as last stored until this cycle stores its changes: a cycle
-                // stopped or failed midway still says how many users it covers.
-                report.in_scope = self.state.scope_len()?;
                 let scoped = self.provision_changes(changes, &accounts, report)?;
                 progress(
                     "scope",

@@ -431,6 +431,31 @@ fn a_stop_between_credential_batches_keeps_the_cursor_and_the_next_cycle_converg
     }
 }
 
+/// Pester's "records the stopped cycle as not ok, part applied": the scope is read before
+/// replication ends, so a cycle stopped during replication still says how many users it
+/// covers (it said 0, as if the domain were empty).
+#[test]
+fn a_cycle_stopped_during_replication_reports_the_scope_it_read() {
+    let rig = Rig::new();
+    for n in 1..=3 {
+        let u = user(n, &format!("u{n}"));
+        rig.add(&u);
+        rig.dc
+            .change(&u, Some(&format!("Passw0rd-{n}-x")), n as u32);
+    }
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let result = engine.cycle(true, &mut |stage, _, _| {
+        if stage == "replicate" {
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+    assert!(matches!(result, Err(SyncError::Interrupted)), "{result:?}");
+    let last = engine.last_cycle().unwrap().unwrap();
+    assert_eq!(last.error.as_deref(), Some(STOPPED_BY_CALLER));
+    assert_eq!((last.in_scope, last.applied), (3, 0), "{last:?}");
+}
+
 #[test]
 fn must_change_passwords_are_filtered_unless_temporary_passwords_are_synced() {
     let rig = Rig::new();
