@@ -5,6 +5,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Globalization;
 using PasswordHashSync.Native;
 
 namespace PasswordHashSync
@@ -167,7 +168,7 @@ namespace PasswordHashSync
     /// or phsync run stored them.</summary>
     public class NotificationStatus
     {
-        /// <summary>connecting, connected, lost, unsupported, disabled or stopped.</summary>
+        /// <summary>connecting, connected, lost, unsupported, disabled, stopped, or stale (the run that stored it is gone).</summary>
         public string State { get; set; }
         /// <summary>True while the notification search is open: changes sync within seconds.</summary>
         public bool Live { get; set; }
@@ -175,8 +176,19 @@ namespace PasswordHashSync
         public DateTimeOffset? Since { get; set; }
         /// <summary>When the last change notification arrived.</summary>
         public DateTimeOffset? LastNotificationAt { get; set; }
-        /// <summary>The DC's URL when connected, why not when lost or unsupported.</summary>
+        /// <summary>The DC's URL when connected, why not when lost, unsupported or stale.</summary>
         public string Detail { get; set; }
+        /// <summary>The change source in use: notifications, or dirsync where the DC refuses
+        /// notifications (null before one connected).</summary>
+        public string Source { get; set; }
+        /// <summary>The process of the run (Start-PasswordHashSync's PowerShell, or phsync run)
+        /// that stored this state.</summary>
+        public int? ProcessId { get; set; }
+        /// <summary>The run's last heartbeat (every 10 s); a state whose run is gone or silent
+        /// for 60 s reads as stale.</summary>
+        public DateTimeOffset? HeartbeatAt { get; set; }
+        /// <summary>What the change-driven batches of the run did.</summary>
+        public ChangeSyncStats Stats { get; set; }
 
         internal static NotificationStatus FromJson(JsonObject o)
         {
@@ -188,12 +200,51 @@ namespace PasswordHashSync
                 Since = o.Date("since"),
                 LastNotificationAt = o.Date("last_notification_at"),
                 Detail = o.Str("detail"),
+                Source = o.Str("source"),
+                ProcessId = o.ContainsKey("pid") ? (int?)o.Long("pid") : null,
+                HeartbeatAt = o.Date("heartbeat_at"),
+                Stats = ChangeSyncStats.FromJson(o.Obj("stats")),
             };
         }
 
         public override string ToString()
         {
             return string.IsNullOrEmpty(Detail) ? State : State + " (" + Detail + ")";
+        }
+    }
+
+    /// <summary>Counters of a run's change-driven sync (NotificationStatus.Stats).</summary>
+    public class ChangeSyncStats
+    {
+        /// <summary>Changed users and groups the change source reported.</summary>
+        public long Changes { get; set; }
+        /// <summary>Users whose password was replicated alone (single-object GetNCChanges).</summary>
+        public long Replicated { get; set; }
+        /// <summary>Users applied without a replication (disabled, moved, renamed).</summary>
+        public long AppliedWithoutReplication { get; set; }
+        /// <summary>Users skipped: nothing password hash sync uses changed.</summary>
+        public long Unchanged { get; set; }
+        /// <summary>Scope re-reads after a scoping group changed.</summary>
+        public long ScopeReads { get; set; }
+
+        internal static ChangeSyncStats FromJson(JsonObject o)
+        {
+            if (o == null) return new ChangeSyncStats();
+            return new ChangeSyncStats
+            {
+                Changes = o.Long("changes"),
+                Replicated = o.Long("replicated"),
+                AppliedWithoutReplication = o.Long("applied_without_replication"),
+                Unchanged = o.Long("unchanged"),
+                ScopeReads = o.Long("scope_reads"),
+            };
+        }
+
+        public override string ToString()
+        {
+            return string.Format(CultureInfo.InvariantCulture,
+                "{0} changes, {1} replicated, {2} applied without replication, {3} unchanged, {4} scope reads",
+                Changes, Replicated, AppliedWithoutReplication, Unchanged, ScopeReads);
         }
     }
 

@@ -324,6 +324,10 @@ Describe 'Start-PasswordHashSync' {
         $Running.Notifications.Live | Should -BeTrue
         $Running.Notifications.Since | Should -BeOfType ([DateTimeOffset])
         $Running.Notifications.Detail | Should -BeLike 'ldap*'
+        $Running.Notifications.Source | Should -Be 'notifications'
+        $Running.Notifications.ProcessId | Should -Be $PID -Because 'the run is in this PowerShell process'
+        $Running.Notifications.HeartbeatAt | Should -BeOfType ([DateTimeOffset])
+        $Running.Notifications.Stats | Should -BeOfType ([PasswordHashSync.ChangeSyncStats])
         $Running.LastCycle.InScope | Should -Be 2
         $SignIn | Should -Be 'success'
     }
