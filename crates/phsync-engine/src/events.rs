@@ -38,13 +38,15 @@ pub mod id {
     pub const MD5_UNAVAILABLE: u16 = 667;
 
     // phsync's own (Microsoft's "Directory Synchronization" source uses none of 690-699):
-    // the DC's change notifications (`phsync run` with `[sync] notifications = true`).
-    /// The change-notification search is open: changes sync within seconds.
+    // the change source of `phsync run` (`[sync] notifications = true`): the DC's change
+    // notifications, or DirSync where the DC refuses them; each event names it (`source`).
+    /// The change source is open (the notification search, or DirSync's first poll):
+    /// changes sync within seconds.
     pub const NOTIFICATIONS_CONNECTED: u16 = 690;
-    /// The notification connection dropped (or could not be opened): reconnecting with
+    /// The change source's connection dropped (or could not be opened): reconnecting with
     /// backoff, polling every `interval_seconds` meanwhile.
     pub const NOTIFICATIONS_LOST: u16 = 691;
-    /// Notifications are back after a loss; a catch-up cycle runs from the stored cursor.
+    /// The change source is back after a loss; a catch-up cycle runs from the stored cursor.
     pub const NOTIFICATIONS_RESUMED: u16 = 692;
 }
 

@@ -89,8 +89,12 @@ pub(crate) enum Notice {
     Changed(Change),
     /// The notification search is open, or DirSync answers (`source`).
     Connected { url: String, source: &'static str },
-    /// The connection dropped or could not be opened; the listener retries with backoff.
-    Lost { detail: String },
+    /// The connection of `source` dropped or could not be opened; the listener retries
+    /// with backoff.
+    Lost {
+        detail: String,
+        source: &'static str,
+    },
     /// The DC refuses this change source; `fallback`: the listener tries DirSync next,
     /// else it has ended and the engine polls only.
     Unsupported { detail: String, fallback: bool },
@@ -354,6 +358,15 @@ async fn sleep_or_stop(d: Duration, stop: &AtomicBool) -> bool {
     stop.load(Ordering::SeqCst)
 }
 
+/// A change source as the events name it.
+fn source_name(source: &str) -> &'static str {
+    if source == SOURCE_DIRSYNC {
+        "DirSync (polled every few seconds)"
+    } else {
+        "change notifications"
+    }
+}
+
 /// How a listener session ended.
 enum Ended {
     /// Stopped, or the receiver is gone: the listener ends.
@@ -379,6 +392,11 @@ async fn listen(mut cfg: ListenConfig, stop: Arc<AtomicBool>, tx: Sender<Notice>
                 if tx
                     .send(Notice::Lost {
                         detail: format!("the bind password cannot be read: {e}"),
+                        source: if dirsync {
+                            SOURCE_DIRSYNC
+                        } else {
+                            SOURCE_NOTIFICATIONS
+                        },
                     })
                     .is_err()
                 {
@@ -423,7 +441,7 @@ async fn listen(mut cfg: ListenConfig, stop: Arc<AtomicBool>, tx: Sender<Notice>
 
 /// A change source that could not be opened: the DC refuses it (the caller may fall back to
 /// DirSync), or it is lost before it connected (the caller retries with backoff).
-fn open_failed(e: DirectoryError, tx: &Sender<Notice>) -> Ended {
+fn open_failed(e: DirectoryError, source: &'static str, tx: &Sender<Notice>) -> Ended {
     if matches!(
         e,
         DirectoryError::NotificationsUnsupported { .. } | DirectoryError::DirSyncUnsupported { .. }
@@ -432,6 +450,7 @@ fn open_failed(e: DirectoryError, tx: &Sender<Notice>) -> Ended {
     }
     match tx.send(Notice::Lost {
         detail: e.to_string(),
+        source,
     }) {
         Ok(()) => Ended::Lost { connected: false },
         Err(_) => Ended::Stopped,
@@ -447,7 +466,7 @@ async fn notification_session(
 ) -> Ended {
     let mut n = match ChangeNotifications::open(&cfg.target, password).await {
         Ok(n) => n,
-        Err(e) => return open_failed(e, tx),
+        Err(e) => return open_failed(e, SOURCE_NOTIFICATIONS, tx),
     };
     if let Some(k) = cfg.keepalive {
         n.set_keepalive(k);
@@ -473,7 +492,10 @@ async fn notification_session(
                     }
                 }
                 Ok(None) => {
-                    let _ = tx.send(Notice::Lost { detail: "the notification search ended".into() });
+                    let _ = tx.send(Notice::Lost {
+                        detail: "the notification search ended".into(),
+                        source: SOURCE_NOTIFICATIONS,
+                    });
                     return Ended::Lost { connected: true };
                 }
                 Err(e @ DirectoryError::NotificationsUnsupported { .. }) => {
@@ -481,7 +503,10 @@ async fn notification_session(
                     return Ended::Unsupported(e.to_string());
                 }
                 Err(e) => {
-                    let _ = tx.send(Notice::Lost { detail: e.to_string() });
+                    let _ = tx.send(Notice::Lost {
+                        detail: e.to_string(),
+                        source: SOURCE_NOTIFICATIONS,
+                    });
                     return Ended::Lost { connected: true };
                 }
             },
@@ -505,7 +530,7 @@ async fn dirsync_session(
 ) -> Ended {
     let mut ds = match DirSync::open(&cfg.target, password, cfg.cookie.clone()).await {
         Ok(ds) => ds,
-        Err(e) => return open_failed(e, tx),
+        Err(e) => return open_failed(e, SOURCE_DIRSYNC, tx),
     };
     let mut url = ds.url().to_string();
     if ds.object_security() {
@@ -549,6 +574,7 @@ async fn dirsync_session(
                 ds.close().await;
                 let _ = tx.send(Notice::Lost {
                     detail: e.to_string(),
+                    source: SOURCE_DIRSYNC,
                 });
                 return Ended::Lost { connected: true };
             }
@@ -972,11 +998,7 @@ impl Engine {
                 }
             }
             Notice::Connected { url, source } => {
-                let what = if source == SOURCE_DIRSYNC {
-                    "DirSync (polled every few seconds)"
-                } else {
-                    "change notifications"
-                };
+                let what = source_name(source);
                 if w.lost {
                     self.emit(
                         id::NOTIFICATIONS_RESUMED,
@@ -1003,14 +1025,14 @@ impl Engine {
                 w.status.source = Some(source.to_string());
                 self.set_status(w, "connected", true, Some(url));
             }
-            Notice::Lost { detail } => {
+            Notice::Lost { detail, source } => {
                 if !w.lost {
                     let interval = self.settings.rules.interval.as_secs();
                     self.emit(
                         id::NOTIFICATIONS_LOST,
                         Level::Warning,
-                        format!("change notifications lost for domain {domain}: {detail}; reconnecting with backoff, polling every {interval} s meanwhile"),
-                        json!({ "domain": domain, "detail": detail, "was_connected": w.connected_once }),
+                        format!("{} lost for domain {domain}: {detail}; reconnecting with backoff, polling every {interval} s meanwhile", source_name(source)),
+                        json!({ "domain": domain, "detail": detail, "source": source, "was_connected": w.connected_once }),
                     );
                     w.lost = true;
                 }

@@ -814,10 +814,12 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
         // runs the catch-up cycle.
         tx.send(Notice::Lost {
             detail: "cut".into(),
+            source: run::SOURCE_NOTIFICATIONS,
         })
         .unwrap();
         tx.send(Notice::Lost {
             detail: "still down".into(),
+            source: run::SOURCE_NOTIFICATIONS,
         })
         .unwrap();
         dc.change(&bob, Some("Bob-Passw0rd-2"), 2);
@@ -853,6 +855,51 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
     assert_eq!(status.stats.unchanged, 1, "{:?}", status.stats);
     assert_eq!(status.stats.replicated, 2, "{:?}", status.stats);
     assert_eq!(status.pid, Some(std::process::id()));
+}
+
+/// The events name the change source in use: DirSync's connection and loss are not
+/// reported as change notifications.
+#[test]
+fn the_events_name_dirsync_when_it_is_the_change_source() {
+    use run::Notice;
+    let rig = Rig::new();
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let mut engine = rig.engine();
+    let stop = engine.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = rig.settings.state_dir.clone();
+    let driver = std::thread::spawn(move || {
+        let messages = |id: u16| -> Vec<String> {
+            crate::events::read_events(&dir, &Default::default())
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.event_id == id)
+                .map(|e| e.message)
+                .collect()
+        };
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+            source: run::SOURCE_DIRSYNC,
+        })
+        .unwrap();
+        tx.send(Notice::Lost {
+            detail: "cut".into(),
+            source: run::SOURCE_DIRSYNC,
+        })
+        .unwrap();
+        eventually("the lost event", || !messages(691).is_empty());
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (messages(690), messages(691))
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    let (connected, lost) = driver.join().unwrap();
+    assert_eq!(connected.len(), 1, "{connected:?}");
+    assert!(connected[0].starts_with("DirSync"), "{connected:?}");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(lost[0].starts_with("DirSync"), "{lost:?}");
+    assert!(!lost[0].contains("notifications"), "{lost:?}");
 }
 
 #[test]
