@@ -1,6 +1,6 @@
 # Test-PasswordHashSyncQuality against the AD lab DC: an OU of its own with an account for
-# every finding the lab can produce (Samba stores no LM hash and always AES keys: those two
-# findings are unit-tested in phsync-audit), a leaked-hash list in the HIBP format and a
+# every finding (Samba stores no LM hash and always AES keys itself: two accounts get those
+# through scripts/ad-lab/legacy-credentials), a leaked-hash list in the HIBP format and a
 # weak-password dictionary; exactly the expected accounts per finding, typed objects, the
 # -Summary counts, errors as records, and no hash in any output.
 
@@ -26,13 +26,14 @@ BeforeAll {
     function UnicodePwd([string]$Password) { [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes('"' + $Password + '"')) }
 
     $Shared = "Shared-$S-pw"; $Leaked = "Leaked-$S-pw"; $Weak = "Summer$S!"
-    $Passwords = @($Shared, $Leaked, $Weak, "Nexp-$S-pw", "Rev-$S-pw", "Clean-$S-pw")
+    $Passwords = @($Shared, $Leaked, $Weak, "Nexp-$S-pw", "Rev-$S-pw", "Clean-$S-pw", "Lm-$S-pw", "Old-$S-pw")
     # name, password (or $null), userAccountControl, extra LDIF
     $Accounts = @(
         @("shareA$S", $Shared, 512, ''), @("shareB$S", $Shared, 512, ''),
         @("nopw$S", $null, 544, ''), @("admin$S", $Leaked, 512, "adminCount: 1`n"),
         @("weak$S", $Weak, 512, ''), @("nexp$S", "Nexp-$S-pw", 66048, ''),
-        @("rev$S", "Rev-$S-pw", 640, ''), @("clean$S", "Clean-$S-pw", 512, '')
+        @("rev$S", "Rev-$S-pw", 640, ''), @("clean$S", "Clean-$S-pw", 512, ''),
+        @("lmhash$S", "Lm-$S-pw", 512, ''), @("oldpw$S", "Old-$S-pw", 512, '')
     )
     $ldif = @("dn: $Ou`nobjectClass: organizationalUnit`n")
     foreach ($a in $Accounts) {
@@ -40,6 +41,9 @@ BeforeAll {
         $ldif += "dn: CN=$($a[0]),$Ou`nobjectClass: user`nsAMAccountName: $($a[0])`nuserPrincipalName: $($a[0])@$DnsDomain`n$($pw)userAccountControl: $($a[2])`n$($a[3])"
     }
     Invoke-Ldap ldapadd ($ldif -join "`n")
+    $legacy = Join-Path $PSScriptRoot '../../scripts/ad-lab/legacy-credentials'
+    $out = & /usr/bin/python3 $legacy --smb-conf (Get-FixtureValue PHSYNC_LAB_SMB_CONF) --lm-hash "lmhash$S" --without-aes "oldpw$S" 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "legacy-credentials failed: $out" }
 
     $AuditConfig = Copy-EngineConfig $Config (Join-Path $Scratch 'engine') -Replace @{ "OU=Demo,$BaseDn" = $Ou }
 
@@ -61,10 +65,10 @@ BeforeAll {
         leaked_password           = @("admin$S")
         shared_password           = @("shareA$S", "shareB$S")
         default_computer_password = @()
-        lm_hash_present           = @()
+        lm_hash_present           = @("lmhash$S")
         password_not_required     = @("nopw$S")
         reversible_encryption     = @("rev$S")
-        aes_keys_missing          = @()
+        aes_keys_missing          = @("oldpw$S")
         password_never_expires    = @("nexp$S")
         admin_with_finding        = @("admin$S")
     }
@@ -120,7 +124,7 @@ Describe 'Test-PasswordHashSyncQuality' {
         ($sum | Where-Object Finding -eq weak_password).Checked | Should -BeFalse
         ($sum | Where-Object Finding -eq shared_password).Groups | Should -Be 1
         ($sum | Where-Object Finding -eq empty_password).Count | Should -Be 1
-        ($sum | Select-Object -First 1).AccountsAudited | Should -Be 8
+        ($sum | Select-Object -First 1).AccountsAudited | Should -Be 10
         ($sum | Select-Object -First 1).Scope | Should -Be 'sync_scope'
     }
 

@@ -1,5 +1,5 @@
 //! The password-quality audit's lab data: an OU of its own (the scope of a sync config)
-//! with an account for every finding the lab can produce, a leaked-hash list and a weak
+//! with an account for every finding, a leaked-hash list and a weak
 //! password dictionary that match them, and the expected accounts per finding.
 #![allow(dead_code)]
 
@@ -81,8 +81,15 @@ impl AuditFixture {
         );
         let clean_pw = format!("Clean-{s}-pw");
         user(&sam("clean"), Some(&clean_pw), NORMAL, "");
-        passwords.extend([nexp_pw, rev_pw, clean_pw]);
+        // The stored credentials of an old domain, which Samba never writes itself: an LM
+        // hash, and a password from before AES keys (scripts/ad-lab/legacy-credentials).
+        let lm_pw = format!("Lm-{s}-pw");
+        user(&sam("lmhash"), Some(&lm_pw), NORMAL, "");
+        let old_pw = format!("Old-{s}-pw");
+        user(&sam("oldpw"), Some(&old_pw), NORMAL, "");
+        passwords.extend([nexp_pw, rev_pw, clean_pw, lm_pw, old_pw]);
         ou.ldif("ldapadd", &ldif.join("\n"));
+        legacy_credentials(ou.lab.smb_conf(), &sam("lmhash"), &sam("oldpw"));
         // Computers: one with its default password (lower-case name), one without.
         let default_computer = format!("WS{s}$");
         let computer_pw = format!("ws{s}");
@@ -123,10 +130,10 @@ impl AuditFixture {
             ("leaked_password", vec![sam("admin")]),
             ("shared_password", vec![sam("shareA"), sam("shareB")]),
             ("default_computer_password", vec![]),
-            ("lm_hash_present", vec![]),
+            ("lm_hash_present", vec![sam("lmhash")]),
             ("password_not_required", vec![sam("nopw")]),
             ("reversible_encryption", vec![sam("rev")]),
-            ("aes_keys_missing", vec![]),
+            ("aes_keys_missing", vec![sam("oldpw")]),
             ("password_never_expires", vec![sam("nexp")]),
             ("admin_with_finding", vec![sam("admin")]),
         ] {
@@ -168,6 +175,24 @@ impl AuditFixture {
             panic!("{what}: 32 hex digits in the output: {}", m.as_str());
         }
     }
+}
+
+/// Stores an LM hash for `lm` and drops the AES keys of `no_aes`, through the lab's script
+/// (Samba's own database layer, on the lab host).
+fn legacy_credentials(smb_conf: &str, lm: &str, no_aes: &str) {
+    let script = crate::repo_root().join("scripts/ad-lab/legacy-credentials");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["--smb-conf", smb_conf, "--lm-hash", lm, "--without-aes", no_aes])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn unicode_pwd(password: &str) -> String {

@@ -44,7 +44,7 @@ fn phs_audit_reports_the_seeded_findings_and_fails_cleanly() {
         let text = take(json);
         f.assert_no_hash("phs_audit JSON", &text);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["accounts_audited"], 8);
+        assert_eq!(v["accounts_audited"], 10);
         for (finding, want) in &f.expected {
             let entry = v["findings"]
                 .as_array()

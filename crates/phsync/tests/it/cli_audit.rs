@@ -54,8 +54,8 @@ fn audit_reports_exactly_the_seeded_accounts_per_finding_without_hashes() {
     f.assert_no_hash("stderr", &stderr);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["scope"], "sync_scope");
-    // Scope: the OU's 8 users, not its computers.
-    assert_eq!(v["accounts_audited"], 8, "{stdout}");
+    // Scope: the OU's 10 users, not its computers.
+    assert_eq!(v["accounts_audited"], 10, "{stdout}");
     for (finding, want) in &f.expected {
         let mut got = names(&v, finding, &f.sync.ou.dn);
         got.sort_by_key(|s| s.to_lowercase());
@@ -95,7 +95,7 @@ fn audit_reports_exactly_the_seeded_accounts_per_finding_without_hashes() {
     let text = String::from_utf8(out.stdout).unwrap();
     f.assert_no_hash("text", &text);
     assert!(
-        text.starts_with("Password quality audit: 8 accounts"),
+        text.starts_with("Password quality audit: 10 accounts"),
         "{text}"
     );
     let first_list = text.find(":\n").unwrap();
