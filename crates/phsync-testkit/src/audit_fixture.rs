@@ -183,7 +183,14 @@ fn legacy_credentials(smb_conf: &str, lm: &str, no_aes: &str) {
     let script = crate::repo_root().join("scripts/ad-lab/legacy-credentials");
     let out = std::process::Command::new("/usr/bin/python3")
         .arg(&script)
-        .args(["--smb-conf", smb_conf, "--lm-hash", lm, "--without-aes", no_aes])
+        .args([
+            "--smb-conf",
+            smb_conf,
+            "--lm-hash",
+            lm,
+            "--without-aes",
+            no_aes,
+        ])
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
     assert!(
