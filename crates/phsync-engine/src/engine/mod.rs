@@ -143,13 +143,21 @@ impl Engine {
                 .map(Arc::new)
                 .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))
         };
+        // The directory sees the engine's stop flag: a stop ends a long scope read too.
+        let stop = Arc::new(AtomicBool::new(false));
         let parts = Parts {
-            directory: Box::new(LdapDirectory::new(settings.clone(), runtime()?)),
+            directory: Box::new(LdapDirectory::new(
+                settings.clone(),
+                runtime()?,
+                stop.clone(),
+            )),
             replication: Box::new(DrsrSource::new(settings.clone(), runtime()?)),
             tenant: None,
             clock: Arc::new(SystemClock),
         };
-        Engine::with_parts(settings, parts)
+        let mut engine = Engine::with_parts(settings, parts)?;
+        engine.stop = stop;
+        Ok(engine)
     }
 
     /// An engine over the given parts (fakes in tests).
@@ -363,7 +371,14 @@ impl Engine {
             let replicated = self.replicate(cursor.as_ref(), progress);
             (Ok(read), (replicated, ms_since(started)))
         };
-        let read = read.map_err(|e| self.domain_failure(is_full, e))?;
+        let read = read.map_err(|e| match e {
+            SyncError::Interrupted => {
+                // Stopped before the scope was read: the scope as last stored.
+                report.in_scope = self.state.scope_len().unwrap_or(0);
+                e
+            }
+            other => self.domain_failure(is_full, other),
+        })?;
         // Known before replication's outcome: a cycle stopped or failed during replication
         // (or later) still says how many users it covers. A changes-only read leaves the
         // stored scope's size until this cycle stores its changes.

@@ -1,7 +1,10 @@
 //! The live sources: LDAP for the directory, MS-DRSR for replication, each on the engine's
 //! own tokio runtime (the engine's API is blocking).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use phsync_directory::{DirectoryUser, Guid, ScopeChanges};
 use phsync_drsr::{DrsrClient, DrsrError, ReplicatedAccount, ReplicationCursor};
@@ -10,22 +13,55 @@ use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource, ScopeMark}
 use crate::settings::Settings;
 use crate::SyncError;
 
+/// How long a scope read may still finish once the engine's stop flag is set: a small
+/// scope's read completes (and the stopped cycle reports the users it covers), a large
+/// domain's read (tens of seconds at 100,000 users) is abandoned, so a stop takes effect
+/// within about a second instead of when the read ends.
+pub const SCOPE_READ_STOP_GRACE: Duration = Duration::from_secs(1);
+const STOP_POLL: Duration = Duration::from_millis(50);
+
 /// The directory over LDAP: one connection per call (a cycle reads the scope once).
 pub struct LdapDirectory {
     settings: Arc<Settings>,
     rt: Arc<tokio::runtime::Runtime>,
+    /// The engine's stop flag: scope reads end [`SCOPE_READ_STOP_GRACE`] after it is set.
+    stop: Arc<AtomicBool>,
 }
 
 impl LdapDirectory {
-    pub fn new(settings: Arc<Settings>, rt: Arc<tokio::runtime::Runtime>) -> Self {
-        LdapDirectory { settings, rt }
+    pub fn new(
+        settings: Arc<Settings>,
+        rt: Arc<tokio::runtime::Runtime>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        LdapDirectory { settings, rt, stop }
+    }
+
+    /// Runs a scope read to its end, or until [`SCOPE_READ_STOP_GRACE`] after a stop
+    /// request: then `Interrupted` (the read's connection is dropped with its future).
+    fn until_stopped<T>(
+        &self,
+        read: impl Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
+        let stop = self.stop.clone();
+        self.rt.block_on(async move {
+            tokio::select! {
+                r = read => r,
+                () = async {
+                    while !stop.load(Ordering::SeqCst) {
+                        tokio::time::sleep(STOP_POLL).await;
+                    }
+                    tokio::time::sleep(SCOPE_READ_STOP_GRACE).await;
+                } => Err(SyncError::Interrupted),
+            }
+        })
     }
 }
 
 impl DirectorySource for LdapDirectory {
     fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
         let settings = &self.settings;
-        self.rt.block_on(async {
+        self.until_stopped(async {
             let mut dir = settings.connect_directory().await?;
             let users = dir.users(&settings.scope).await;
             dir.close().await;
@@ -39,7 +75,7 @@ impl DirectorySource for LdapDirectory {
 
     fn scope_users_marked(&self) -> Result<(Vec<DirectoryUser>, Option<ScopeMark>), SyncError> {
         let settings = &self.settings;
-        self.rt.block_on(async {
+        self.until_stopped(async {
             let mut dir = settings.connect_directory().await?;
             // Read at connect, before the search: a change during the search is seen again
             // next time (harmless), never missed.
@@ -58,7 +94,7 @@ impl DirectorySource for LdapDirectory {
         since: &ScopeMark,
     ) -> Result<Option<(ScopeChanges, ScopeMark)>, SyncError> {
         let settings = &self.settings;
-        self.rt.block_on(async {
+        self.until_stopped(async {
             let mut dir = settings.connect_directory().await?;
             let mark = ScopeMark {
                 dc: dir.root_dse().ds_service_name.clone(),

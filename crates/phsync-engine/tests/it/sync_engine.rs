@@ -201,3 +201,66 @@ fn sync_one_user_and_diagnostics() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A stop ends a cycle whose scope read hangs (a 100,000-user domain's read takes tens of
+/// seconds; here a black hole that accepts the LDAP connection and never answers) about a
+/// second after it is requested, not when the read times out (60 s here): the read is
+/// abandoned, the cycle reports stopped, and the next cycle against the DC converges.
+#[test]
+fn a_stop_ends_a_hanging_scope_read_after_its_grace_second() {
+    use std::time::{Duration, Instant};
+    let f = SyncFixture::new("stopscope", "");
+    let sam = f.sam("ss1");
+    f.ou.add_user(&sam, "Stop-Scope-1!");
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let original = std::fs::read_to_string(&f.config).unwrap();
+    let ldap_line = format!("ldap_url = \"{}\"", f.ou.lab.ldaps_url);
+    assert!(original.contains(&ldap_line));
+    let stalled = original.replace(
+        &ldap_line,
+        &format!(
+            "ldap_url = \"ldaps://127.0.0.1:{}\"\ntimeout_seconds = 60",
+            hole.local_addr().unwrap().port()
+        ),
+    );
+    std::fs::write(&f.config, stalled).unwrap();
+
+    let mut engine = f.engine();
+    let stop = engine.stop_flag();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        Instant::now()
+    });
+    let result = engine.cycle(true, &mut |_, _, _| {});
+    let ended = Instant::now();
+    let requested = stopper.join().unwrap();
+    assert!(
+        matches!(result, Err(phsync_engine::SyncError::Interrupted)),
+        "{result:?}"
+    );
+    let took = ended.saturating_duration_since(requested);
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop took {took:?}; the LDAP timeout is 60 s"
+    );
+    let last = engine.last_cycle().unwrap().unwrap();
+    assert!(!last.ok);
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stopped"),
+        "{last:?}"
+    );
+    assert_eq!(
+        f.sign_in(&sam, "Stop-Scope-1!"),
+        SignInStatus::InvalidCredentials
+    );
+    drop(hole);
+
+    std::fs::write(&f.config, original).unwrap();
+    let report = f.cycle(true);
+    assert_eq!(report.in_scope, 1, "{report:?}");
+    assert_eq!(f.sign_in(&sam, "Stop-Scope-1!"), SignInStatus::Success);
+}
