@@ -121,6 +121,11 @@ impl ServiceLab {
         ServiceProcess::start(&self.config, &[])
     }
 
+    /// [`serve`](Self::serve) with more `phsync cloud serve` arguments (e.g. a log level).
+    pub fn serve_with(&self, extra_args: &[&str]) -> ServiceProcess {
+        ServiceProcess::start(&self.config, extra_args)
+    }
+
     /// A client of `service` with the given token file.
     pub fn client(
         &self,

@@ -107,7 +107,8 @@ fn main() {
     // All clients share one address: lift the per-address throttle, keep the per-user one
     // (each user gets fewer attempts than its 20 a minute).
     let lab = ServiceLab::with_settings("bench", "sign_in_per_address_per_minute = 0");
-    let service = lab.serve();
+    // Warnings only: one info line per request would be thousands of lines.
+    let service = lab.serve_with(&["--log-level", "warn"]);
     let agent_token = lab.token(
         TokenRole::Agent,
         "bench-agent",
