@@ -88,7 +88,12 @@ impl Engine {
 
     /// The stored mark to read only the scope's changes from, or `None` for a full read.
     pub(super) fn scope_since(&self, is_full: bool) -> Result<Option<StoredScopeMark>, SyncError> {
-        if is_full {
+        // Under `run`, the first cycle (and any until one succeeds) reads the whole scope even
+        // when a stored mark would allow only its changes: the run loop then knows every
+        // in-scope user, and a notified change that left a password alone (a description, a
+        // display name) replicates nothing from the start, not only after a full read.
+        let run_needs_scope = self.known.as_ref().is_some_and(|k| !k.is_complete());
+        if is_full || run_needs_scope {
             return Ok(None);
         }
         let Some(text) = self.state.get(SCOPE_MARK_KEY)? else {

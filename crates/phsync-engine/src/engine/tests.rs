@@ -1262,6 +1262,81 @@ impl DirectorySource for TrackingDirectory {
     }
 }
 
+/// After a restart, `run`'s first cycle reads the whole scope even with a fresh stored
+/// mark: a notified change that leaves the password alone then replicates nothing at once
+/// (with only the scope's changes read, the unknown user would be replicated).
+#[test]
+fn a_restarted_run_reads_the_whole_scope_first_so_unchanged_passwords_are_not_replicated() {
+    use super::changes::{Change, Seen, Snapshot};
+    use run::Notice;
+    let rig = Rig::new();
+    let dir = TrackingDirectory {
+        users: rig.directory.clone(),
+        ..Default::default()
+    };
+    let ann = user(1, "ann");
+    rig.add(&ann);
+    *dir.usn.lock().unwrap() = 1;
+    rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
+    let engine = |dir: &TrackingDirectory| {
+        Engine::with_parts(
+            rig.settings.clone(),
+            Parts {
+                directory: Box::new(dir.clone()),
+                replication: Box::new(rig.dc.clone()),
+                tenant: Some(rig.tenant()),
+                clock: rig.clock.clone(),
+            },
+        )
+        .unwrap()
+    };
+    // Before the restart: a cycle stores the scope mark.
+    let r = engine(&dir).cycle(false, &mut quiet()).unwrap();
+    assert_eq!((r.scope_read, r.applied), ("full", 1));
+    assert_eq!(*dir.full_reads.lock().unwrap(), 1);
+
+    let mut restarted = engine(&dir);
+    let stop = restarted.stop_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dc, reads) = (rig.dc.clone(), dir.full_reads.clone());
+    let driver = std::thread::spawn(move || {
+        // Stops the run loop however this thread ends (a failed check panics here).
+        struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _stop = StopOnDrop(stop);
+        tx.send(Notice::Connected {
+            url: "ldap://fake".into(),
+            source: run::SOURCE_NOTIFICATIONS,
+        })
+        .unwrap();
+        eventually("the first cycle's scope read", || {
+            *reads.lock().unwrap() == 2
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        dc.fetches.lock().unwrap().clear();
+        // Only ann's description changed: her pwdLastSet is as the scope read saw it.
+        tx.send(Notice::Changed(Change::User {
+            guid: ann.object_guid,
+            seen: Seen::Now(Snapshot::of(&ann)),
+        }))
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        dc.fetches.lock().unwrap().clone()
+    });
+    restarted.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    let fetches = driver.join().unwrap();
+    assert!(fetches.is_empty(), "replicated: {fetches:?}");
+    assert_eq!(
+        *dir.full_reads.lock().unwrap(),
+        2,
+        "the restarted run's first cycle read the whole scope"
+    );
+}
+
 #[test]
 fn incremental_cycles_read_only_the_scope_changes_with_a_periodic_full_read() {
     let rig = Rig::new();
