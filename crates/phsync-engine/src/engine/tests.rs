@@ -745,6 +745,31 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `engine`'s run loop on this thread, fed the notices `drive` sends from a thread of
+/// its own; the loop stops when `drive` ends, however it ends (a failed check panics there,
+/// and the test then fails instead of waiting forever). Returns what `drive` returned.
+fn drive_run_loop<T: Send + 'static>(
+    engine: &mut Engine,
+    drive: impl FnOnce(std::sync::mpsc::Sender<run::Notice>) -> T + Send + 'static,
+) -> T {
+    struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = StopOnDrop(engine.stop_flag());
+    let driver = std::thread::spawn(move || {
+        let _stop = stop;
+        drive(tx)
+    });
+    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
+    driver
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 #[test]
 fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
     use super::changes::{Change, Seen, Snapshot};
@@ -756,10 +781,8 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
     let mut engine = rig.engine();
-    let stop = engine.stop_flag();
-    let (tx, rx) = std::sync::mpsc::channel();
     let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
-    let driver = std::thread::spawn(move || {
+    drive_run_loop(&mut engine, move |tx| {
         let sign_in = |upn: &str, pw: &str| {
             let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
                 .unwrap();
@@ -834,10 +857,7 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
             sign_in("bob@phs.test", "Bob-Passw0rd-2")
         });
         assert_eq!(*dc.replications.lock().unwrap(), replications + 1);
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
-    driver.join().unwrap();
     let ids: Vec<u16> = crate::events::read_events(&rig.settings.state_dir, &Default::default())
         .unwrap()
         .into_iter()
@@ -877,10 +897,8 @@ fn a_burst_of_500_notified_changes_ends_on_each_users_newest_password_without_st
         rig.dc.change(u, Some(&password(u.object_guid.0[0], 0)), 1);
     }
     let mut engine = rig.engine();
-    let stop = engine.stop_flag();
-    let (tx, rx) = std::sync::mpsc::channel();
     let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
-    let driver = std::thread::spawn(move || {
+    let fetches = drive_run_loop(&mut engine, move |tx| {
         let sign_in = |upn: &str, pw: &str| {
             let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
                 .unwrap();
@@ -921,11 +939,8 @@ fn a_burst_of_500_notified_changes_ends_on_each_users_newest_password_without_st
             });
             assert!(!sign_in(&u.user_principal_name, &password(n, ROUNDS - 1)));
         }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
         dc.fetches.lock().unwrap().clone()
     });
-    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
-    let fetches = driver.join().unwrap();
     // Coalesced and batched: far fewer replications than changes, none asking twice for a user.
     let fetched: usize = fetches.iter().map(Vec::len).sum();
     println!(
@@ -978,10 +993,8 @@ fn the_events_name_dirsync_when_it_is_the_change_source() {
     rig.add(&ann);
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     let mut engine = rig.engine();
-    let stop = engine.stop_flag();
-    let (tx, rx) = std::sync::mpsc::channel();
     let dir = rig.settings.state_dir.clone();
-    let driver = std::thread::spawn(move || {
+    let (connected, lost) = drive_run_loop(&mut engine, move |tx| {
         let messages = |id: u16| -> Vec<String> {
             crate::events::read_events(&dir, &Default::default())
                 .unwrap()
@@ -1001,11 +1014,8 @@ fn the_events_name_dirsync_when_it_is_the_change_source() {
         })
         .unwrap();
         eventually("the lost event", || !messages(691).is_empty());
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
         (messages(690), messages(691))
     });
-    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
-    let (connected, lost) = driver.join().unwrap();
     assert_eq!(connected.len(), 1, "{connected:?}");
     assert!(connected[0].starts_with("DirSync"), "{connected:?}");
     assert_eq!(lost.len(), 1, "{lost:?}");
@@ -1052,15 +1062,13 @@ fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_i
     rig.add(&ann);
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     let mut engine = rig.engine();
-    let stop = engine.stop_flag();
-    let (tx, rx) = std::sync::mpsc::channel();
     let (clock, path, state_dir) = (
         rig.clock.clone(),
         rig.tenant_path.clone(),
         rig.settings.state_dir.clone(),
     );
     let settings = rig.settings.clone();
-    let driver = std::thread::spawn(move || {
+    drive_run_loop(&mut engine, move |tx| {
         let status = || {
             let parts = Parts {
                 directory: Box::new(FakeDirectory::default()),
@@ -1100,10 +1108,7 @@ fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_i
             let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
             t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
         });
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    engine.run_loop(Some(rx), &RunHooks::default()).unwrap();
-    driver.join().unwrap();
     let status = engine.notification_status().unwrap().unwrap();
     assert_eq!(
         (status.state.as_str(), status.source.as_deref()),
@@ -1296,18 +1301,8 @@ fn a_restarted_run_reads_the_whole_scope_first_so_unchanged_passwords_are_not_re
     assert_eq!(*dir.full_reads.lock().unwrap(), 1);
 
     let mut restarted = engine(&dir);
-    let stop = restarted.stop_flag();
-    let (tx, rx) = std::sync::mpsc::channel();
     let (dc, reads) = (rig.dc.clone(), dir.full_reads.clone());
-    let driver = std::thread::spawn(move || {
-        // Stops the run loop however this thread ends (a failed check panics here).
-        struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
-        impl Drop for StopOnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let _stop = StopOnDrop(stop);
+    let fetches = drive_run_loop(&mut restarted, move |tx| {
         tx.send(Notice::Connected {
             url: "ldap://fake".into(),
             source: run::SOURCE_NOTIFICATIONS,
@@ -1327,8 +1322,6 @@ fn a_restarted_run_reads_the_whole_scope_first_so_unchanged_passwords_are_not_re
         std::thread::sleep(std::time::Duration::from_millis(400));
         dc.fetches.lock().unwrap().clone()
     });
-    restarted.run_loop(Some(rx), &RunHooks::default()).unwrap();
-    let fetches = driver.join().unwrap();
     assert!(fetches.is_empty(), "replicated: {fetches:?}");
     assert_eq!(
         *dir.full_reads.lock().unwrap(),
