@@ -911,10 +911,22 @@ impl StoreTx for PgTx {
             .client()
             .query(
                 &format!(
+                    // One user's marks by the key (read for every credential a sync
+                    // applies): `$1 IS NULL OR id = $1` could not use it.
                     "SELECT {USER_COLUMNS}, kind, detected_at, breach_count
-                     FROM users JOIN risks ON risks.user_id = users.id
-                     WHERE ($1::BIGINT IS NULL OR id = $1) AND ($2::TEXT IS NULL OR source = $2)
-                     ORDER BY upn_key, kind"
+                     FROM risks JOIN users ON users.id = risks.user_id
+                     WHERE {} AND ($2::TEXT IS NULL OR source = $2)
+                     ORDER BY {}",
+                    if user_id.is_some() {
+                        "risks.user_id = $1"
+                    } else {
+                        "$1::BIGINT IS NULL"
+                    },
+                    if user_id.is_some() {
+                        "kind"
+                    } else {
+                        "upn_key, kind"
+                    }
                 ),
                 &[&user_id, &source],
             )
