@@ -17,7 +17,8 @@ pub struct TestOu {
     pub suffix: String,
 }
 
-fn unicode_pwd(password: &str) -> String {
+/// An LDIF `unicodePwd::` value: the password in quotes, UTF-16LE, base64.
+pub(crate) fn unicode_pwd(password: &str) -> String {
     let quoted: Vec<u8> = format!("\"{password}\"")
         .encode_utf16()
         .flat_map(u16::to_le_bytes)

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use phsync_hash::NtHash;
 
+use super::ad::unicode_pwd;
 use super::sync_fixture::SyncFixture;
 
 /// userAccountControl values (MS-ADTS 2.2.16).
@@ -200,13 +201,4 @@ fn legacy_credentials(smb_conf: &str, lm: &str, no_aes: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn unicode_pwd(password: &str) -> String {
-    use base64::Engine as _;
-    let quoted: Vec<u8> = format!("\"{password}\"")
-        .encode_utf16()
-        .flat_map(u16::to_le_bytes)
-        .collect();
-    base64::engine::general_purpose::STANDARD.encode(quoted)
 }

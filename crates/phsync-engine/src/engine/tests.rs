@@ -249,8 +249,36 @@ impl Rig {
     }
 
     fn sign_in(&self, upn: &str, password: &str) -> SignInStatus {
+        self.sign_ins().status(upn, password)
+    }
+
+    /// Sign-ins against the rig's tenant, for a thread of its own (a run-loop test's driver).
+    fn sign_ins(&self) -> SignIns {
+        SignIns {
+            path: self.tenant_path.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+/// Sign-ins against a rig's tenant file, each through a connection of its own.
+#[derive(Clone)]
+struct SignIns {
+    path: PathBuf,
+    clock: Arc<ManualClock>,
+}
+
+impl SignIns {
+    fn status(&self, upn: &str, password: &str) -> SignInStatus {
+        let t =
+            phsync_tenant::open_with_clock(self.path.to_str().unwrap(), "test", self.clock.clone())
+                .unwrap();
         let pw: Vec<u16> = password.encode_utf16().collect();
-        self.tenant().sign_in(upn, &pw).unwrap().result
+        t.sign_in(upn, &pw).unwrap().result
+    }
+
+    fn ok(&self, upn: &str, password: &str) -> bool {
+        self.status(upn, password) == SignInStatus::Success
     }
 }
 
@@ -781,14 +809,9 @@ fn the_run_loop_batches_notified_users_and_catches_up_after_a_loss() {
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
     let mut engine = rig.engine();
-    let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
+    let (dc, sign_ins) = (rig.dc.clone(), rig.sign_ins());
     drive_run_loop(&mut engine, move |tx| {
-        let sign_in = |upn: &str, pw: &str| {
-            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
-                .unwrap();
-            let pw: Vec<u16> = pw.encode_utf16().collect();
-            t.sign_in(upn, &pw).unwrap().result == SignInStatus::Success
-        };
+        let sign_in = |upn: &str, pw: &str| sign_ins.ok(upn, pw);
         tx.send(Notice::Connected {
             url: "ldap://fake".into(),
             source: run::SOURCE_NOTIFICATIONS,
@@ -897,14 +920,9 @@ fn a_burst_of_500_notified_changes_ends_on_each_users_newest_password_without_st
         rig.dc.change(u, Some(&password(u.object_guid.0[0], 0)), 1);
     }
     let mut engine = rig.engine();
-    let (dc, clock, path) = (rig.dc.clone(), rig.clock.clone(), rig.tenant_path.clone());
+    let (dc, sign_ins) = (rig.dc.clone(), rig.sign_ins());
     let fetches = drive_run_loop(&mut engine, move |tx| {
-        let sign_in = |upn: &str, pw: &str| {
-            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
-                .unwrap();
-            let pw: Vec<u16> = pw.encode_utf16().collect();
-            t.sign_in(upn, &pw).unwrap().result == SignInStatus::Success
-        };
+        let sign_in = |upn: &str, pw: &str| sign_ins.ok(upn, pw);
         tx.send(Notice::Connected {
             url: "ldap://fake".into(),
             source: run::SOURCE_NOTIFICATIONS,
@@ -1032,15 +1050,12 @@ fn without_notifications_the_run_loop_polls_and_says_so() {
     let mut engine = rig.engine();
     let stop = engine.stop_flag();
     let flag = stop.clone();
-    let (clock, path) = (rig.clock.clone(), rig.tenant_path.clone());
+    let sign_ins = rig.sign_ins();
     let t = std::thread::spawn(move || {
         // Stop once the first cycle delivered (not merely replicated: a stop before delivery
         // interrupts the cycle).
         eventually("the first cycle", || {
-            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
-                .unwrap();
-            let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
-            t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
+            sign_ins.ok("ann@phs.test", "Ann-Passw0rd-1")
         });
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
@@ -1062,9 +1077,9 @@ fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_i
     rig.add(&ann);
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     let mut engine = rig.engine();
-    let (clock, path, state_dir) = (
+    let (clock, sign_ins, state_dir) = (
         rig.clock.clone(),
-        rig.tenant_path.clone(),
+        rig.sign_ins(),
         rig.settings.state_dir.clone(),
     );
     let settings = rig.settings.clone();
@@ -1103,10 +1118,7 @@ fn refused_notifications_fall_back_to_dirsync_and_the_status_says_which_source_i
             s.state == "connected" && s.live && s.source.as_deref() == Some("dirsync")
         });
         eventually("the first cycle", || {
-            let t = phsync_tenant::open_with_clock(path.to_str().unwrap(), "test", clock.clone())
-                .unwrap();
-            let pw: Vec<u16> = "Ann-Passw0rd-1".encode_utf16().collect();
-            t.sign_in("ann@phs.test", &pw).unwrap().result == SignInStatus::Success
+            sign_ins.ok("ann@phs.test", "Ann-Passw0rd-1")
         });
     });
     let status = engine.notification_status().unwrap().unwrap();

@@ -20,6 +20,14 @@ use crate::SyncError;
 pub const SCOPE_READ_STOP_GRACE: Duration = Duration::from_secs(1);
 const STOP_POLL: Duration = Duration::from_millis(50);
 
+/// Where the connected DC's change tracking stands (its RootDSE, read at bind).
+fn mark_of(dir: &phsync_directory::Directory) -> ScopeMark {
+    ScopeMark {
+        dc: dir.root_dse().ds_service_name.clone(),
+        usn: dir.root_dse().highest_committed_usn,
+    }
+}
+
 /// The directory over LDAP: one connection per call (a cycle reads the scope once).
 pub struct LdapDirectory {
     settings: Arc<Settings>,
@@ -79,10 +87,7 @@ impl DirectorySource for LdapDirectory {
             let mut dir = settings.connect_directory().await?;
             // Read at connect, before the search: a change during the search is seen again
             // next time (harmless), never missed.
-            let mark = ScopeMark {
-                dc: dir.root_dse().ds_service_name.clone(),
-                usn: dir.root_dse().highest_committed_usn,
-            };
+            let mark = mark_of(&dir);
             let users = dir.users(&settings.scope).await;
             dir.close().await;
             Ok((users?, Some(mark)))
@@ -96,10 +101,7 @@ impl DirectorySource for LdapDirectory {
         let settings = &self.settings;
         self.until_stopped(async {
             let mut dir = settings.connect_directory().await?;
-            let mark = ScopeMark {
-                dc: dir.root_dse().ds_service_name.clone(),
-                usn: dir.root_dse().highest_committed_usn,
-            };
+            let mark = mark_of(&dir);
             if mark.dc != since.dc || mark.usn < since.usn {
                 dir.close().await;
                 return Ok(None);
