@@ -109,7 +109,7 @@ impl Directory {
             }
         }
         let mut users: Vec<DirectoryUser> = by_guid.into_values().collect();
-        users.sort_by_key(|u| u.sam_account_name.to_lowercase());
+        users.sort_by_cached_key(|u| u.sam_account_name.to_lowercase());
         Ok(users)
     }
 
@@ -226,11 +226,16 @@ impl Directory {
         scope: Scope,
         filter: &str,
     ) -> Result<Vec<DirectoryUser>, DirectoryError> {
-        let entries = self.paged_search(base, scope, filter, USER_ATTRS).await?;
-        entries
-            .iter()
-            .map(|e| DirectoryUser::from_entry(e, &self.realm))
-            .collect()
+        // Each entry becomes a user as it arrives: the raw entries (attribute maps of
+        // byte strings, several times a user's size) are never all held at once.
+        let realm = self.realm.clone();
+        let mut users = Vec::new();
+        self.paged_search_each(base, scope, filter, USER_ATTRS, false, &mut |e| {
+            users.push(DirectoryUser::from_entry(&e, &realm)?);
+            Ok(())
+        })
+        .await?;
+        Ok(users)
     }
 
     /// A paged search returning plain entries. `noSuchObject` on the base gives an empty list.
@@ -254,6 +259,26 @@ impl Directory {
         attrs: &[&str],
         show_deleted: bool,
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let mut out = Vec::new();
+        self.paged_search_each(base, scope, filter, attrs, show_deleted, &mut |e| {
+            out.push(e);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// A paged search handing each entry to `on_entry` as it arrives (an error from it ends
+    /// the search). `noSuchObject` on the base hands none.
+    pub(crate) async fn paged_search_each(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        show_deleted: bool,
+        on_entry: &mut (dyn FnMut(SearchEntry) -> Result<(), DirectoryError> + Send),
+    ) -> Result<(), DirectoryError> {
         let op = format!("search under {base}");
         let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
@@ -275,14 +300,19 @@ impl Directory {
             .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
             .map_err(|e| op_error(e, &url, &op, timeout))?;
-        let mut out = Vec::new();
         loop {
             match stream.next().await {
                 Ok(Some(entry)) => {
                     if entry.is_ref() || entry.is_intermediate() {
                         continue;
                     }
-                    out.push(SearchEntry::construct(entry));
+                    if let Err(e) = on_entry(SearchEntry::construct(entry)) {
+                        // The rest of the search is read and dropped: the connection stays
+                        // in step for the next operation.
+                        while let Ok(Some(_)) = stream.next().await {}
+                        let _ = stream.finish().await;
+                        return Err(e);
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => return Err(op_error(e, &url, &op, timeout)),
@@ -290,8 +320,7 @@ impl Directory {
         }
         let result = stream.finish().await;
         match result.rc {
-            0 => Ok(out),
-            RESULT_NO_SUCH_OBJECT => Ok(Vec::new()),
+            0 | RESULT_NO_SUCH_OBJECT => Ok(()),
             rc => Err(DirectoryError::Ldap {
                 operation: op,
                 rc,
