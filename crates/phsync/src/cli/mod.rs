@@ -101,6 +101,22 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// `value` as pretty JSON on stdout, written as it is serialized: a 100,000-user report is
+/// never built as one string first. A closed pipe ends the output quietly, as `head` expects.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("phsync: cannot write the output: {e}");
+        }
+    }
+}
+
 /// `s` fit for a terminal line. Names, reasons and messages come from the directory, the
 /// tenant or a service, and a hostile one must not move the cursor, recolor the screen,
 /// forge a line or reorder text: control characters (C0 with TAB, CR and LF, DEL, C1 with

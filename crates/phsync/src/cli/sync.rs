@@ -119,10 +119,7 @@ fn progress_bar() -> Option<ProgressBar> {
 
 fn print_report(r: &CycleReport, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(r).expect("report serializes")
-        );
+        super::print_json(r);
         return;
     }
     println!(
@@ -155,10 +152,7 @@ pub fn sync(args: SyncArgs) -> CliResult {
             results.push(d);
         }
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&results).expect("serializes")
-            );
+            super::print_json(&results);
         } else {
             for d in &results {
                 println!(
@@ -241,10 +235,7 @@ pub fn status(args: StatusArgs) -> CliResult {
                     format!("phsync has no record of {name:?} (not in scope, or never synced)")
                 })?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).expect("serializes")
-                );
+                super::print_json(&status);
             } else {
                 let u = &status.user;
                 println!(
@@ -286,12 +277,8 @@ pub fn status(args: StatusArgs) -> CliResult {
             let last = engine.last_cycle().map_err(|e| e.to_string())?;
             let notifications = engine.notification_status().map_err(|e| e.to_string())?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "last_cycle": last, "notifications": notifications, "users": users })
-                    )
-                    .expect("serializes")
+                super::print_json(
+                    &serde_json::json!({ "last_cycle": last, "notifications": notifications, "users": users }),
                 );
             } else {
                 match last {
@@ -364,10 +351,7 @@ pub fn check(args: CheckArgs) -> CliResult {
     init_logging_quiet();
     let report = phsync_engine::check_connection(&args.config);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        super::print_json(&report);
     } else {
         for c in &report.checks {
             println!(
@@ -404,10 +388,7 @@ pub fn events(args: EventsArgs) -> CliResult {
     let events = phsync_engine::events::read_configured_events(&args.config, &query)
         .map_err(|e| e.to_string())?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&events).expect("events serialize")
-        );
+        super::print_json(&events);
     } else {
         for e in &events {
             println!(
