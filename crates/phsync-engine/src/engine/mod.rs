@@ -16,6 +16,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::thread::ScopedJoinHandle;
 
 use serde_json::json;
 
@@ -38,10 +39,12 @@ mod report;
 mod retry;
 mod run;
 mod scope;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod user;
 
+use replicate::ReplicateError;
 use report::ms_since;
 pub use report::{CycleReport, LastCycle, StageTimings, UserStatus, STOPPED_BY_CALLER};
 pub use run::{
@@ -117,6 +120,8 @@ pub struct Engine {
     events: EventLog,
     stop: Arc<AtomicBool>,
     credential_batch: usize,
+    /// Password changes held while the scope is read ([`stream::AHEAD_OF_SCOPE`]).
+    ahead_of_scope: usize,
     /// The tenant's policy setting was brought in line with the config (once per engine).
     policy_checked: bool,
     /// While [`Engine::run`] runs: the in-scope users as last seen, so that a notified
@@ -184,6 +189,7 @@ impl Engine {
             events,
             stop: Arc::new(AtomicBool::new(false)),
             credential_batch: CREDENTIAL_BATCH,
+            ahead_of_scope: stream::AHEAD_OF_SCOPE,
             policy_checked: false,
             known: None,
         })
@@ -207,6 +213,13 @@ impl Engine {
     /// batches let a stop take effect sooner; tests use 1 to act between credentials.
     pub fn set_credential_batch(&mut self, credentials: usize) {
         self.credential_batch = credentials.clamp(1, CREDENTIAL_BATCH);
+    }
+
+    /// Hold at most `changes` password changes ahead of the scope read (tests: a small
+    /// domain shows the wait).
+    #[cfg(test)]
+    pub(crate) fn set_ahead_of_scope(&mut self, changes: usize) {
+        self.ahead_of_scope = changes.max(1);
     }
 
     /// The tenant, opened at first use.
@@ -276,6 +289,18 @@ impl Engine {
         Ok(())
     }
 
+    /// The scope read failed: a stop before it was read leaves the scope as last stored;
+    /// anything else is a domain failure (events 611, and 621 for a full sync).
+    fn scope_failed(&self, is_full: bool, e: SyncError, report: &mut CycleReport) -> SyncError {
+        match e {
+            SyncError::Interrupted => {
+                report.in_scope = self.state.scope_len().unwrap_or(0);
+                e
+            }
+            other => self.domain_failure(is_full, other),
+        }
+    }
+
     /// Run one cycle: full on the first run or when `full`, incremental otherwise. The
     /// outcome (also a failure or a stop) is stored for [`Engine::last_cycle`]. With the stop
     /// flag set, the cycle ends with `Err(Interrupted)` at the next stage or credential batch
@@ -339,110 +364,120 @@ impl Engine {
             .map_err(|e| self.domain_failure(is_full, e))?;
 
         // Scope and replication overlap: a directory read over the network runs on a
-        // thread of its own while replication runs here (progress is reported on the
-        // caller's thread only). An in-memory directory is read first, in line.
+        // thread of its own while replication runs here, and the replicated passwords are
+        // delivered as they arrive once the scope is in (see `stream`; progress is reported
+        // on the caller's thread only). An in-memory directory is read first, in line.
         let since = self.scope_since(is_full)?;
         progress("scope", 0, 1);
-        let (read, replicated) = if self.directory.worth_a_thread() {
+        let mut stream = stream::Stream::default();
+        let replicated = if self.directory.worth_a_thread() {
             let directory = std::mem::replace(&mut self.directory, Box::new(scope::Detached));
             let this: &Engine = self;
-            let (scoped, replicated) = std::thread::scope(|s| {
-                let reader = s.spawn(move || {
+            let (directory, replicated) = std::thread::scope(|s| {
+                let mut reader = Some(s.spawn(move || {
                     let started = Instant::now();
                     let read = scope::read_scope(directory.as_ref(), since.as_ref());
                     (directory, read, ms_since(started))
-                });
+                }));
+                let mut directory = None;
+                // The scope read is in: its result goes to the stream, the directory back.
+                let mut join = |reader: ScopedJoinHandle<'_, _>,
+                                stream: &mut stream::Stream,
+                                report: &mut CycleReport| {
+                    let read = match reader.join() {
+                        Ok((dir, read, scope_ms)) => {
+                            directory = Some(dir);
+                            report.timings.scope_ms = scope_ms;
+                            read
+                        }
+                        Err(_) => Err(SyncError::Host(
+                            "internal: the scope reader panicked".into(),
+                        )),
+                    };
+                    this.scope_read_in(stream, read, report);
+                };
                 let started = Instant::now();
-                let replicated = this.replicate(cursor.as_ref(), progress);
-                (reader.join(), (replicated, ms_since(started)))
+                let mut beside = 0u64;
+                let replicated =
+                    this.replicate(cursor.as_ref(), progress, &mut |batch, progress| {
+                        let t = Instant::now();
+                        stream.held.extend(batch);
+                        if reader.as_ref().is_some_and(|r| {
+                            r.is_finished() || stream.must_wait(this.ahead_of_scope)
+                        }) {
+                            join(reader.take().expect("checked"), &mut stream, report);
+                        }
+                        if stream.read_failed() {
+                            return Err(SyncError::Interrupted);
+                        }
+                        let fed = this
+                            .provision_read(&mut stream, report, progress, is_full, false)
+                            .and_then(|()| this.deliver_held(&mut stream, report, progress));
+                        beside += ms_since(t);
+                        fed
+                    });
+                report.timings.replicate_ms = ms_since(started).saturating_sub(beside);
+                if let Some(reader) = reader.take() {
+                    join(reader, &mut stream, report);
+                }
+                (directory, replicated)
             });
-            let (directory, read, scope_ms) = scoped
-                .map_err(|_| SyncError::Host("internal: the scope reader panicked".into()))?;
-            self.directory = directory;
-            report.timings.scope_ms = scope_ms;
-            (read, replicated)
+            if let Some(directory) = directory {
+                self.directory = directory;
+            }
+            replicated
         } else {
             let started = Instant::now();
             let read = scope::read_scope(self.directory.as_ref(), since.as_ref());
             report.timings.scope_ms = ms_since(started);
-            let read = read.map_err(|e| self.domain_failure(is_full, e))?;
+            if let Err(e) = read {
+                return Err(self.scope_failed(is_full, e, report));
+            }
             self.check_stop()?;
+            self.scope_read_in(&mut stream, read, report);
             let started = Instant::now();
-            let replicated = self.replicate(cursor.as_ref(), progress);
-            (Ok(read), (replicated, ms_since(started)))
+            let mut beside = 0u64;
+            let this: &Engine = self;
+            let replicated = this.replicate(cursor.as_ref(), progress, &mut |batch, progress| {
+                let t = Instant::now();
+                stream.held.extend(batch);
+                let fed = this
+                    .provision_read(&mut stream, report, progress, is_full, false)
+                    .and_then(|()| this.deliver_held(&mut stream, report, progress));
+                beside += ms_since(t);
+                fed
+            });
+            report.timings.replicate_ms = ms_since(started).saturating_sub(beside);
+            replicated
         };
-        let read = read.map_err(|e| match e {
-            SyncError::Interrupted => {
-                // Stopped before the scope was read: the scope as last stored.
-                report.in_scope = self.state.scope_len().unwrap_or(0);
-                e
+        if let Some(Err(_)) = &stream.read {
+            let Some(Err(e)) = stream.read.take() else {
+                unreachable!("matched above")
+            };
+            return Err(self.scope_failed(is_full, e, report));
+        }
+        let next_cursor = match replicated {
+            Ok(next) => next,
+            Err(ReplicateError::Consumer(e)) => return Err(e),
+            Err(ReplicateError::Source(e)) => {
+                return Err(match e {
+                    SyncError::Interrupted
+                    | SyncError::CursorUnreadable(_)
+                    | SyncError::Config(_) => e,
+                    other => self.domain_failure(is_full, other),
+                })
             }
-            other => self.domain_failure(is_full, other),
-        })?;
-        // Known before replication's outcome: a cycle stopped or failed during replication
-        // (or later) still says how many users it covers. A changes-only read leaves the
-        // stored scope's size until this cycle stores its changes.
-        report.in_scope = match &read {
-            scope::ScopeRead::Full { users, .. } => users.len() as u64,
-            scope::ScopeRead::Changes { .. } => self.state.scope_len()?,
         };
-        let (replicated, replicate_ms) = replicated;
-        report.timings.replicate_ms = replicate_ms;
-        let (accounts, next_cursor) = replicated.map_err(|e| match e {
-            SyncError::Interrupted | SyncError::CursorUnreadable(_) | SyncError::Config(_) => e,
-            other => self.domain_failure(is_full, other),
-        })?;
         self.check_stop()?;
-
-        let started = Instant::now();
-        let scoped = match read {
-            scope::ScopeRead::Full { users, mark } => {
-                report.scope_read = "full";
-                progress("scope", users.len() as u64, users.len() as u64);
-                let back_in_scope = self.provision(&users, report, progress, is_full)?;
-                Scoped {
-                    users,
-                    back_in_scope,
-                    mark: mark.map(|mark| scope::StoredScopeMark {
-                        mark,
-                        full_read_at: self.now().unix_micros() / 1_000_000,
-                        scope: self.scope_fingerprint(),
-                    }),
-                    entered: Vec::new(),
-                    left: Vec::new(),
-                    full: true,
-                }
-            }
-            scope::ScopeRead::Changes {
-                changes,
-                mark,
-                full_read_at,
-            } => {
-                report.scope_read = "changes";
-                let scoped = self.provision_changes(changes, &accounts, report)?;
-                progress(
-                    "scope",
-                    scoped.users.len() as u64,
-                    scoped.users.len() as u64,
-                );
-                Scoped {
-                    mark: Some(scope::StoredScopeMark {
-                        mark,
-                        full_read_at,
-                        scope: self.scope_fingerprint(),
-                    }),
-                    ..scoped
-                }
-            }
+        self.provision_read(&mut stream, report, progress, is_full, true)?;
+        self.deliver_held(&mut stream, report, progress)?;
+        self.deliver_fetched(&stream, report, progress)?;
+        let Some((scoped, _)) = stream.scoped.take() else {
+            return Err(SyncError::Host(
+                "internal: the scope was not provisioned after replication".into(),
+            ));
         };
-        report.timings.provision_ms = ms_since(started);
-        self.check_stop()?;
         let in_scope = &scoped.users;
-        let back_in_scope = &scoped.back_in_scope;
-
-        let pending = self.pending(in_scope, accounts, back_in_scope, report)?;
-        report.changes = pending.len() as u64;
-        self.deliver(pending, report, progress)?;
 
         // A stop requested during the last batch: everything was delivered, but the caller
         // asked to stop, so the cycle ends as stopped (the cursor stays; nothing is lost).

@@ -37,26 +37,23 @@ pub(super) fn change_time(
 }
 
 impl Engine {
-    /// The passwords to deliver this cycle, sorted by on-prem change time: every replicated
-    /// password change of an in-scope user, plus the current password of users created or
-    /// re-enabled now and of due retries (fetched singly). A user whose password cannot be
-    /// fetched is recorded as failed (and queued for retry).
-    pub(super) fn pending<'u>(
+    /// The replicated password changes of in-scope users (`by_guid` indexes `in_scope`),
+    /// sorted by on-prem change time; each user delivered is noted in `seen`, so that the
+    /// fetches after replication ([`Engine::pend_fetched`]) skip it.
+    pub(super) fn pend_replicated<'u>(
         &self,
         in_scope: &'u [DirectoryUser],
+        by_guid: &HashMap<Guid, usize>,
         accounts: Vec<ReplicatedAccount>,
-        back_in_scope: &HashSet<Guid>,
-        report: &mut CycleReport,
-    ) -> Result<Vec<Pending<'u>>, SyncError> {
-        let by_guid: HashMap<Guid, &DirectoryUser> =
-            in_scope.iter().map(|u| (u.object_guid, u)).collect();
+        seen: &mut HashSet<Guid>,
+    ) -> Vec<Pending<'u>> {
         let now = self.now();
         let mut pending = Vec::new();
-        let mut seen = HashSet::new();
         for account in accounts {
-            if let Some(user) = by_guid.get(&account.guid) {
+            if let Some(&i) = by_guid.get(&account.guid) {
                 if account.password_replicated {
                     seen.insert(account.guid);
+                    let user = &in_scope[i];
                     let changed_at = change_time(&account, user, now);
                     pending.push(Pending {
                         user,
@@ -66,11 +63,28 @@ impl Engine {
                 }
             }
         }
-        // New or back in scope without a password change in this window (moved into an OU,
-        // added to a group, re-enabled): fetch their current password; due retries likewise.
+        pending.sort_by_key(|p| p.changed_at);
+        pending
+    }
+
+    /// After replication: the current password of users created or back in scope now
+    /// without a password change in this window (moved into an OU, added to a group,
+    /// re-enabled), and of due retries, fetched one by one and sorted by on-prem change
+    /// time. A user whose password cannot be fetched is recorded as failed (and queued for
+    /// retry).
+    pub(super) fn pend_fetched<'u>(
+        &self,
+        in_scope: &'u [DirectoryUser],
+        by_guid: &HashMap<Guid, usize>,
+        back_in_scope: &HashSet<Guid>,
+        seen: &HashSet<Guid>,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Pending<'u>>, SyncError> {
+        let now = self.now();
+        let mut pending = Vec::new();
         let mut fetch: Vec<Guid> = back_in_scope
             .iter()
-            .filter(|g| !seen.contains(*g))
+            .filter(|g| by_guid.contains_key(*g) && !seen.contains(*g))
             .copied()
             .collect();
         fetch.sort_unstable();
@@ -86,7 +100,7 @@ impl Engine {
             let fetched = self.fetch(&fetch);
             report.timings.replicate_ms += ms_since(started);
             for (guid, result) in fetch.iter().zip(fetched) {
-                let user = by_guid[guid];
+                let user = &in_scope[by_guid[guid]];
                 self.pend_or_fail(user, result, now, report, &mut pending)?;
             }
         }

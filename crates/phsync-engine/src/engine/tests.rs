@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use phsync_directory::{DirectoryUser, GeneralizedTime, Guid, Sid};
 use phsync_drsr::{AttributeMetadata, DrsrError, ReplicatedAccount};
@@ -62,7 +63,13 @@ struct FakeDc {
     changes: Arc<Mutex<Vec<ReplicatedAccount>>>,
     current: Arc<Mutex<HashMap<Guid, ReplicatedAccount>>>,
     replications: Arc<Mutex<u32>>,
+    /// Accounts per replication batch (0: all in one).
+    per_batch: Arc<Mutex<usize>>,
+    /// Called with each batch's index before the batch is handed over.
+    before_batch: Arc<Mutex<Option<BeforeBatch>>>,
 }
+
+type BeforeBatch = Box<dyn FnMut(usize) + Send>;
 
 impl ReplicationSource for FakeDc {
     fn replicate(
@@ -76,11 +83,27 @@ impl ReplicationSource for FakeDc {
                 "the engine stores what it was given"
             );
         }
-        let batch: Vec<_> = std::mem::take(&mut *self.changes.lock().unwrap());
-        match on_batch(batch) {
-            Ok(()) => {}
-            Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
-            Err(e) => return Err(e.into()),
+        let mut changes: Vec<_> = std::mem::take(&mut *self.changes.lock().unwrap());
+        let per_batch = match *self.per_batch.lock().unwrap() {
+            0 => changes.len().max(1),
+            n => n,
+        };
+        let mut k = 0;
+        loop {
+            let rest = changes.split_off(per_batch.min(changes.len()));
+            let batch = std::mem::replace(&mut changes, rest);
+            if let Some(hook) = self.before_batch.lock().unwrap().as_mut() {
+                hook(k);
+            }
+            match on_batch(batch) {
+                Ok(()) => {}
+                Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
+                Err(e) => return Err(e.into()),
+            }
+            k += 1;
+            if changes.is_empty() {
+                break;
+            }
         }
         let mut n = self.replications.lock().unwrap();
         *n += 1;
@@ -1412,4 +1435,152 @@ fn incremental_cycles_read_only_the_scope_changes_with_a_periodic_full_read() {
     let r = engine.cycle(false, &mut quiet()).unwrap();
     assert_eq!((r.scope_read, r.in_scope), ("full", 2));
     assert_eq!(*dir.full_reads.lock().unwrap(), 2);
+}
+
+/// A directory read on a thread of its own (as over LDAP) whose scope read waits for the
+/// test's gate, and says when it is done.
+#[derive(Clone, Default)]
+struct GatedDirectory {
+    users: FakeDirectory,
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    read_done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GatedDirectory {
+    fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+}
+
+impl DirectorySource for GatedDirectory {
+    fn worth_a_thread(&self) -> bool {
+        true
+    }
+    fn scope_users(&self) -> Result<Vec<DirectoryUser>, SyncError> {
+        let (open, opened) = (&self.gate.0, &self.gate.1);
+        let (open, wait) = opened
+            .wait_timeout_while(open.lock().unwrap(), Duration::from_secs(10), |open| !*open)
+            .unwrap();
+        if wait.timed_out() && !*open {
+            return Err(SyncError::Host("the test never opened the gate".into()));
+        }
+        let users = self.users.scope_users();
+        self.read_done
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        users
+    }
+    fn resolve_user(&self, name: &str) -> Result<(DirectoryUser, bool), SyncError> {
+        self.users.resolve_user(name)
+    }
+    fn resolve_guids(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<Option<(DirectoryUser, bool)>>, SyncError> {
+        self.users.resolve_guids(guids)
+    }
+}
+
+#[test]
+fn a_full_sync_delivers_each_replication_batch_before_it_asks_for_the_next() {
+    let rig = Rig::new();
+    let users: Vec<DirectoryUser> = (1..=5).map(|n| user(n, &format!("u{n}"))).collect();
+    for u in &users {
+        rig.add(u);
+        rig.dc
+            .change(u, Some(&format!("Passw0rd-{}", u.sam_account_name)), 1);
+    }
+    *rig.dc.per_batch.lock().unwrap() = 1;
+    // Before batch k is handed over, the user of batch k-1 already signs in with the
+    // replicated password: it was delivered, not held until replication ended.
+    let signed_in = Arc::new(Mutex::new(Vec::new()));
+    let (sign_ins, seen) = (rig.sign_ins(), signed_in.clone());
+    let order: Vec<String> = rig
+        .dc
+        .changes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.sam_account_name.clone().unwrap())
+        .collect();
+    *rig.dc.before_batch.lock().unwrap() = Some(Box::new(move |k| {
+        if k > 0 {
+            let sam = &order[k - 1];
+            let ok = sign_ins.ok(&format!("{sam}@phs.test"), &format!("Passw0rd-{sam}"));
+            seen.lock().unwrap().push((k, ok));
+        }
+    }));
+    let report = rig.engine().cycle(true, &mut quiet()).unwrap();
+    assert_eq!((report.applied, report.changes, report.failed), (5, 5, 0));
+    assert_eq!(
+        *signed_in.lock().unwrap(),
+        (1..5).map(|k| (k, true)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn replication_waits_for_the_scope_read_once_it_holds_enough_changes() {
+    let rig = Rig::new();
+    let directory = GatedDirectory::default();
+    let users: Vec<DirectoryUser> = (1..=6).map(|n| user(n, &format!("u{n}"))).collect();
+    for u in &users {
+        directory.users.0.lock().unwrap().push(u.clone());
+        rig.dc
+            .change(u, Some(&format!("Passw0rd-{}", u.sam_account_name)), 1);
+    }
+    *rig.dc.per_batch.lock().unwrap() = 1;
+    // The scope read ends when a helper opens the gate: once the second batch was asked for.
+    let (asked, second_asked) = std::sync::mpsc::channel::<()>();
+    let opener = {
+        let directory = directory.clone();
+        std::thread::spawn(move || {
+            let _ = second_asked.recv_timeout(Duration::from_secs(10));
+            directory.open_gate();
+        })
+    };
+    // What the scope read had done when each batch was handed over.
+    let before = Arc::new(Mutex::new(Vec::new()));
+    let (done, seen) = (directory.read_done.clone(), before.clone());
+    *rig.dc.before_batch.lock().unwrap() = Some(Box::new(move |k| {
+        seen.lock()
+            .unwrap()
+            .push((k, done.load(std::sync::atomic::Ordering::SeqCst)));
+        if k == 1 {
+            let _ = asked.send(());
+        }
+    }));
+    let mut engine = Engine::with_parts(
+        rig.settings.clone(),
+        Parts {
+            directory: Box::new(directory.clone()),
+            replication: Box::new(rig.dc.clone()),
+            tenant: Some(rig.tenant()),
+            clock: rig.clock.clone(),
+        },
+    )
+    .unwrap();
+    engine.set_ahead_of_scope(2);
+    let report = engine.cycle(true, &mut quiet()).unwrap();
+    opener.join().unwrap();
+    assert_eq!((report.applied, report.in_scope, report.failed), (6, 6, 0));
+    let before = before.lock().unwrap();
+    assert_eq!(before.len(), 6, "one hook call per batch: {before:?}");
+    // Two changes held, then replication waited: no batch after the second one was asked
+    // for before the scope was in.
+    for (k, read_done) in before.iter() {
+        if *k >= 2 {
+            assert!(
+                read_done,
+                "batch {k} was requested before the scope read ended: {before:?}"
+            );
+        }
+    }
+    // The first two were replicated beside the read.
+    assert_eq!(before[..2], [(0, false), (1, false)], "{before:?}");
+    for u in &users {
+        let sam = &u.sam_account_name;
+        assert!(rig
+            .sign_ins()
+            .ok(&format!("{sam}@phs.test"), &format!("Passw0rd-{sam}")));
+    }
 }
