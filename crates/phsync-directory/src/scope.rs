@@ -41,6 +41,33 @@ pub(crate) const PERSON_FILTER: &str = "(objectClass=user)(objectCategory=person
 /// GUIDs per search of [`Directory::scoped_users_among`] (keeps the filter short).
 const GUIDS_PER_SEARCH: usize = 100;
 
+/// USN windows up to this wide are asked as equalities (a few changes: a no-change or
+/// 100-change cycle stays well under it).
+const USN_EQUALITIES_MAX: i64 = 256;
+
+/// The filter clause for objects changed after `since` (up to `upto`, this DC's
+/// highestCommittedUSN now), or `None` when nothing was written since. Samba indexes
+/// uSNChanged for equality only: `(uSNChanged>=n)` reads every object in the domain (~9 µs
+/// each on the lab DC, about a second per search at 100,000 users), while each equality is
+/// one index lookup. So a narrow window is asked as `(|(uSNChanged=n)..)`, a wide one (many
+/// changes; Windows indexes the range) as `(uSNChanged>=n)`. An object changed again after
+/// `upto` is left to the next call, which starts from `upto`.
+fn usn_window(since: i64, upto: i64) -> Option<String> {
+    if upto <= since {
+        return None;
+    }
+    let first = since.saturating_add(1);
+    if upto.saturating_sub(since) > USN_EQUALITIES_MAX {
+        return Some(format!("(uSNChanged>={first})"));
+    }
+    let mut f = String::from("(|");
+    for usn in first..=upto {
+        f.push_str(&format!("(uSNChanged={usn})"));
+    }
+    f.push(')');
+    Some(f)
+}
+
 /// `(|(objectGUID=..)..)` for the given GUIDs.
 fn guid_filter(guids: &[Guid]) -> String {
     let mut f = String::from("(|");
@@ -114,8 +141,10 @@ impl Directory {
     }
 
     /// What changed in the scope since `since_usn` (a `highestCommittedUSN` of this DC read
-    /// before an earlier scope read), from the DC's change tracking: three indexed searches
-    /// on `uSNChanged`, so the cost follows the changes, not the domain. `None` when change
+    /// before an earlier scope read), up to this connection's `highestCommittedUSN` (read at
+    /// bind; the caller stores it as the next mark), from the DC's change tracking: three
+    /// searches on `uSNChanged` (none when nothing was written since), so the cost follows
+    /// the changes, not the domain. `None` when change
     /// tracking cannot see every way in or out of the scope: with scope groups, a
     /// membership change touches the group, not the user, so the caller reads the whole
     /// scope instead. Moving a whole OU subtree changes no user's uSNChanged either: the
@@ -128,13 +157,21 @@ impl Directory {
         if !scope.groups.is_empty() {
             return Ok(None);
         }
+        let Some(changed) = usn_window(since_usn, self.root_dse.highest_committed_usn) else {
+            // Nothing was written on this DC since the mark: nothing to ask.
+            return Ok(Some(ScopeChanges {
+                in_scope: Vec::new(),
+                out_of_scope: Vec::new(),
+            }));
+        };
         let bases = if scope.ous.is_empty() {
             vec![self.root_dse.default_naming_context.clone()]
         } else {
             scope.ous.iter().map(|ou| ou.trim().to_string()).collect()
         };
-        let changed = format!("(uSNChanged>={})", since_usn.saturating_add(1));
-        let in_scope_filter = format!("(&{}{changed})", scope_filter(scope.include_disabled, &[]));
+        // The USN clause first: Samba evaluates an AND in order, and the cheap comparison
+        // turns most objects away before objectCategory's DN comparison is made.
+        let in_scope_filter = format!("(&{changed}{})", scope_filter(scope.include_disabled, &[]));
         let mut in_scope = BTreeMap::new();
         for base in &bases {
             for u in self
@@ -146,7 +183,7 @@ impl Directory {
         }
         let domain = self.root_dse.default_naming_context.clone();
         let mut out_of_scope = std::collections::BTreeSet::new();
-        let all_changed = format!("(&{PERSON_FILTER}{changed})");
+        let all_changed = format!("(&{changed}{PERSON_FILTER})");
         for e in self
             .paged_search(&domain, Scope::Subtree, &all_changed, &["objectGUID"])
             .await?
@@ -157,7 +194,7 @@ impl Directory {
             }
         }
         // Deleted users: tombstones keep objectClass and objectGUID (not objectCategory).
-        let deleted = format!("(&(isDeleted=TRUE)(objectClass=user){changed})");
+        let deleted = format!("(&{changed}(isDeleted=TRUE)(objectClass=user))");
         for e in self
             .paged_search_with(&domain, Scope::Subtree, &deleted, &["objectGUID"], true)
             .await?
@@ -378,5 +415,30 @@ mod tests {
         assert!(ldap3::parse_filter(&f).is_ok(), "{f}");
         assert!(!f.contains("803"));
         assert!(f.contains("(|(memberOf:1.2.840.113556.1.4.1941:=CN=G \\28x\\29,DC=a)(memberOf:1.2.840.113556.1.4.1941:=CN=H,DC=a))"), "{f}");
+    }
+
+    #[test]
+    fn usn_windows_are_equalities_when_narrow_and_a_range_when_wide() {
+        assert_eq!(usn_window(100, 100), None, "nothing written since");
+        assert_eq!(usn_window(100, 90), None);
+        assert_eq!(
+            usn_window(100, 103).unwrap(),
+            "(|(uSNChanged=101)(uSNChanged=102)(uSNChanged=103))"
+        );
+        let edge = usn_window(0, USN_EQUALITIES_MAX).unwrap();
+        assert!(ldap3::parse_filter(&edge).is_ok());
+        assert_eq!(
+            edge.matches("(uSNChanged=").count() as i64,
+            USN_EQUALITIES_MAX
+        );
+        assert!(edge.ends_with(&format!("(uSNChanged={USN_EQUALITIES_MAX}))")));
+        assert_eq!(
+            usn_window(0, USN_EQUALITIES_MAX + 1).unwrap(),
+            "(uSNChanged>=1)"
+        );
+        assert_eq!(
+            usn_window(i64::MAX - 1, i64::MAX).unwrap(),
+            format!("(|(uSNChanged={}))", i64::MAX)
+        );
     }
 }

@@ -21,6 +21,9 @@ impl Engine {
         report: &mut CycleReport,
         progress: ProgressFn<'_>,
     ) -> Result<(), SyncError> {
+        // Progress counts the cycle's credentials, not this call's: a full sync delivers
+        // batch by batch (`report.changes` already counts `pending`).
+        let base = report.changes.saturating_sub(pending.len() as u64);
         let mut to_send: Vec<(Pending, NtHash)> = Vec::new();
         // The users filtered out here are recorded in one state transaction.
         let batch = self.state.batch()?;
@@ -106,7 +109,7 @@ impl Engine {
                 };
                 self.record_credential(p, cred.force_change_at_next_sign_in, result, report)?;
                 done += 1;
-                progress("credentials", done, total);
+                progress("credentials", base + done, base + total);
             }
             let started = Instant::now();
             batch.commit()?;

@@ -6,7 +6,10 @@
 //!   the tenant's policy setting follows the config;
 //! - [`retry`]: the users whose current password must be fetched (new, back in scope, due
 //!   retries), and the recording of each user's outcome with its retry state;
-//! - [`deliver`]: filter, digest and apply the passwords in on-prem chronological order.
+//! - [`deliver`]: filter, digest and apply the passwords in on-prem chronological order;
+//! - [`stream`]: how the stages meet while replication runs: each replicated batch is
+//!   delivered before the next is requested once the scope is in, so a full sync's memory
+//!   does not grow with the domain.
 //!
 //! The cursor is stored only when everything it covers is in the tenant or in the retry
 //! queue. The engine reaches the directory, the DC, the tenant and the clock only through
