@@ -209,14 +209,34 @@ impl ReplicationSource for DrsrSource {
         };
         let cfg = self.client_config()?;
         let batch = self.settings.rules.replication_batch;
-        let next = self.rt.block_on(async {
-            let mut client = DrsrClient::connect(&cfg).await?;
-            let result = client
-                .replicate_domain_with(cursor.as_ref(), batch, on_batch)
-                .await;
-            let _ = client.close().await;
-            result
-        });
+        // The handler runs on the caller's thread, outside any async runtime: it writes to the
+        // tenant, and a blocking client there (PostgreSQL's, HTTPS) cannot run inside one. The
+        // replication runs on a thread of its own and hands each batch over, waiting for the
+        // handler's answer before it asks the DC for the next batch.
+        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ReplicatedAccount>>(0);
+        let (answer, answered) = std::sync::mpsc::sync_channel::<Result<(), DrsrError>>(0);
+        let rt = &self.rt;
+        let next = std::thread::scope(|s| {
+            let replication = s.spawn(move || {
+                rt.block_on(async {
+                    let mut client = DrsrClient::connect(&cfg).await?;
+                    let result = client
+                        .replicate_domain_with(cursor.as_ref(), batch, &mut |accounts| {
+                            batches.send(accounts).map_err(|_| DrsrError::Stopped)?;
+                            answered.recv().unwrap_or(Err(DrsrError::Stopped))
+                        })
+                        .await;
+                    let _ = client.close().await;
+                    result
+                })
+            });
+            // Until the replication thread ends (and drops its sender).
+            while let Ok(accounts) = received.recv() {
+                let _ = answer.send(on_batch(accounts));
+            }
+            replication.join()
+        })
+        .map_err(|_| SyncError::Host("internal: the replication thread panicked".into()))?;
         let next = match next {
             Ok(next) => next,
             Err(DrsrError::Stopped) => return Err(SyncError::Interrupted),
