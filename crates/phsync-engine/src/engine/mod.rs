@@ -413,9 +413,7 @@ impl Engine {
                         if stream.read_failed() {
                             return Err(SyncError::Interrupted);
                         }
-                        let fed = this
-                            .provision_read(&mut stream, report, progress, is_full, false)
-                            .and_then(|()| this.deliver_held(&mut stream, report, progress));
+                        let fed = this.feed(&mut stream, report, progress, is_full);
                         beside += ms_since(t);
                         fed
                     });
@@ -444,19 +442,14 @@ impl Engine {
             let replicated = this.replicate(cursor.as_ref(), progress, &mut |batch, progress| {
                 let t = Instant::now();
                 stream.held.extend(batch);
-                let fed = this
-                    .provision_read(&mut stream, report, progress, is_full, false)
-                    .and_then(|()| this.deliver_held(&mut stream, report, progress));
+                let fed = this.feed(&mut stream, report, progress, is_full);
                 beside += ms_since(t);
                 fed
             });
             report.timings.replicate_ms = ms_since(started).saturating_sub(beside);
             replicated
         };
-        if let Some(Err(_)) = &stream.read {
-            let Some(Err(e)) = stream.read.take() else {
-                unreachable!("matched above")
-            };
+        if let Some(Err(e)) = stream.read.take_if(|read| read.is_err()) {
             return Err(self.scope_failed(is_full, e, report));
         }
         let next_cursor = match replicated {

@@ -140,6 +140,19 @@ impl Engine {
         self.check_stop()
     }
 
+    /// While replication runs, after each batch is held: provision a whole-scope read once
+    /// it is in, then deliver what is held.
+    pub(super) fn feed(
+        &self,
+        stream: &mut Stream,
+        report: &mut CycleReport,
+        progress: ProgressFn<'_>,
+        is_full: bool,
+    ) -> Result<(), SyncError> {
+        self.provision_read(stream, report, progress, is_full, false)?;
+        self.deliver_held(stream, report, progress)
+    }
+
     /// Deliver the held password changes of in-scope users, once the scope is provisioned.
     pub(super) fn deliver_held(
         &self,

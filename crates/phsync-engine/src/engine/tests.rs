@@ -255,10 +255,15 @@ impl Rig {
     }
 
     fn engine(&self) -> Engine {
+        self.engine_over(Box::new(self.directory.clone()))
+    }
+
+    /// An engine over the rig's DC, tenant and clock, and the given directory.
+    fn engine_over(&self, directory: Box<dyn DirectorySource + Send>) -> Engine {
         Engine::with_parts(
             self.settings.clone(),
             Parts {
-                directory: Box::new(self.directory.clone()),
+                directory,
                 replication: Box::new(self.dc.clone()),
                 tenant: Some(self.tenant()),
                 clock: self.clock.clone(),
@@ -1318,18 +1323,7 @@ fn a_restarted_run_reads_the_whole_scope_first_so_unchanged_passwords_are_not_re
     rig.add(&ann);
     *dir.usn.lock().unwrap() = 1;
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
-    let engine = |dir: &TrackingDirectory| {
-        Engine::with_parts(
-            rig.settings.clone(),
-            Parts {
-                directory: Box::new(dir.clone()),
-                replication: Box::new(rig.dc.clone()),
-                tenant: Some(rig.tenant()),
-                clock: rig.clock.clone(),
-            },
-        )
-        .unwrap()
-    };
+    let engine = |dir: &TrackingDirectory| rig.engine_over(Box::new(dir.clone()));
     // Before the restart: a cycle stores the scope mark.
     let r = engine(&dir).cycle(false, &mut quiet()).unwrap();
     assert_eq!((r.scope_read, r.applied), ("full", 1));
@@ -1378,16 +1372,7 @@ fn incremental_cycles_read_only_the_scope_changes_with_a_periodic_full_read() {
     *dir.usn.lock().unwrap() = 1;
     rig.dc.change(&ann, Some("Ann-Passw0rd-1"), 1);
     rig.dc.change(&bob, Some("Bob-Passw0rd-1"), 1);
-    let mut engine = Engine::with_parts(
-        rig.settings.clone(),
-        Parts {
-            directory: Box::new(dir.clone()),
-            replication: Box::new(rig.dc.clone()),
-            tenant: Some(rig.tenant()),
-            clock: rig.clock.clone(),
-        },
-    )
-    .unwrap();
+    let mut engine = rig.engine_over(Box::new(dir.clone()));
     let r = engine.cycle(false, &mut quiet()).unwrap();
     assert_eq!((r.scope_read, r.in_scope, r.applied), ("full", 2, 2));
 
@@ -1549,16 +1534,7 @@ fn replication_waits_for_the_scope_read_once_it_holds_enough_changes() {
             let _ = asked.send(());
         }
     }));
-    let mut engine = Engine::with_parts(
-        rig.settings.clone(),
-        Parts {
-            directory: Box::new(directory.clone()),
-            replication: Box::new(rig.dc.clone()),
-            tenant: Some(rig.tenant()),
-            clock: rig.clock.clone(),
-        },
-    )
-    .unwrap();
+    let mut engine = rig.engine_over(Box::new(directory.clone()));
     engine.set_ahead_of_scope(2);
     let report = engine.cycle(true, &mut quiet()).unwrap();
     opener.join().unwrap();
