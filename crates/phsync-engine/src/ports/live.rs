@@ -9,6 +9,7 @@ use std::time::Duration;
 use phsync_directory::{DirectoryUser, Guid, ScopeChanges};
 use phsync_drsr::{DrsrClient, DrsrError, ReplicatedAccount, ReplicationCursor};
 
+use super::handover::Refused;
 use super::{BatchHandler, Cursor, DirectorySource, ReplicationSource, ScopeMark};
 use crate::settings::Settings;
 use crate::SyncError;
@@ -213,29 +214,27 @@ impl ReplicationSource for DrsrSource {
         // tenant, and a blocking client there (PostgreSQL's, HTTPS) cannot run inside one. The
         // replication runs on a thread of its own and hands each batch over, waiting for the
         // handler's answer before it asks the DC for the next batch.
-        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ReplicatedAccount>>(0);
-        let (answer, answered) = std::sync::mpsc::sync_channel::<Result<(), DrsrError>>(0);
         let rt = &self.rt;
-        let next = std::thread::scope(|s| {
-            let replication = s.spawn(move || {
+        let next = super::handover::hand_over(
+            move |hand: &mut dyn FnMut(
+                Vec<ReplicatedAccount>,
+            ) -> Result<(), Refused<DrsrError>>| {
                 rt.block_on(async {
                     let mut client = DrsrClient::connect(&cfg).await?;
                     let result = client
                         .replicate_domain_with(cursor.as_ref(), batch, &mut |accounts| {
-                            batches.send(accounts).map_err(|_| DrsrError::Stopped)?;
-                            answered.recv().unwrap_or(Err(DrsrError::Stopped))
+                            hand(accounts).map_err(|refused| match refused {
+                                Refused::By(e) => e,
+                                Refused::Gone => DrsrError::Stopped,
+                            })
                         })
                         .await;
                     let _ = client.close().await;
                     result
                 })
-            });
-            // Until the replication thread ends (and drops its sender).
-            while let Ok(accounts) = received.recv() {
-                let _ = answer.send(on_batch(accounts));
-            }
-            replication.join()
-        })
+            },
+            on_batch,
+        )
         .map_err(|_| SyncError::Host("internal: the replication thread panicked".into()))?;
         let next = match next {
             Ok(next) => next,

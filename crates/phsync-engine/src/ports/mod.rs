@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
 
+pub(crate) mod handover;
 pub mod live;
 
 /// A replication cursor as the engine stores it: opaque text, read back only by the
