@@ -782,6 +782,11 @@ fn phs_engine_run_syncs_changes_within_seconds_until_phs_engine_stop_from_anothe
         within(Duration::from_secs(10), "notifications connected", || {
             status_of(&config)["notifications"]["live"] == true
         });
+        // Passwords are delivered while replication runs, so a user signs in before the
+        // cycle that synced them has ended and stored its outcome.
+        within(Duration::from_secs(30), "the first cycle's outcome", || {
+            !status_of(&config)["last_cycle"].is_null()
+        });
         let st = status_of(&config);
         let n = &st["notifications"];
         assert_eq!(n["state"], "connected", "{st:#}");
