@@ -110,11 +110,57 @@ fn progress_bar() -> Option<ProgressBar> {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len}")
+        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     Some(bar)
+}
+
+/// What the bar shows of a cycle's progress. Credentials are delivered while replication
+/// still runs, and the two report in turn: once delivery has begun, the bar stays on the
+/// credentials and replication's count goes beside it, instead of the bar flipping between
+/// the two stages after every batch.
+#[derive(Debug, Default, PartialEq)]
+struct CycleProgress {
+    replicated: Option<u64>,
+    credentials: Option<(u64, u64)>,
+}
+
+/// One line of the bar: its prefix, position, length and message.
+#[derive(Debug, PartialEq)]
+struct BarLine {
+    prefix: String,
+    done: u64,
+    total: u64,
+    message: String,
+}
+
+impl CycleProgress {
+    fn update(&mut self, stage: &str, done: u64, total: u64) -> BarLine {
+        match stage {
+            "replicate" => self.replicated = Some(done),
+            "credentials" => self.credentials = Some((done, total)),
+            _ => {}
+        }
+        let beside = |replicated: Option<u64>| {
+            replicated.map_or_else(String::new, |n| format!("({n} replicated)"))
+        };
+        match (stage, self.credentials) {
+            ("replicate" | "credentials", Some((done, total))) => BarLine {
+                prefix: "credentials".into(),
+                done,
+                total,
+                message: beside(self.replicated),
+            },
+            _ => BarLine {
+                prefix: stage.to_string(),
+                done,
+                total,
+                message: String::new(),
+            },
+        }
+    }
 }
 
 fn print_report(r: &CycleReport, json: bool) {
@@ -170,12 +216,15 @@ pub fn sync(args: SyncArgs) -> CliResult {
         });
     }
     let bar = progress_bar();
+    let mut shown = CycleProgress::default();
     let report = engine
         .cycle(args.full, &mut |stage, done, total| {
             if let Some(b) = &bar {
-                b.set_prefix(stage.to_string());
-                b.set_length(total);
-                b.set_position(done);
+                let line = shown.update(stage, done, total);
+                b.set_prefix(line.prefix);
+                b.set_length(line.total);
+                b.set_position(line.done);
+                b.set_message(line.message);
             }
         })
         .map_err(|e| e.to_string())?;
@@ -401,4 +450,52 @@ pub fn events(args: EventsArgs) -> CliResult {
         }
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_stays_on_credentials_once_delivery_begins_while_replication_runs() {
+        let mut p = CycleProgress::default();
+        assert_eq!(p.update("scope", 0, 1).prefix, "scope");
+        let line = p.update("replicate", 1000, 0);
+        assert_eq!(
+            (line.prefix.as_str(), line.done, line.message.as_str()),
+            ("replicate", 1000, "")
+        );
+        let line = p.update("credentials", 400, 1000);
+        assert_eq!(
+            line,
+            BarLine {
+                prefix: "credentials".into(),
+                done: 400,
+                total: 1000,
+                message: "(1000 replicated)".into()
+            }
+        );
+        // The next batch arrives: the bar keeps the credentials, the count beside it moves.
+        let line = p.update("replicate", 2000, 0);
+        assert_eq!(
+            (line.prefix.as_str(), line.done, line.total),
+            ("credentials", 400, 1000)
+        );
+        assert_eq!(line.message, "(2000 replicated)");
+        let line = p.update("credentials", 1500, 2000);
+        assert_eq!(
+            (line.prefix.as_str(), line.done, line.total),
+            ("credentials", 1500, 2000)
+        );
+    }
+
+    #[test]
+    fn other_stages_show_as_they_are_named() {
+        let mut p = CycleProgress::default();
+        let line = p.update("provision", 3, 3);
+        assert_eq!(
+            (line.prefix.as_str(), line.done, line.total),
+            ("provision", 3, 3)
+        );
+    }
 }
