@@ -38,8 +38,8 @@ fn slim(mut account: ReplicatedAccount) -> ReplicatedAccount {
 
 impl Engine {
     /// Every password change the DC sends since `cursor` (everything for a full sync),
-    /// handed to `consume` one GetNCChanges batch at a time, before the next batch is
-    /// requested; returns the cursor to store once they are delivered. Objects without a
+    /// handed to `consume` one GetNCChanges batch at a time (the live source fetches the
+    /// next batch meanwhile); returns the cursor to store once they are delivered. Objects without a
     /// replicated password never reach the consumer. Progress after every batch (total 0:
     /// not known yet), and a stop is honoured between batches.
     pub(super) fn replicate(

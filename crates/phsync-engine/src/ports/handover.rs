@@ -1,6 +1,7 @@
 //! A producer on a thread of its own, its items consumed on the caller's thread, one at a
 //! time: replication runs inside an async runtime, while what it hands over is written to a
-//! tenant whose blocking clients (PostgreSQL's, HTTPS) cannot run inside one.
+//! tenant whose blocking clients (PostgreSQL's, HTTPS) cannot run inside one. The producer
+//! works one item ahead: the DC serves the next batch while the last one is delivered.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::sync_channel;
@@ -15,10 +16,13 @@ pub enum Refused<E> {
 }
 
 /// Runs `produce` on a thread of its own, and `consume` on this one for each item it hands
-/// over; the producer waits for each item's answer before it goes on, so nothing is produced
-/// ahead of what was consumed. Returns the producer's result once it ends. A panic in
-/// `consume` ends the hand-over (the producer's next hand-over is [`Refused::Gone`]), and
-/// goes on once the producer has ended: it never leaves the producer waiting for an answer.
+/// over. The producer works one item ahead: a hand-over waits for the answer to the item
+/// before, returns it (a refusal: the producer stops, this item is not consumed), and hands
+/// this item over; so at most one item is consumed while the next is produced. The answer
+/// to the last item is the consumer's own to keep. Returns the producer's result once it
+/// ends. A panic in `consume` ends the hand-over (the producer's next hand-over is
+/// [`Refused::Gone`]), and goes on once the producer has ended: it never leaves the
+/// producer waiting for an answer.
 pub fn hand_over<T, E, R>(
     produce: impl FnOnce(&mut dyn FnMut(T) -> Result<(), Refused<E>>) -> R + Send,
     consume: &mut dyn FnMut(T) -> Result<(), E>,
@@ -29,16 +33,23 @@ where
     R: Send,
 {
     std::thread::scope(|s| {
-        // Rendezvous channels: an item is handed over only when the consumer takes it.
+        // An item is handed over only when the consumer takes it (a rendezvous); its answer
+        // waits in the channel until the producer has the next item ready.
         let (items, received) = sync_channel::<T>(0);
-        let (answer, answered) = sync_channel::<Result<(), E>>(0);
+        let (answer, answered) = sync_channel::<Result<(), E>>(1);
         let producer = s.spawn(move || {
+            let mut outstanding = false;
             produce(&mut |item| {
-                items.send(item).map_err(|_| Refused::Gone)?;
-                match answered.recv() {
-                    Ok(answer) => answer.map_err(Refused::By),
-                    Err(_) => Err(Refused::Gone),
+                if outstanding {
+                    match answered.recv() {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(Refused::By(e)),
+                        Err(_) => return Err(Refused::Gone),
+                    }
                 }
+                items.send(item).map_err(|_| Refused::Gone)?;
+                outstanding = true;
+                Ok(())
             })
         });
         let consumed = catch_unwind(AssertUnwindSafe(|| {
@@ -110,16 +121,14 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_reaches_the_producer_and_it_decides_to_stop() {
-        let mut consumed = 0;
+    fn a_refusal_reaches_the_producer_with_the_next_item_which_is_not_consumed() {
+        let mut consumed = Vec::new();
         let answers = hand_over(
             |hand: &mut dyn FnMut(u32) -> Result<(), Refused<&'static str>>| {
-                let first = hand(1);
-                let second = hand(2);
-                (first, second)
+                [hand(1), hand(2), hand(3)]
             },
             &mut |i| {
-                consumed += 1;
+                consumed.push(i);
                 if i == 2 {
                     Err("full")
                 } else {
@@ -128,8 +137,41 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(answers, (Ok(()), Err(Refused::By("full"))));
-        assert_eq!(consumed, 2);
+        assert_eq!(answers, [Ok(()), Ok(()), Err(Refused::By("full"))]);
+        assert_eq!(consumed, [1, 2]);
+    }
+
+    #[test]
+    fn the_producer_makes_the_next_item_while_the_last_is_consumed_never_two_ahead() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::{Arc, Barrier};
+        // Item 1's consumer waits at the barrier until the producer has made item 2.
+        let made = Arc::new(AtomicU32::new(0));
+        let item_2_made = Arc::new(Barrier::new(2));
+        let (m, b) = (made.clone(), item_2_made.clone());
+        let mut most_ahead = 0;
+        hand_over(
+            move |hand: &mut dyn FnMut(u32) -> Result<(), Refused<()>>| {
+                for i in 1..=4 {
+                    m.store(i, Ordering::SeqCst);
+                    if i == 2 {
+                        b.wait();
+                    }
+                    hand(i).unwrap();
+                }
+            },
+            &mut |i| {
+                if i == 1 {
+                    item_2_made.wait();
+                }
+                // A slow consumer: a producer free to run ahead would be two or more ahead.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                most_ahead = most_ahead.max(made.load(Ordering::SeqCst) - i);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(most_ahead, 1);
     }
 
     #[test]
@@ -138,7 +180,7 @@ mod tests {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             hand_over(
                 |hand: &mut dyn FnMut(u32) -> Result<(), Refused<()>>| {
-                    // Before the fix, this waited forever for the answer to item 2.
+                    // Before the fix, this waited forever for an answer.
                     for i in 0..10 {
                         if let Err(refused) = hand(i) {
                             tx.send((i, refused)).unwrap();
@@ -159,7 +201,7 @@ mod tests {
             panic.downcast_ref::<&str>(),
             Some(&"simulated crash in the consumer")
         );
-        assert_eq!(rx.try_recv().unwrap(), (2, Refused::Gone));
+        assert_eq!(rx.try_recv().unwrap(), (3, Refused::Gone));
     }
 
     #[test]

@@ -212,8 +212,9 @@ impl ReplicationSource for DrsrSource {
         let batch = self.settings.rules.replication_batch;
         // The handler runs on the caller's thread, outside any async runtime: it writes to the
         // tenant, and a blocking client there (PostgreSQL's, HTTPS) cannot run inside one. The
-        // replication runs on a thread of its own and hands each batch over, waiting for the
-        // handler's answer before it asks the DC for the next batch.
+        // replication runs on a thread of its own and hands each batch over; it asks the DC
+        // for the next batch while the handler delivers this one (the DC's serving time is a
+        // full sync's floor), and stops at the handler's refusal, seen with the next batch.
         let rt = &self.rt;
         let next = super::handover::hand_over(
             move |hand: &mut dyn FnMut(

@@ -70,8 +70,10 @@ pub trait DirectorySource {
 pub trait ReplicationSource {
     /// The changes since `cursor` (everything when `None`), in batches handed to `on_batch`;
     /// returns the cursor to store once everything handed over is in the tenant or the
-    /// retry queue. A handler's [`DrsrError::Stopped`] comes back as
-    /// [`SyncError::Interrupted`]; an unreadable stored cursor as
+    /// retry queue. A source may fetch the next batch while the handler has this one, so a
+    /// handler's error may be seen only with the next batch (or, for the last one, not at
+    /// all): the handler keeps its own errors. A handler's [`DrsrError::Stopped`] seen by the
+    /// source comes back as [`SyncError::Interrupted`]; an unreadable stored cursor as
     /// [`SyncError::CursorUnreadable`].
     fn replicate(
         &self,
