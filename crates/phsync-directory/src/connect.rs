@@ -23,6 +23,9 @@ pub struct Directory {
     pub(crate) netbios_domain: String,
     pub(crate) root_dse: RootDse,
     pub(crate) page_size: i32,
+    /// Whether user searches go unpaged first ([`RootDse::unpaged_reads_pay`]); a size or
+    /// admin limit in the answer falls back to paging.
+    pub(crate) unpaged_first: bool,
 }
 
 impl std::fmt::Debug for Directory {
@@ -141,8 +144,10 @@ impl Directory {
             netbios_domain: target.netbios_domain.clone(),
             root_dse: RootDse::default(),
             page_size: super::scope::PAGE_SIZE,
+            unpaged_first: false,
         };
         dir.root_dse = dir.read_root_dse().await?;
+        dir.unpaged_first = dir.root_dse.unpaged_reads_pay();
         Ok(dir)
     }
 
@@ -152,9 +157,16 @@ impl Directory {
     }
 
     /// Page size of the paged searches (default [`PAGE_SIZE`](super::scope::PAGE_SIZE)).
-    /// Small sizes are for tests of the paging itself.
+    /// Small sizes are for tests of the paging itself: every search is then paged.
     pub fn set_page_size(&mut self, page_size: u16) {
         self.page_size = i32::from(page_size.max(1));
+        self.unpaged_first = false;
+    }
+
+    /// Whether user searches go unpaged first (on Samba, by default; see
+    /// [`RootDse::unpaged_reads_pay`]).
+    pub fn unpaged_first(&self) -> bool {
+        self.unpaged_first
     }
 
     /// The URL this connection uses.

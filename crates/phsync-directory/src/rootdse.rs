@@ -17,6 +17,21 @@ pub struct RootDse {
     pub highest_committed_usn: i64,
     /// The DN of the DC's NTDS Settings object (identifies the DC's database instance).
     pub ds_service_name: String,
+    /// Who made the server, where it says (Samba does: "Samba Team (https://www.samba.org)";
+    /// Windows DCs do not).
+    pub vendor_name: Option<String>,
+}
+
+impl RootDse {
+    /// Whether large user searches should go unpaged first. Samba's paged results cost four
+    /// to five times its plain search (measured at 10,000 users: 2.2 to 3.0 s paged at any
+    /// page size, 0.57 to 0.8 s unpaged), and it does not cap unpaged searches; a Windows DC
+    /// answers sizeLimitExceeded past its MaxPageSize (1,000), so it is paged from the start.
+    pub fn unpaged_reads_pay(&self) -> bool {
+        self.vendor_name
+            .as_deref()
+            .is_some_and(|v| v.trim_start().starts_with("Samba"))
+    }
 }
 
 impl Directory {
@@ -34,6 +49,7 @@ impl Directory {
                     "dnsHostName",
                     "highestCommittedUSN",
                     "dsServiceName",
+                    "vendorName",
                 ],
             )
             .await
@@ -64,6 +80,7 @@ impl Directory {
                 attribute: "highestCommittedUSN (not a number)",
             })?,
             ds_service_name: get("dsServiceName")?,
+            vendor_name: get("vendorName").ok(),
         })
     }
 
@@ -71,5 +88,23 @@ impl Directory {
     pub async fn refresh_root_dse(&mut self) -> Result<&RootDse, DirectoryError> {
         self.root_dse = self.read_root_dse().await?;
         Ok(&self.root_dse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_samba_goes_unpaged_first() {
+        let with = |vendor: Option<&str>| RootDse {
+            vendor_name: vendor.map(str::to_string),
+            ..RootDse::default()
+        };
+        assert!(with(Some("Samba Team (https://www.samba.org)")).unpaged_reads_pay());
+        // Windows DCs publish no vendorName; other servers are paged too.
+        assert!(!with(None).unpaged_reads_pay());
+        assert!(!with(Some("OpenLDAP")).unpaged_reads_pay());
+        assert!(!with(Some("")).unpaged_reads_pay());
     }
 }

@@ -26,6 +26,23 @@ use super::users::{DirectoryUser, Guid, USER_ATTRS};
 pub const PAGE_SIZE: i32 = 500;
 
 const RESULT_NO_SUCH_OBJECT: u32 = 32;
+const RESULT_SIZE_LIMIT_EXCEEDED: u32 = 4;
+const RESULT_ADMIN_LIMIT_EXCEEDED: u32 = 11;
+
+/// The answers of a DC that caps the entries of an unpaged search.
+fn is_a_limit(rc: u32) -> bool {
+    matches!(rc, RESULT_SIZE_LIMIT_EXCEEDED | RESULT_ADMIN_LIMIT_EXCEEDED)
+}
+
+/// One search's request.
+struct Query<'a> {
+    base: &'a str,
+    scope: Scope,
+    filter: &'a str,
+    attrs: &'a [&'a str],
+    show_deleted: bool,
+    paged: bool,
+}
 
 /// The user scope: filter options, OUs and groups (DNs or sAMAccountNames).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -256,23 +273,42 @@ impl Directory {
         Ok(out)
     }
 
-    /// Paged search for user entries; referrals are skipped, never followed.
+    /// User entries; referrals are skipped, never followed. Unpaged first where that is
+    /// cheaper ([`Directory::unpaged_first`]): a size or admin limit in the answer (a DC
+    /// capping unpaged searches) drops what was read and reads it again, paged.
     pub(crate) async fn search_users(
         &mut self,
         base: &str,
         scope: Scope,
         filter: &str,
     ) -> Result<Vec<DirectoryUser>, DirectoryError> {
-        // Each entry becomes a user as it arrives: the raw entries (attribute maps of
-        // byte strings, several times a user's size) are never all held at once.
-        let realm = self.realm.clone();
-        let mut users = Vec::new();
-        self.paged_search_each(base, scope, filter, USER_ATTRS, false, &mut |e| {
-            users.push(DirectoryUser::from_entry(&e, &realm)?);
-            Ok(())
-        })
-        .await?;
-        Ok(users)
+        let mut query = Query {
+            base,
+            scope,
+            filter,
+            attrs: USER_ATTRS,
+            show_deleted: false,
+            paged: !self.unpaged_first,
+        };
+        loop {
+            // Each entry becomes a user as it arrives: the raw entries (attribute maps of
+            // byte strings, several times a user's size) are never all held at once.
+            let realm = self.realm.clone();
+            let mut users = Vec::new();
+            let read = self
+                .search_each(&query, &mut |e| {
+                    users.push(DirectoryUser::from_entry(&e, &realm)?);
+                    Ok(())
+                })
+                .await;
+            match read {
+                Err(DirectoryError::Ldap { rc, .. }) if !query.paged && is_a_limit(rc) => {
+                    tracing::debug!(rc, base, "unpaged search refused by a limit: paged");
+                    query.paged = true;
+                }
+                read => return read.map(|()| users),
+            }
+        }
     }
 
     /// A paged search returning plain entries. `noSuchObject` on the base gives an empty list.
@@ -316,17 +352,35 @@ impl Directory {
         show_deleted: bool,
         on_entry: &mut (dyn FnMut(SearchEntry) -> Result<(), DirectoryError> + Send),
     ) -> Result<(), DirectoryError> {
+        let query = Query {
+            base,
+            scope,
+            filter,
+            attrs,
+            show_deleted,
+            paged: true,
+        };
+        self.search_each(&query, on_entry).await
+    }
+
+    /// One search, paged or not, handing each entry to `on_entry` as it arrives.
+    async fn search_each(
+        &mut self,
+        query: &Query<'_>,
+        on_entry: &mut (dyn FnMut(SearchEntry) -> Result<(), DirectoryError> + Send),
+    ) -> Result<(), DirectoryError> {
+        let base = query.base;
         let op = format!("search under {base}");
-        let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
-        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(self.page_size)),
-        ];
+        let attrs: Vec<String> = query.attrs.iter().map(|s| s.to_string()).collect();
+        let mut adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new())];
         let url = self.url.clone();
         let timeout = self.timeout;
         let mut ldap = self.ldap.clone();
         ldap.with_timeout(timeout);
-        if show_deleted {
+        if query.paged {
+            adapters.push(Box::new(PagedResults::new(self.page_size)));
+        }
+        if query.show_deleted {
             ldap.with_controls(RawControl {
                 ctype: SHOW_DELETED.into(),
                 crit: true,
@@ -334,7 +388,7 @@ impl Directory {
             });
         }
         let mut stream = ldap
-            .streaming_search_with(adapters, base, scope, filter, attrs)
+            .streaming_search_with(adapters, base, query.scope, query.filter, attrs)
             .await
             .map_err(|e| op_error(e, &url, &op, timeout))?;
         loop {

@@ -151,12 +151,24 @@ impl Engine {
                 .map(Arc::new)
                 .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))
         };
+        // The directory's connection task runs on a worker of its own, beside the reader that
+        // turns entries into users: an unpaged search (Samba, see `RootDse::unpaged_reads_pay`)
+        // has no flow control, and a reader sharing the connection's thread would let the
+        // whole answer pile up unread.
+        let directory_runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map(Arc::new)
+                .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))
+        };
         // The directory sees the engine's stop flag: a stop ends a long scope read too.
         let stop = Arc::new(AtomicBool::new(false));
         let parts = Parts {
             directory: Box::new(LdapDirectory::new(
                 settings.clone(),
-                runtime()?,
+                directory_runtime()?,
                 stop.clone(),
             )),
             replication: Box::new(DrsrSource::new(settings.clone(), runtime()?)),
