@@ -1,4 +1,4 @@
-//! Which users are in scope, and the paged search that lists them.
+//! Which users are in scope, and the search that lists them (paged, or unpaged on Samba).
 //!
 //! In scope: `objectClass=user` and `objectCategory=person`, not `inetOrgPerson`, not
 //! `computer`, not `isCriticalSystemObject=TRUE` (krbtgt, Guest and — in Samba as in Windows —
