@@ -7,77 +7,91 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use ldap3::asn1::{
+    parse_tag, write, ASNTag, Enumerated, Integer, OctetString, Sequence, Set, StructureTag, Tag,
+    TagClass,
+};
 use phsync_directory::{Directory, LdapTarget, Transport, UserScope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const PAGED_OID: &[u8] = b"1.2.840.113556.1.4.319";
+const PAGED_OID: &str = "1.2.840.113556.1.4.319";
 const USERS: u8 = 5;
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
+fn int(v: i64) -> Tag {
+    Tag::Integer(Integer {
+        inner: v,
+        ..Default::default()
+    })
 }
 
-fn int(v: i64) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut start = 0;
-    while start < 7
-        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
-            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
-    {
-        start += 1;
-    }
-    tlv(0x02, &bytes[start..])
+fn octets(v: impl Into<Vec<u8>>) -> Tag {
+    Tag::OctetString(OctetString {
+        inner: v.into(),
+        ..Default::default()
+    })
 }
 
-fn octets(v: &[u8]) -> Vec<u8> {
-    tlv(0x04, v)
+fn seq(inner: Vec<Tag>) -> Tag {
+    Tag::Sequence(Sequence {
+        inner,
+        ..Default::default()
+    })
 }
 
-fn seq(tag: u8, parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(tag, &parts.concat())
+/// An application-class operation (RFC 4511 protocolOp) with its fields.
+fn operation(id: u64, inner: Vec<Tag>) -> Tag {
+    Tag::Sequence(Sequence {
+        id,
+        class: TagClass::Application,
+        inner,
+    })
 }
 
-fn message(id: i64, op: Vec<u8>, controls: Option<Vec<u8>>) -> Vec<u8> {
-    let mut parts = vec![int(id), op];
-    parts.extend(controls.map(|c| seq(0xa0, &[c])));
-    seq(0x30, &parts)
+fn encode(tag: Tag) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    write::encode_into(&mut buf, tag.into_structure()).unwrap();
+    buf.to_vec()
 }
 
-fn done(id: i64, rc: u8, controls: Option<Vec<u8>>) -> Vec<u8> {
-    let op = seq(0x65, &[tlv(0x0a, &[rc]), octets(b""), octets(b"")]);
-    message(id, op, controls)
+fn message(id: i64, operation: Tag, controls: Option<Tag>) -> Vec<u8> {
+    let mut parts = vec![int(id), operation];
+    parts.extend(controls.map(|c| {
+        Tag::Sequence(Sequence {
+            id: 0,
+            class: TagClass::Context,
+            inner: vec![c],
+        })
+    }));
+    encode(seq(parts))
+}
+
+/// LDAPResult fields: resultCode, matchedDN, diagnosticMessage.
+fn result(rc: i64) -> Vec<Tag> {
+    let code = Tag::Enumerated(Enumerated {
+        inner: rc,
+        ..Default::default()
+    });
+    vec![code, octets(""), octets("")]
+}
+
+fn done(id: i64, rc: i64, controls: Option<Tag>) -> Vec<u8> {
+    message(id, operation(5, result(rc)), controls)
 }
 
 fn entry(id: i64, dn: &str, attrs: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let attrs: Vec<Vec<u8>> = attrs
+    let attrs: Vec<Tag> = attrs
         .iter()
         .map(|(name, value)| {
-            seq(
-                0x30,
-                &[octets(name.as_bytes()), seq(0x31, &[octets(value)])],
-            )
+            let values = Tag::Set(Set {
+                inner: vec![octets(value.clone())],
+                ..Default::default()
+            });
+            seq(vec![octets(*name), values])
         })
         .collect();
-    message(
-        id,
-        seq(0x64, &[octets(dn.as_bytes()), seq(0x30, &attrs)]),
-        None,
-    )
+    message(id, operation(4, vec![octets(dn), seq(attrs)]), None)
 }
 
 fn user(id: i64, i: u8) -> Vec<u8> {
@@ -102,25 +116,49 @@ fn user(id: i64, i: u8) -> Vec<u8> {
     )
 }
 
-/// One LDAP message off the wire: its ID, its operation's tag, and the whole of it.
-async fn read_message(s: &mut TcpStream) -> Option<(i64, u8, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    s.read_exact(&mut head).await.ok()?;
-    let len = if head[1] < 0x80 {
-        usize::from(head[1])
-    } else {
-        let mut bytes = vec![0u8; usize::from(head[1] & 0x7f)];
-        s.read_exact(&mut bytes).await.ok()?;
-        bytes.iter().fold(0usize, |n, b| n << 8 | usize::from(*b))
-    };
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.ok()?;
-    // messageID: INTEGER, short form.
-    let id_len = usize::from(body[1]);
-    let id = body[2..2 + id_len]
-        .iter()
-        .fold(0i64, |n, b| n << 8 | i64::from(*b));
-    Some((id, body[2 + id_len], body))
+/// A request off the wire, as ldap3's parser reads it: its ID, operation and controls.
+struct Request {
+    id: i64,
+    op: StructureTag,
+    controls: Vec<StructureTag>,
+}
+
+async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
+    loop {
+        let parsed = match parse_tag(buf) {
+            Ok((rest, tag)) => Some((buf.len() - rest.len(), tag)),
+            Err(e) if e.is_incomplete() => None,
+            Err(_) => return None,
+        };
+        if let Some((used, tag)) = parsed {
+            buf.drain(..used);
+            let mut parts = tag.expect_constructed()?.into_iter();
+            let id = parts.next()?.expect_primitive()?;
+            let id = id.iter().fold(0i64, |n, b| n << 8 | i64::from(*b));
+            let op = parts.next()?;
+            let controls = parts
+                .next()
+                .and_then(|c| c.expect_constructed())
+                .unwrap_or_default();
+            return Some(Request { id, op, controls });
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether a request carries the paged results control.
+fn is_paged(controls: &[StructureTag]) -> bool {
+    controls.iter().any(|c| {
+        c.clone()
+            .expect_constructed()
+            .and_then(|parts| parts.into_iter().next()?.expect_primitive())
+            .is_some_and(|oid| oid == PAGED_OID.as_bytes())
+    })
 }
 
 #[derive(Default)]
@@ -130,25 +168,18 @@ struct Seen {
 }
 
 async fn serve(mut s: TcpStream, seen: Arc<Seen>) {
-    while let Some((id, op, body)) = read_message(&mut s).await {
-        let reply = match op {
+    let mut buf = Vec::new();
+    while let Some(Request { id, op, controls }) = read_request(&mut s, &mut buf).await {
+        let reply = match op.id {
             // BindRequest: success.
-            0x60 => message(
-                id,
-                seq(0x61, &[tlv(0x0a, &[0]), octets(b""), octets(b"")]),
-                None,
-            ),
+            0 => message(id, operation(1, result(0)), None),
             // SearchRequest: the RootDSE (empty base), or the users.
-            0x63 => {
-                let search_at = 2 + usize::from(body[1]);
-                // After the tag and its length: baseObject, an OCTET STRING.
-                let len_bytes = if body[search_at + 1] < 0x80 {
-                    1
-                } else {
-                    1 + usize::from(body[search_at + 1] & 0x7f)
-                };
-                let base_len = usize::from(body[search_at + 1 + len_bytes + 1]);
-                if base_len == 0 {
+            3 => {
+                let base = op
+                    .expect_constructed()
+                    .and_then(|fields| fields.into_iter().next()?.expect_primitive())
+                    .unwrap_or_default();
+                if base.is_empty() {
                     let mut r = entry(
                         id,
                         "",
@@ -162,12 +193,12 @@ async fn serve(mut s: TcpStream, seen: Arc<Seen>) {
                     );
                     r.extend(done(id, 0, None));
                     r
-                } else if body.windows(PAGED_OID.len()).any(|w| w == PAGED_OID) {
+                } else if is_paged(&controls) {
                     seen.paged.fetch_add(1, Ordering::SeqCst);
                     let mut r: Vec<u8> = (0..USERS).flat_map(|i| user(id, i)).collect();
                     // The paged results response: size 0, empty cookie (the last page).
-                    let value = seq(0x30, &[int(0), octets(b"")]);
-                    let control = seq(0x30, &[octets(PAGED_OID), octets(&value)]);
+                    let value = encode(seq(vec![int(0), octets("")]));
+                    let control = seq(vec![octets(PAGED_OID), octets(value)]);
                     r.extend(done(id, 0, Some(control)));
                     r
                 } else {

@@ -144,8 +144,8 @@ impl Engine {
     pub fn with_settings(settings: Settings) -> Result<Engine, SyncError> {
         let settings = Arc::new(settings);
         // One runtime each: the scope is read on its own thread while replication runs.
-        let runtime = || {
-            tokio::runtime::Builder::new_current_thread()
+        let runtime = |builder: &mut tokio::runtime::Builder| {
+            builder
                 .enable_all()
                 .build()
                 .map(Arc::new)
@@ -155,23 +155,18 @@ impl Engine {
         // turns entries into users: an unpaged search (Samba, see `RootDse::unpaged_reads_pay`)
         // has no flow control, and a reader sharing the connection's thread would let the
         // whole answer pile up unread.
-        let directory_runtime = || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map(Arc::new)
-                .map_err(|e| SyncError::Host(format!("cannot start the async runtime: {e}")))
-        };
+        let directory_runtime =
+            runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1))?;
+        let drsr_runtime = runtime(&mut tokio::runtime::Builder::new_current_thread())?;
         // The directory sees the engine's stop flag: a stop ends a long scope read too.
         let stop = Arc::new(AtomicBool::new(false));
         let parts = Parts {
             directory: Box::new(LdapDirectory::new(
                 settings.clone(),
-                directory_runtime()?,
+                directory_runtime,
                 stop.clone(),
             )),
-            replication: Box::new(DrsrSource::new(settings.clone(), runtime()?)),
+            replication: Box::new(DrsrSource::new(settings.clone(), drsr_runtime)),
             tenant: None,
             clock: Arc::new(SystemClock),
         };
